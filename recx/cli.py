@@ -1,0 +1,37 @@
+"""The `recx` command: a thin typer app that assembles each stage's commands.
+
+Each stage owns its options in ``recx/<stage>/cli.py`` and calls its Python API; this module
+only registers them, so stages can grow independently.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from recx.data.cli import app as data_app
+from recx.evaluate.cli import eval_command
+from recx.featurize.cli import featurize_command, models_command
+from recx.quickstart import quickstart_command
+from recx.trainer.cli import train_command
+
+app = typer.Typer(
+    name="recx",
+    help="Modality-based sequential recommendation: featurize items, train sequence models, rank the full catalog.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_app, name="data")
+app.command("featurize")(featurize_command)
+app.command("models")(models_command)
+app.command("train")(train_command)
+app.command("eval")(eval_command)
+app.command("quickstart")(quickstart_command)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
