@@ -1,4 +1,107 @@
-"""`recx data ...` commands (placeholder until the data stage lands)."""
+"""`recx data ...`: synthesize, import and describe datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
 import typer
 
+from recx.errors import user_errors
+
 app = typer.Typer(help="Import, synthesize and describe datasets.", no_args_is_help=True)
+
+
+def _finish(ds, workspace: Optional[Path]) -> None:
+    """Point the workspace at the new dataset and print a short summary."""
+    from recx.data.info import describe, format_info
+    from recx.workspace import CONFIG_NAME, Workspace
+
+    root = workspace or Path.cwd()
+    ws = Workspace.init(root, ds.path, has_text=bool(ds.has_text().any()))
+    typer.echo(format_info(describe(ds)))
+    typer.echo(f"wrote {ds.path}; {ws.root / CONFIG_NAME} now points at it")
+
+
+@app.command("synth")
+@user_errors
+def synth_command(
+    out: Path = typer.Option(Path("data"), "--out", "-o", help="Dataset directory to create."),
+    items: int = typer.Option(2000, "--items", help="Catalog size."),
+    users: int = typer.Option(1000, "--users", help="Number of users."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same dataset."),
+    image_size: int = typer.Option(64, "--image-size", help="Side of the generated PNG images."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
+    workspace: Optional[Path] = typer.Option(None, "--workspace", help="Workspace folder for recx.toml", show_default="current folder"),
+) -> None:
+    """Generate a synthetic multimodal catalog (text + images) with attribute-driven users."""
+    from recx.data.synth import synthesize
+
+    _finish(synthesize(out, num_items=items, num_users=users, seed=seed, force=force, image_size=image_size), workspace)
+
+
+@app.command("import")
+@user_errors
+def import_command(
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="unisrec | rechorus | recbole | movielens | hm | mind | amazon | csv."),
+    src: Path = typer.Argument(..., help="Source folder (amazon, csv: the interactions file)."),
+    out: Path = typer.Option(Path("data"), "--out", "-o", help="Dataset directory to create."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
+    workspace: Optional[Path] = typer.Option(None, "--workspace", help="Workspace folder for recx.toml", show_default="current folder"),
+    k_core: Optional[int] = typer.Option(None, "--k-core", help="Drop users and items with fewer interactions, to a fixed point", show_default="0, off"),
+    min_length: Optional[int] = typer.Option(None, "--min-length", help="Drop users with shorter sequences; never below 3", show_default="3"),
+    dedup: Optional[str] = typer.Option(None, "--dedup", help="none | consecutive | same-time", show_default="none; hm: same-time"),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Keep each user's most recent N interactions", show_default="0, all"),
+    text_fields: Optional[str] = typer.Option(None, "--text-fields", help="Comma-separated metadata fields joined into the item text", show_default="per format"),
+    text_template: Optional[str] = typer.Option(None, "--text-template", help="Python format string over the text fields, e.g. '{title} by {brand}'."),
+    items: Optional[Path] = typer.Option(None, "--items", help="amazon: metadata file; csv: items file."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Image folder", show_default="movielens SRC/posters, hm SRC/images"),
+    tmdb: Optional[Path] = typer.Option(None, "--tmdb", help="movielens: csv with movie_id, overview", show_default="SRC/items_tmdb.csv if present"),
+    min_rating: Optional[float] = typer.Option(None, "--min-rating", help="movielens, recbole: drop ratings below this", show_default="keep all"),
+    name: Optional[str] = typer.Option(None, "--name", help="unisrec, recbole: dataset prefix X when SRC holds several."),
+    max_history: Optional[int] = typer.Option(None, "--max-history", help="unisrec: history cut-off in the files", show_default="the longest found"),
+    user_col: Optional[str] = typer.Option(None, "--user-col", help="csv, recbole: user column", show_default="user_id"),
+    item_col: Optional[str] = typer.Option(None, "--item-col", help="csv, recbole: item column", show_default="item_id"),
+    time_col: Optional[str] = typer.Option(None, "--time-col", help="csv, recbole: time column", show_default="timestamp; file order if absent"),
+    time_format: Optional[str] = typer.Option(None, "--time-format", help="csv: strptime format for dates", show_default="numeric seconds"),
+    sep: Optional[str] = typer.Option(None, "--sep", help="csv: field separator, '\\t' for tabs", show_default="','"),
+    image_col: Optional[str] = typer.Option(None, "--image-col", help="csv: items-file column with image paths (relative to --images)."),
+) -> None:
+    """Import a dataset from its original files; prints where every input row went."""
+    from recx.data.importers import import_dataset
+
+    ds = import_dataset(
+        fmt, src, out, force=force, k_core=k_core, min_length=min_length, dedup=dedup, max_length=max_length,
+        text_fields=text_fields, text_template=text_template, items=items, images=images, tmdb=tmdb,
+        min_rating=min_rating, name=name, max_history=max_history, user_col=user_col, item_col=item_col,
+        time_col=time_col, time_format=time_format, sep=sep, image_col=image_col,
+    )
+    for line in _ledger_lines(ds.meta):
+        typer.echo(line)
+    _finish(ds, workspace)
+
+
+def _ledger_lines(meta: dict) -> list[str]:
+    from recx.data.importers.common import Ledger
+
+    rec = meta.get("import") or {}
+    led = Ledger(files=dict(rec.get("files", {})))
+    led.outcomes.update(rec.get("rows", {}))
+    led.warnings.update(rec.get("warnings", {}))
+    return led.lines()
+
+
+@app.command("info")
+@user_errors
+def info_command(
+    path: Path = typer.Argument(..., help="Dataset directory."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG with the length and popularity distributions."),
+) -> None:
+    """Users, items, interactions, sequence lengths, modality coverage, popularity skew."""
+    from recx.data.dataset import SequenceDataset
+    from recx.data.info import describe, format_info, plot_info
+
+    ds = SequenceDataset(path)
+    typer.echo(format_info(describe(ds)))
+    if plot is not None:
+        typer.echo(f"plot: {plot_info(ds, plot)}")

@@ -78,3 +78,50 @@ def per_user_metrics(ranks: np.ndarray | torch.Tensor, ks: Iterable[int] = (10,)
         out[f"ndcg@{k}"] = np.where(hit, 1.0 / np.log2(r + 1.0), 0.0)
     out["mrr"] = 1.0 / r
     return out
+
+
+def target_ranks_indexed(
+    scores: torch.Tensor,
+    targets: torch.Tensor,
+    excluded_index: torch.Tensor | None = None,
+    ties: TieRule = "pessimistic",
+) -> torch.Tensor:
+    """``target_ranks`` with the exclusions given as item indices instead of a dense mask.
+
+    Same result as ``target_ranks(scores, targets, mask, ties)`` where ``mask`` marks every
+    index in ``excluded_index``, but it makes two passes over ``scores`` (count greater, count
+    equal) and corrects the counts afterwards, instead of building [B, N+1] masks: the cost
+    that dominates full-catalog ranking of large catalogs.
+
+    Args:
+        scores: [B, N+1]; column 0 (padding) is ignored.
+        targets: [B] in 1..N.
+        excluded_index: optional [B, L] int64 item indices, 0 = unused slot.  Each row must be
+            free of duplicates; the target may appear (it is never excluded).
+    Returns:
+        [B] float64 ranks.
+    """
+    if scores.dim() != 2 or targets.shape != (scores.shape[0],):
+        raise ValueError(f"scores must be [B, N+1] and targets [B]; got {tuple(scores.shape)} and {tuple(targets.shape)}")
+    if ties not in ("pessimistic", "expected"):
+        raise ValueError(f"unknown tie rule {ties!r}; expected 'pessimistic' or 'expected'")
+    scores = scores.float()
+    t = scores.gather(1, targets.view(-1, 1))  # [B, 1]
+    if scores.device.type == "cpu":  # numpy counts a bool matrix ~5x faster than torch on CPU
+        s_np, t_np = scores.numpy(), t.numpy()
+        greater = torch.from_numpy(np.count_nonzero(s_np > t_np, axis=1).astype(np.int64))
+        equal = torch.from_numpy(np.count_nonzero(s_np == t_np, axis=1).astype(np.int64)) - 1
+    else:
+        greater = torch.count_nonzero(scores > t, dim=1)
+        equal = torch.count_nonzero(scores == t, dim=1) - 1  # the target itself
+    # column 0 is not an item
+    greater -= (scores[:, 0:1] > t).flatten().long()
+    equal -= (scores[:, 0:1] == t).flatten().long()
+    if excluded_index is not None and excluded_index.numel():
+        ex = excluded_index.to(scores.device)
+        live = (ex > 0) & (ex != targets.view(-1, 1))
+        s_ex = scores.gather(1, ex)
+        greater -= ((s_ex > t) & live).sum(1)
+        equal -= ((s_ex == t) & live).sum(1)
+    g, e = greater.double(), equal.double()
+    return 1.0 + g + (e if ties == "pessimistic" else e / 2.0)

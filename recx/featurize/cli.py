@@ -1,11 +1,109 @@
-"""`recx featurize` and `recx models` (placeholder until the featurize stage lands)."""
+"""`recx featurize` (items -> H5 store, or --check a store) and `recx models` (the encoder registry)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from recx.errors import RecxError, user_errors
 
 
-def featurize_command() -> None:
-    """Encode every item of the workspace dataset into an H5 store."""
-    raise SystemExit("featurize: not available yet")
+@user_errors
+def featurize_command(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registry name (see `recx models`), local model folder or cached hub id [default: recx.toml's featurize.model, else minilm]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Store path [default: <stores>/<model>.h5]."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset directory [default: the workspace's]."),
+    model_path: Optional[Path] = typer.Option(None, "--model-path", help="Local weights (folder or file) to use instead of the registry's source."),
+    modality: str = typer.Option("image", "--modality", help="CLIP models: image, text or both."),
+    pooling: Optional[str] = typer.Option(None, "--pooling", help="Text: mean or cls [default: the model's]."),
+    layer: Optional[int] = typer.Option(None, "--layer", help="Hidden layer to pool (0 = embeddings, -1 = last) [default: last]."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Max tokens per text [default: 64]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Items per forward pass [default: 128 text, 64 image]."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+    dtype: str = typer.Option("float16", "--dtype", help="Storage dtype: float16 or float32."),
+    compute_dtype: str = typer.Option("auto", "--compute-dtype", help="auto (bf16/fp16 when cosine to fp32 > 0.999), float32, bfloat16, float16."),
+    cache_top_k: int = typer.Option(0, "--cache-top-k", help="Also store the hidden states entering the top K blocks (for partial tuning)."),
+    chunk_rows: int = typer.Option(1024, "--chunk-rows", help="Rows per store chunk (resume granularity)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Image decoding workers [default: min(4, CPUs)]."),
+    force: bool = typer.Option(False, "--force", help="Replace a finished store."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run from its last chunk."),
+    check: Optional[Path] = typer.Option(None, "--check", help="Validate STORE against the dataset and print its metadata; encodes nothing."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Encode every item of the workspace dataset into an H5 embedding store (stores/<model>.h5)."""
+    from recx.workspace import Workspace, WorkspaceError
+
+    ws: Workspace | None
+    try:
+        ws = Workspace.find()
+    except WorkspaceError:
+        if dataset is None:
+            raise
+        ws = None
+    dataset_dir = dataset or ws.dataset_dir  # type: ignore[union-attr]
+
+    if check is not None:
+        _check(check, dataset_dir)
+        return
+
+    from recx.featurize.registry import REGISTRY, store_name
+    from recx.featurize.runner import run
+
+    model = model or (ws.section("featurize").get("model") if ws else None) or "minilm"
+    spec = REGISTRY.get(model)
+    is_clip = spec is not None and spec.modality == "clip"
+    if is_clip and modality not in ("image", "text", "both"):
+        raise RecxError(f"--modality must be image, text or both, not {modality!r}")
+    modalities = (["image", "text"] if modality == "both" else [modality]) if is_clip else [None]
+    if out is not None and len(modalities) > 1:
+        raise RecxError("--out names one file; with --modality both leave it out (writes <model>-image.h5 and <model>-text.h5)")
+    stores_dir = ws.stores_dir if ws else Path(dataset_dir).resolve().parent / "stores"
+    for mod in modalities:
+        target = out or stores_dir / f"{store_name(model)}{'-' + mod if mod else ''}.h5"
+        path = run(
+            dataset_dir, model=model, out=target, batch_size=batch_size, device=device, dtype=dtype, force=force,
+            resume=resume, model_path=model_path, pooling=pooling, layer=layer, max_length=max_length,
+            progress=not quiet, modality=mod, compute_dtype=compute_dtype, chunk_rows=chunk_rows,
+            num_workers=workers, cache_top_k=cache_top_k,
+        )
+        from recx.featurize.store import open_store
+
+        store = open_store(path)
+        key = f"clip_{mod}" if mod else store.modality
+        if ws is not None and dataset is None:
+            ws.record_store(key, path)
+        typer.echo(
+            f"wrote {path}: {store.num_items} items, dim {store.dim}, {int(store.present.sum())} with {store.modality}, "
+            f"compute {store.attrs.get('compute_dtype')}" + (f"; recorded as [stores] {key}" if ws is not None and dataset is None else "")
+        )
 
 
+def _check(path: Path, dataset_dir: Path) -> None:
+    from recx.data.dataset import SequenceDataset
+    from recx.featurize.store import check_store, open_store
+
+    store = open_store(path)
+    ds = SequenceDataset(dataset_dir)
+    check_store(store, ds)
+    for key in sorted(store.attrs):
+        typer.echo(f"{key:>22}: {store.attrs[key]}")
+    typer.echo(f"ok: {path} matches {ds.path} ({ds.num_items} items, {int(store.present.sum())} present, dim {store.dim})")
+
+
+@user_errors
 def models_command() -> None:
-    """List the encoders recx knows."""
-    raise SystemExit("models: not available yet")
+    """List the encoders recx knows, and whether their weights are on this machine."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from recx.featurize.registry import REGISTRY
+
+    table = Table(title="recx encoders (any local HF folder or cached hub id also works with --model)")
+    for col in ("name", "modality", "params", "pooling", "source", "offline here"):
+        table.add_column(col)
+    for spec in REGISTRY.values():
+        ok = spec.available()
+        table.add_row(spec.name, spec.modality, spec.params, spec.pooling, spec.source, "[green]yes[/]" if ok else "[red]no[/]")
+    Console().print(table)

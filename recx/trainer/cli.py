@@ -1,6 +1,112 @@
-"""`recx train` (placeholder until the trainer lands)."""
+"""`recx train`: options resolve as defaults < recx.toml [train] < --config FILE < command line."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from recx.errors import user_errors
+from recx.trainer.config import TrainConfig
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
 
-def train_command() -> None:
-    """Train a sequence model."""
-    raise SystemExit("train: not available yet")
+def _h(text: str, name: str) -> str:
+    return f"{text} [default: {_DEFAULTS[name]}]"
+
+
+def workspace_layer() -> tuple[dict[str, Any], Path | None]:
+    """Options from recx.toml (dataset, stores, runs dir, [train]) if in a workspace."""
+    from recx.workspace import Workspace, WorkspaceError
+
+    try:
+        ws = Workspace.find()
+    except WorkspaceError:
+        return {}, None
+    layer: dict[str, Any] = dict(ws.section("train"))
+    layer["dataset"] = str(ws.dataset_dir)
+    layer["runs_dir"] = str(ws.runs_dir)
+    layer["stores"] = {m: str(ws.resolve(p)) for m, p in ws.section("stores").items()}
+    return layer, ws.root
+
+
+def parse_stores(values: list[str] | None) -> dict[str, str] | None:
+    if not values:
+        return None
+    out = {}
+    for v in values:
+        modality, sep, path = v.partition("=")
+        if not sep or not modality or not path:
+            raise ValueError(f"--store {v!r}: expected MODALITY=PATH, e.g. text=stores/minilm.h5")
+        out[modality] = str(Path(path).resolve())
+    return out
+
+
+@user_errors
+def train_command(
+    loss: Optional[str] = typer.Option(None, help=_h("bce | sampled_softmax | full_ce | debiased_ce.", "loss")),
+    item_tower: Optional[str] = typer.Option(None, help="id | text | image | clip | fusions like id+text. [default: recx.toml [train], else id]"),
+    model: Optional[str] = typer.Option(None, help=_h("Sequence encoder: sasrec | gru4rec | bert4rec.", "model")),
+    adapter: Optional[str] = typer.Option(None, help=_h("Store -> hidden adapter: linear | mlp | moe.", "adapter")),
+    fusion: Optional[str] = typer.Option(None, help=_h("How a '+' tower combines parts: add | concat | gated.", "fusion")),
+    store: Optional[list[str]] = typer.Option(None, help="MODALITY=PATH of an H5 store (repeatable). [default: recx.toml [stores]]"),
+    hidden: Optional[int] = typer.Option(None, help=_h("Hidden size.", "hidden")),
+    layers: Optional[int] = typer.Option(None, help=_h("Transformer blocks.", "layers")),
+    heads: Optional[int] = typer.Option(None, help=_h("Attention heads.", "heads")),
+    dropout: Optional[float] = typer.Option(None, help=_h("Dropout.", "dropout")),
+    max_len: Optional[int] = typer.Option(None, help=_h("Positions per sequence.", "max_len")),
+    alpha: Optional[float] = typer.Option(None, help=_h("Popularity power of logQ corrections.", "alpha")),
+    temperature: Optional[float] = typer.Option(None, help=_h(">0: cosine similarity / temperature.", "temperature")),
+    mask_scope: Optional[str] = typer.Option(None, help=_h("debiased_ce masks the user's whole sequence or only the past: sequence | past.", "mask_scope")),
+    num_negatives: Optional[int] = typer.Option(None, help=_h("sampled_softmax negatives per batch.", "num_negatives")),
+    negative_sampler: Optional[str] = typer.Option(None, help=_h("sampled_softmax negatives: uniform | popularity.", "negative_sampler")),
+    epochs: Optional[int] = typer.Option(None, help=_h("Maximum epochs.", "epochs")),
+    batch_size: Optional[int] = typer.Option(None, help=_h("Users per batch.", "batch_size")),
+    lr: Optional[float] = typer.Option(None, help=_h("Learning rate (AdamW).", "lr")),
+    weight_decay: Optional[float] = typer.Option(None, help=_h("AdamW weight decay (not on biases/norms).", "weight_decay")),
+    schedule: Optional[str] = typer.Option(None, help=_h("constant | cosine.", "schedule")),
+    warmup_steps: Optional[int] = typer.Option(None, help=_h("Linear warmup steps.", "warmup_steps")),
+    grad_clip: Optional[float] = typer.Option(None, help=_h("Gradient norm clip (0 = off).", "grad_clip")),
+    amp: Optional[str] = typer.Option(None, help=_h("Mixed precision: auto | bf16 | fp16 | off (auto = bf16 only where the hardware has it).", "amp")),
+    patience: Optional[int] = typer.Option(None, help=_h("Early stopping: epochs without validation improvement.", "patience")),
+    metric: Optional[str] = typer.Option(None, help=_h("Validation metric for early stopping and the best checkpoint.", "metric")),
+    seed: Optional[int] = typer.Option(None, help=_h("Random seed.", "seed")),
+    device: Optional[str] = typer.Option(None, help=_h("auto | cpu | cuda | cuda:N.", "device")),
+    name: Optional[str] = typer.Option(None, help="Run name (folder under the runs dir). [default: time-model-tower-loss]"),
+    dataset: Optional[Path] = typer.Option(None, help="Dataset directory. [default: recx.toml [workspace] dataset]"),
+    config: Optional[Path] = typer.Option(None, "--config", help="A run.toml whose values the command line overrides."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train a sequence recommender; writes runs/<name>/ (config, checkpoints, metrics, curve)."""
+    from recx.trainer.checkpoint import read_run_config
+    from recx.trainer.loop import fit
+
+    cli = dict(
+        loss=loss, item_tower=item_tower, model=model, adapter=adapter, fusion=fusion, stores=parse_stores(store),
+        hidden=hidden, layers=layers, heads=heads, dropout=dropout, max_len=max_len, alpha=alpha,
+        temperature=temperature, mask_scope=mask_scope, num_negatives=num_negatives, negative_sampler=negative_sampler,
+        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
+        warmup_steps=warmup_steps, grad_clip=grad_clip, amp=amp, patience=patience, metric=metric, seed=seed,
+        device=device, name=name, dataset=str(dataset.resolve()) if dataset else None,
+    )
+    if resume is not None:
+        saved = {k: v for k, v in read_run_config(resume).items() if k not in ("dataset_fingerprint", "num_items")}
+        cfg = TrainConfig.resolve(saved, {k: v for k, v in cli.items() if k in ("epochs", "patience", "device")})
+        result = fit(cfg, run_dir=resume, resume=True, progress=not quiet)
+    else:
+        ws_layer, _ = workspace_layer()
+        file_layer = TrainConfig.read_toml(config) if config else None
+        cfg = TrainConfig.resolve(ws_layer, file_layer, cli)
+        if cfg.stores:
+            cfg.stores = {m: p for m, p in cfg.stores.items() if m in cfg.tower_parts}
+        result = fit(cfg, progress=not quiet)
+    best = result.best_valid
+    typer.echo(
+        f"run {result.run_dir}: best epoch {result.best_epoch}, valid "
+        + ", ".join(f"{k} {v:.4f}" for k, v in best.items())
+        + f" ({result.epochs_run} epochs, {result.train_seconds:.0f}s training)"
+    )

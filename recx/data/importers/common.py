@@ -1,0 +1,559 @@
+"""What every importer shares: line-numbered reading, faults, the row ledger, and the pipeline
+that turns an interaction log into leave-one-out sequences (dedup, truncation, k-core,
+minimum length) with stable tie-breaking.
+
+Each format module only parses its files into an :class:`InteractionLog` plus item metadata,
+then calls :func:`finish`.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from recx.data.dataset import MIN_SEQUENCE_LENGTH, DatasetError, Item, SequenceDataset, write_dataset
+
+
+class ImportFault(DatasetError):
+    """Input the importer cannot read: the message is ``file:line: fault``."""
+
+
+def fault(path: str | os.PathLike, lineno: int | None, msg: str) -> ImportFault:
+    where = f"{path}:{lineno}" if lineno is not None else str(path)
+    return ImportFault(f"{where}: {msg}")
+
+
+def require_file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise ImportFault(f"{path}: {what} not found")
+    if path.stat().st_size == 0:
+        raise ImportFault(f"{path}: empty file")
+    return path
+
+
+def _open_binary(path: Path) -> io.BufferedIOBase:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def read_lines(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """Stream ``(lineno, line)`` (1-based, newline stripped); bad bytes are a fault naming the line.
+
+    ``.gz`` files are decompressed on the fly.  A UTF-8 byte-order mark on line 1 is dropped.
+    """
+    p = Path(path)
+    require_file(p, "file")
+    with _open_binary(p) as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode(encoding)
+            except UnicodeDecodeError as e:
+                raise fault(p, lineno, f"not valid {encoding} (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
+            if lineno == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            yield lineno, line.rstrip("\r\n")
+
+
+def read_table(
+    path: str | os.PathLike,
+    sep: str,
+    required: Sequence[str] = (),
+    header: bool = True,
+    columns: Sequence[str] | None = None,
+    encoding: str = "utf-8",
+    quoted: bool = False,
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Stream the rows of a delimited file as ``(lineno, {column: value})``.
+
+    Args:
+        sep: field separator (one character).
+        required: columns that must be present (a missing one is a fault naming the header).
+        header: the first line names the columns; otherwise ``columns`` does.
+        quoted: honour CSV quoting (fields may hold separators and newlines); the line number
+            reported is the row's first line.
+
+    Faults: empty file, missing column, a row with the wrong number of fields, the header
+    repeated inside the file, bad encoding.
+    """
+    p = Path(path)
+    lines = read_lines(p, encoding)
+    if quoted:
+        rows = _csv_rows(lines, sep, p)
+    else:
+        rows = ((n, line.split(sep)) for n, line in lines)
+    names: list[str]
+    if header:
+        try:
+            _, names = next(rows)
+        except StopIteration:
+            raise fault(p, None, "empty file") from None
+        names = [c.strip() for c in names]
+        dup = [c for c, k in Counter(names).items() if k > 1]
+        if dup:
+            raise fault(p, 1, f"header names column {dup[0]!r} twice")
+    else:
+        if columns is None:
+            raise ValueError("read_table: columns are needed when the file has no header")
+        names = list(columns)
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise fault(p, 1 if header else None, f"missing column {missing[0]!r} (header has {', '.join(names)})")
+    width = len(names)
+    seen_any = False
+    for lineno, fields in rows:
+        if not fields or (len(fields) == 1 and fields[0] == ""):
+            continue  # blank line
+        seen_any = True
+        if header and fields[0].strip() == names[0] and [f.strip() for f in fields] == names:
+            raise fault(p, lineno, "header line repeated inside the file (two files concatenated?)")
+        if len(fields) != width:
+            raise fault(p, lineno, f"malformed row: expected {width} fields ({sep!r}-separated), got {len(fields)}")
+        yield lineno, dict(zip(names, fields))
+    if not seen_any and not header:
+        raise fault(p, None, "empty file")
+
+
+def _csv_rows(lines: Iterator[tuple[int, str]], sep: str, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """CSV records from numbered lines; a quoted field may span lines."""
+    state = {"n": 0}
+
+    def text() -> Iterator[str]:
+        for n, line in lines:
+            state["n"] = n
+            yield line + "\n"
+
+    reader = csv.reader(text(), delimiter=sep)
+    start = 1
+    try:
+        for rec in reader:
+            yield start, rec
+            start = state["n"] + 1
+    except csv.Error as e:
+        raise fault(path, state["n"], f"malformed CSV ({e})") from None
+
+
+def parse_int(value: str, path: Path, lineno: int, column: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise fault(path, lineno, f"column {column!r}: {value!r} is not an integer") from None
+
+
+def parse_float(value: str, path: Path, lineno: int, column: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise fault(path, lineno, f"column {column!r}: {value!r} is not a number") from None
+
+
+@dataclass
+class Ledger:
+    """Accounts for every input row: how many were read per file and where each went.
+
+    ``outcomes`` maps ``"kept"``, ``"filtered: <rule>"`` or ``"skipped: <reason>"`` to row
+    counts; their sum equals the interaction rows read.  ``warnings`` counts things that are
+    normal but worth knowing (an item without text, a history pointing to unknown news).
+    """
+
+    files: dict[str, int] = field(default_factory=dict)
+    outcomes: Counter = field(default_factory=Counter)
+    warnings: Counter = field(default_factory=Counter)
+
+    def read(self, path: Path | str, rows: int) -> None:
+        self.files[str(path)] = self.files.get(str(path), 0) + rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": dict(self.files), "rows": dict(self.outcomes), "warnings": dict(self.warnings)}
+
+    def lines(self) -> list[str]:
+        """Human-readable summary, one fact per line."""
+        out = [f"read {n:,} rows from {Path(p).name}" for p, n in self.files.items()]
+        total = sum(self.outcomes.values())
+        out.append(f"interaction rows: {total:,}")
+        for k, v in sorted(self.outcomes.items(), key=lambda kv: (kv[0] != "kept", kv[0])):
+            out.append(f"  {k}: {v:,}")
+        for k, v in sorted(self.warnings.items()):
+            out.append(f"warning: {k}: {v:,}")
+        return out
+
+
+class IdMap:
+    """Original string id <-> dense code (0-based, insertion order)."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.ids: list[str] = []
+
+    def code(self, key: str) -> int:
+        c = self.index.get(key)
+        if c is None:
+            c = self.index[key] = len(self.ids)
+            self.ids.append(key)
+        return c
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class InteractionLog:
+    """Interactions in file order, stored compactly (three growing int64 arrays, 24 bytes a row)."""
+
+    def __init__(self) -> None:
+        self.users = IdMap()
+        self.items = IdMap()
+        self._u = array("q")
+        self._i = array("q")
+        self._t = array("q")
+
+    def add(self, user: str, item: str, timestamp: int) -> None:
+        self._u.append(self.users.code(user))
+        self._i.append(self.items.code(item))
+        self._t.append(timestamp)
+
+    def __len__(self) -> int:
+        return len(self._u)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user codes [M], item codes [M], timestamps [M]) int64, in file order (read-only views)."""
+        return tuple(np.frombuffer(a, dtype=np.int64) if len(a) else np.zeros(0, np.int64) for a in (self._u, self._i, self._t))  # type: ignore[return-value]
+
+
+DEDUP_MODES = ("none", "consecutive", "same-time")
+
+
+@dataclass
+class Filters:
+    """Processing options, recorded verbatim in dataset.json."""
+
+    k_core: int = 0  # users and items with fewer interactions are dropped, iterated to a fixed point
+    min_length: int = MIN_SEQUENCE_LENGTH  # never below 3 (leave-one-out)
+    # "none"; "consecutive": drop an interaction repeating the user's previous item;
+    # "same-time": drop a row repeating an earlier (user, item, timestamp) row (H&M same-day repeats)
+    dedup: str = "none"
+    max_length: int = 0  # keep each user's most recent max_length interactions (0 = all)
+
+    def __post_init__(self) -> None:
+        if self.dedup not in DEDUP_MODES:
+            raise ValueError(f"dedup must be one of {', '.join(DEDUP_MODES)}; got {self.dedup!r}")
+        if self.k_core < 0 or self.max_length < 0:
+            raise ValueError("k_core and max_length must be >= 0")
+        if self.max_length and self.max_length < MIN_SEQUENCE_LENGTH:
+            raise ValueError(f"max_length must be 0 (keep all) or >= {MIN_SEQUENCE_LENGTH}")
+        self.min_length = max(MIN_SEQUENCE_LENGTH, self.min_length)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "k_core": self.k_core or None,
+            "min_sequence_length": self.min_length,
+            "dedup": self.dedup,
+            "max_sequence_length": self.max_length or None,
+            "order": "timestamp, ties broken by file order",
+            "k_core_applied_after": "dedup and max-length truncation, iterated with the minimum length to a fixed point",
+        }
+
+
+def build_sequences(
+    log: InteractionLog, filters: Filters, ledger: Ledger
+) -> tuple[list[int], list[int], list[np.ndarray], list[np.ndarray]]:
+    """Apply the filters and return ``(user codes, item codes, sequences, timestamps)``.
+
+    Sequences hold 0-based positions into the returned item code list (add 1 for recx
+    indices).  Users keep their first-seen order; items are ordered by their first appearance
+    in the input file.  Every removed row is counted in ``ledger.outcomes`` under its rule.
+    """
+    u, i, t = log.arrays()
+    keep = np.ones(len(u), dtype=bool)
+    order = np.lexsort((np.arange(len(u)), t, u))  # by user, then time, then file order
+
+    if filters.dedup == "consecutive":
+        us, its = u[order], i[order]
+        rep = np.zeros(len(order), dtype=bool)
+        rep[1:] = (us[1:] == us[:-1]) & (its[1:] == its[:-1])
+        keep[order[rep]] = False
+        ledger.outcomes["filtered: consecutive duplicate"] += int(rep.sum())
+    elif filters.dedup == "same-time" and len(u):
+        _, first = np.unique(np.stack([u, t, i], axis=1), axis=0, return_index=True)
+        rep = np.ones(len(u), dtype=bool)
+        rep[first] = False
+        keep &= ~rep
+        ledger.outcomes["filtered: same (user, item, time) repeated"] += int(rep.sum())
+
+    if filters.max_length:
+        o = order[keep[order]]
+        us = u[o]
+        # position from the end within each user's run
+        ends = np.r_[np.nonzero(us[1:] != us[:-1])[0], len(us) - 1] if len(us) else np.zeros(0, np.int64)
+        run_end = np.repeat(ends, np.diff(np.r_[-1, ends]))
+        from_end = run_end - np.arange(len(us))
+        drop = from_end >= filters.max_length
+        keep[o[drop]] = False
+        ledger.outcomes["filtered: max sequence length (oldest dropped)"] += int(drop.sum())
+
+    n_users, n_items = len(log.users), len(log.items)
+    min_user = max(filters.min_length, filters.k_core)
+    while True:
+        uc = np.bincount(u[keep], minlength=n_users)
+        ic = np.bincount(i[keep], minlength=n_items)
+        bad_u = keep & (uc[u] < min_user)
+        bad_i = keep & (ic[i] < filters.k_core) & ~bad_u
+        if not bad_u.any() and not bad_i.any():
+            break
+        # attribute each removal to the rule that fired first for that row
+        short_u = keep & (uc[u] < filters.min_length)
+        for rule, mask in (("min sequence length", short_u), ("k-core (user)", bad_u & ~short_u), ("k-core (item)", bad_i)):
+            if mask.any():
+                ledger.outcomes[f"filtered: {rule}"] += int(mask.sum())
+        keep &= ~bad_u & ~bad_i
+    ledger.outcomes["kept"] += int(keep.sum())
+
+    o = order[keep[order]]
+    us, its, ts = u[o], i[o], t[o]
+    in_file = np.sort(o)
+    item_codes = _first_seen(i[in_file])
+    user_codes = _first_seen(u[in_file])
+    pos = np.full(n_items, -1, dtype=np.int64)
+    pos[item_codes] = np.arange(len(item_codes))
+    bounds = np.r_[0, np.nonzero(us[1:] != us[:-1])[0] + 1, len(us)] if len(us) else np.zeros(1, np.int64)
+    by_user = {int(us[a]): (a, b) for a, b in zip(bounds[:-1], bounds[1:])}
+    seqs = [pos[its[by_user[c][0] : by_user[c][1]]] for c in user_codes]
+    stamps = [ts[by_user[c][0] : by_user[c][1]] for c in user_codes]
+    return user_codes, item_codes, seqs, stamps
+
+
+def _first_seen(codes: np.ndarray) -> list[int]:
+    """Distinct values of ``codes`` in order of first occurrence."""
+    _, first = np.unique(codes, return_index=True)
+    return [int(x) for x in codes[np.sort(first)]]
+
+
+def check_ledger(ledger: Ledger, rows: int) -> None:
+    """Every interaction row must be accounted for exactly once."""
+    total = sum(ledger.outcomes.values())
+    if total != rows:
+        raise AssertionError(f"import ledger accounts for {total} rows but {rows} were read")
+
+
+def finish(
+    out_dir: str | os.PathLike,
+    items: Sequence[Item],
+    user_ids: Sequence[str],
+    sequences: Sequence[np.ndarray],
+    timestamps: Sequence[np.ndarray] | None,
+    meta: dict[str, Any],
+    ledger: Ledger,
+    force: bool = False,
+    image_root: str | os.PathLike | None = None,
+) -> SequenceDataset:
+    """Write the dataset with the ledger recorded under ``meta["import"]``.
+
+    ``sequences`` hold 0-based item positions; they become 1-based recx indices here.
+    """
+    full = dict(meta)
+    full["import"] = ledger.to_dict()
+    return write_dataset(
+        out_dir,
+        items,
+        user_ids,
+        [np.asarray(s, dtype=np.int64) + 1 for s in sequences],
+        full,
+        timestamps=timestamps,
+        image_root=image_root,
+        force=force,
+    )
+
+
+def refuse_existing(out_dir: str | os.PathLike, force: bool) -> None:
+    """Fail before any parsing when the output exists (write_dataset checks again at the end)."""
+    out = Path(out_dir)
+    if out.exists() and out.is_dir() and any(out.iterdir()) and not force:
+        raise DatasetError(f"{out}: already exists and is not empty; pass --force to replace it")
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out}: exists and is not a directory")
+
+
+# -- item text ------------------------------------------------------------------------------
+
+
+@dataclass
+class TextSpec:
+    """How an item's text is made from its metadata fields.
+
+    Without a template, the non-empty fields are joined in order as sentences
+    ("Title. Brand. Categories."); with one, ``template.format_map(fields)`` (``{title} by {brand}``).
+    """
+
+    fields: Sequence[str]
+    template: str | None = None
+
+    def render(self, row: dict[str, Any]) -> str | None:
+        if self.template is not None:
+            values = {k: _as_text(row.get(k)) for k in self.fields}
+            if not any(values.values()):
+                return None
+            text = self.template.format_map(_Blank(values)).strip()
+            return text or None
+        parts: list[str] = []
+        for k in self.fields:
+            p = _as_text(row.get(k)).rstrip(". ")
+            if p and p not in parts:  # MIND abstracts often repeat the title
+                parts.append(p)
+        return ". ".join(parts) + "." if parts else None
+
+    def check(self, available: Sequence[str], where: str) -> None:
+        """Every field must be a column of the metadata; the message lists what exists."""
+        missing = [f for f in self.fields if f not in available]
+        if missing:
+            raise ImportFault(f"{where}: text field {missing[0]!r} is not a column (available: {', '.join(available)})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fields": list(self.fields), "template": self.template, "join": None if self.template else ". "}
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        raise ImportFault(f"text template names {{{key}}}, which is not among the text fields")
+
+
+def _as_text(v: Any) -> str:
+    """Metadata value -> text: lists are flattened and comma-joined, whitespace collapsed."""
+    if v is None:
+        return ""
+    if isinstance(v, (list, tuple)):
+        flat: list[str] = []
+        for x in v:
+            s = _as_text(x)
+            if s and s not in flat:
+                flat.append(s)
+        return ", ".join(flat)
+    s = " ".join(str(v).split())
+    return "" if s.lower() in ("nan", "none") else s
+
+
+def parse_fields(value: str | Sequence[str] | None, default: Sequence[str]) -> list[str]:
+    """``"title,brand"`` -> ``["title", "brand"]``; None -> default."""
+    if value is None:
+        return list(default)
+    if isinstance(value, str):
+        return [f.strip() for f in value.split(",") if f.strip()]
+    return list(value)
+
+
+# -- timestamps -----------------------------------------------------------------------------
+
+
+class TimeParser:
+    """Column value -> integer seconds.  Numeric by default; ``fmt`` is a strptime format (UTC).
+
+    Parsed date strings are cached: date columns repeat a few thousand distinct values.
+    """
+
+    def __init__(self, fmt: str | None = None) -> None:
+        self.fmt = fmt
+        self._cache: dict[str, int] = {}
+
+    def __call__(self, value: str, path: Path, lineno: int, column: str) -> int:
+        if self.fmt is None:
+            try:
+                return int(value)
+            except ValueError:
+                try:
+                    return int(float(value))
+                except ValueError:
+                    raise fault(path, lineno, f"column {column!r}: {value!r} is not a number (pass --time-format for dates)") from None
+        got = self._cache.get(value)
+        if got is not None:
+            return got
+        from datetime import datetime, timezone
+
+        try:
+            t = int(datetime.strptime(value.strip(), self.fmt).replace(tzinfo=timezone.utc).timestamp())
+        except ValueError:
+            raise fault(path, lineno, f"column {column!r}: {value!r} does not match time format {self.fmt!r}") from None
+        if len(self._cache) < 1_000_000:
+            self._cache[value] = t
+        return t
+
+
+# -- the whole pipeline for interaction logs ------------------------------------------------
+
+
+@dataclass
+class Catalog:
+    """Per original item id: text, image path (relative to ``image_root``) and extra metadata."""
+
+    text: dict[str, str] = field(default_factory=dict)
+    image: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    described: set[str] = field(default_factory=set)  # ids that had a metadata row
+
+
+def assemble(
+    out_dir: str | os.PathLike,
+    log: InteractionLog,
+    filters: Filters,
+    ledger: Ledger,
+    catalog: Catalog,
+    meta: dict[str, Any],
+    force: bool = False,
+    image_root: str | os.PathLike | None = None,
+    keep_timestamps: bool = True,
+    rows_read: int | None = None,
+) -> SequenceDataset:
+    """Filter the log into sequences, attach the catalog, count warnings, write the dataset.
+
+    ``rows_read`` is the number of interaction rows the importer read; the ledger must account
+    for each of them (kept, filtered by a rule, or skipped for a reason).
+    """
+    if len(log) == 0:
+        raise ImportFault(f"{meta.get('source', {}).get('path', out_dir)}: no interactions to import")
+    users, item_codes, seqs, stamps = build_sequences(log, filters, ledger)
+    if rows_read is not None:
+        check_ledger(ledger, rows_read)
+    if not seqs:
+        raise ImportFault(
+            f"{meta.get('source', {}).get('path', out_dir)}: no user is left after filtering "
+            f"({', '.join(f'{k}: {v}' for k, v in ledger.outcomes.items() if v)})"
+        )
+    items = []
+    for c in item_codes:
+        iid = log.items.ids[c]
+        items.append(Item(id=iid, text=catalog.text.get(iid), image=catalog.image.get(iid), meta=catalog.meta.get(iid, {})))
+    if catalog.described:
+        n = sum(1 for it in items if it.id not in catalog.described)
+        if n:
+            ledger.warnings["items without a metadata row"] += n
+        kept = {it.id for it in items}
+        unused = sum(1 for iid in catalog.described if iid not in kept)
+        if unused:
+            ledger.warnings["metadata rows for items not in the kept interactions"] += unused
+    if meta.get("text") is not None:
+        n = sum(1 for it in items if not it.text)
+        if n:
+            ledger.warnings["items without text"] += n
+    if image_root is not None:
+        n = sum(1 for it in items if it.image is None)
+        if n:
+            ledger.warnings["items without image"] += n
+    full = dict(meta)
+    full["filters"] = filters.to_dict()
+    return finish(
+        out_dir,
+        items,
+        [log.users.ids[c] for c in users],
+        seqs,
+        stamps if keep_timestamps else None,
+        full,
+        ledger,
+        force=force,
+        image_root=image_root,
+    )

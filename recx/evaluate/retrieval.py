@@ -1,0 +1,422 @@
+"""Exact and approximate full-catalog retrieval over an item table.
+
+Conventions shared by every function here:
+
+- ``item_table`` is [N+1, D] float32; row 0 is padding and is never retrieved or ranked.
+  Scores are inner products ``user_vectors @ item_table.T``.
+- Returned item indices are 1..N; a slot that cannot be filled (the user excluded almost the
+  whole catalog) holds index 0 with score ``-inf``.
+- Exact top-K lists are canonical: sorted by score descending, ties broken by the smaller
+  item index, including ties that straddle position K.  FAISS and the matmul path therefore
+  return identical lists whenever they compute identical scores.
+- ``exclude`` is a per-user list of item indices removed from the ranking (e.g. the user's
+  history); callers decide whether the target may be excluded (the protocol never does).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+
+from recx.errors import RecxError
+from recx.evaluate.metrics import TieRule, target_ranks_indexed
+
+Backend = Literal["auto", "faiss", "torch"]
+IndexKind = Literal["flat", "ivf", "hnsw"]
+Device = Literal["auto", "cpu", "cuda"]
+
+# Elements of one [B, N+1] score block: 256 MB of float32 plus a 64 MB bool temporary.  Large
+# blocks matter: with a 64-dim table the matmul is bound by reading the table once per block.
+_BLOCK_ELEMENTS = 1 << 26
+
+
+class RetrievalError(RecxError, ValueError):
+    """Inconsistent embeddings or retrieval options; the message says which."""
+
+
+@dataclass
+class TopK:
+    """Top-K lists: ``items`` [U, K] int64 in 1..N (0 = unfilled), ``scores`` [U, K] float32."""
+
+    items: np.ndarray
+    scores: np.ndarray
+
+
+@dataclass
+class ApproxIndex:
+    """A built approximate index and what it cost to build."""
+
+    kind: IndexKind
+    index: object  # faiss.Index
+    params: dict[str, int] = field(default_factory=dict)
+    build_seconds: float = 0.0
+    on_gpu: bool = False
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def faiss_available() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def faiss_gpu_available() -> bool:
+    """True when the installed faiss has GPU support and sees at least one GPU."""
+    try:
+        import faiss
+    except ImportError:
+        return False
+    return hasattr(faiss, "StandardGpuResources") and getattr(faiss, "get_num_gpus", lambda: 0)() > 0
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is an error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RetrievalError("--device cuda: torch sees no CUDA device; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise RetrievalError(f"unknown device {device!r}; expected auto, cpu or cuda")
+    return device
+
+
+def check_embeddings(user_vectors: np.ndarray, item_table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate shapes and values; return C-contiguous float32 copies-or-views."""
+    u = np.ascontiguousarray(user_vectors, dtype=np.float32)
+    t = np.ascontiguousarray(item_table, dtype=np.float32)
+    if u.ndim != 2 or t.ndim != 2:
+        raise RetrievalError(f"user_vectors must be [U, D] and item_table [N+1, D]; got {u.shape} and {t.shape}")
+    if u.shape[1] != t.shape[1]:
+        raise RetrievalError(f"user vectors have dimension {u.shape[1]} but item vectors {t.shape[1]}")
+    if t.shape[0] < 2:
+        raise RetrievalError(f"item_table has {t.shape[0]} rows; it needs the padding row 0 and at least one item")
+    if not (np.isfinite(u).all() and np.isfinite(t[1:]).all()):
+        raise RetrievalError("user or item vectors contain NaN or infinity")
+    return u, t
+
+
+def pad_lists(lists: Sequence[np.ndarray] | None, n_users: int) -> np.ndarray:
+    """Ragged per-user index lists -> [U, L] int64 padded with 0 (L >= 1)."""
+    if lists is None:
+        return np.zeros((n_users, 1), dtype=np.int64)
+    if len(lists) != n_users:
+        raise RetrievalError(f"{len(lists)} exclusion lists for {n_users} users")
+    width = max(1, max((len(x) for x in lists), default=0))
+    out = np.zeros((n_users, width), dtype=np.int64)
+    for u, x in enumerate(lists):
+        out[u, : len(x)] = x
+    return out
+
+
+def exclusion_lists(histories: Sequence[np.ndarray], targets: np.ndarray) -> list[np.ndarray]:
+    """Each user's distinct history items minus the target (the target is never excluded)."""
+    out = []
+    for h, t in zip(histories, targets):
+        h = np.unique(np.asarray(h, dtype=np.int64))
+        out.append(h[(h != t) & (h != 0)])
+    return out
+
+
+def _rows_per_block(n_cols: int, n_users: int) -> int:
+    return max(1, min(n_users, _BLOCK_ELEMENTS // max(1, n_cols)))
+
+
+def _canonical(items: np.ndarray, scores: np.ndarray, k: int) -> TopK:
+    """Sort candidates by (score desc, index asc), keep the first k (padding with index 0 /
+    score -inf when there are fewer candidates), blank out -inf slots."""
+    if items.shape[1] < k:
+        pad = ((0, 0), (0, k - items.shape[1]))
+        items = np.pad(items, pad)
+        scores = np.pad(scores.astype(np.float32), pad, constant_values=-np.inf)
+    order = np.lexsort((items, -scores.astype(np.float64)), axis=-1)[:, :k]
+    it = np.take_along_axis(items, order, 1).astype(np.int64)
+    sc = np.take_along_axis(scores, order, 1).astype(np.float32)
+    it[~np.isfinite(sc)] = 0
+    return TopK(items=it, scores=sc)
+
+
+# -- exact: matmul ----------------------------------------------------------------------------
+def _block_scores(u: torch.Tensor, table: torch.Tensor, excl: torch.Tensor | None) -> torch.Tensor:
+    """[B, N+1] scores with column 0 and excluded items at -inf."""
+    s = u @ table.T
+    s[:, 0] = -torch.inf
+    if excl is not None:
+        s.scatter_(1, excl, -torch.inf)  # padded slots hold 0, i.e. column 0, already -inf
+    return s
+
+
+def _topk_from_scores(s: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical top-k item indices and scores of [B, N+1] scores (column 0 at -inf)."""
+    n_cols = s.shape[1]
+    kk = min(k + 1, n_cols)
+    vals, idx = torch.topk(s, kk, dim=1, sorted=True)
+    vals_np, idx_np = vals.cpu().numpy(), idx.cpu().numpy()
+    if kk <= k:  # the whole catalog fits: nothing straddles position k
+        return idx_np, vals_np
+    ambiguous = vals[:, k - 1] == vals[:, k]
+    if not bool(ambiguous.any()):
+        return idx_np[:, :k], vals_np[:, :k]
+    # Ties straddle position k: keep everything strictly above the k-th value, then fill the
+    # remaining slots with the smallest indices tied at it.
+    rows = ambiguous.nonzero().flatten()
+    sub = s[rows]
+    kth = vals[rows, k - 1 : k]
+    above = sub > kth
+    tied = sub == kth
+    need = k - above.sum(1, keepdim=True)
+    take = above | (tied & (tied.cumsum(1) <= need))
+    sel = take.nonzero()[:, 1].view(len(rows), k)
+    r = rows.cpu().numpy()
+    idx_out, vals_out = idx_np[:, :k].copy(), vals_np[:, :k].copy()
+    idx_out[r] = sel.cpu().numpy()
+    vals_out[r] = sub.gather(1, sel).cpu().numpy()
+    return idx_out, vals_out
+
+
+def topk_matmul(
+    user_vectors: np.ndarray,
+    item_table: np.ndarray,
+    k: int,
+    exclude: Sequence[np.ndarray] | None = None,
+    device: str = "cpu",
+    rows_per_block: int | None = None,
+) -> TopK:
+    """Exact canonical top-k by chunked torch matmul with masked scoring.
+
+    Args:
+        user_vectors: [U, D]; item_table: [N+1, D]; exclude: per user, item indices to drop.
+    Returns:
+        TopK with [U, k] arrays.
+    """
+    u_np, t_np = check_embeddings(user_vectors, item_table)
+    dev = resolve_device(device)
+    table = torch.from_numpy(t_np).to(dev)
+    padded = pad_lists(exclude, len(u_np)) if exclude is not None else None
+    rows = rows_per_block or _rows_per_block(t_np.shape[0], len(u_np))
+    items, scores = [], []
+    with torch.inference_mode():
+        for lo in range(0, len(u_np), rows):
+            u = torch.from_numpy(u_np[lo : lo + rows]).to(dev)
+            excl = torch.from_numpy(padded[lo : lo + rows]).to(dev) if padded is not None else None
+            idx, vals = _topk_from_scores(_block_scores(u, table, excl), k)
+            items.append(idx)
+            scores.append(vals)
+    return _canonical(np.concatenate(items), np.concatenate(scores), k)
+
+
+def ranks_matmul(
+    user_vectors: np.ndarray,
+    item_table: np.ndarray,
+    targets: np.ndarray,
+    exclude: Sequence[np.ndarray] | None = None,
+    ties: TieRule = "pessimistic",
+    device: str = "cpu",
+    rows_per_block: int | None = None,
+) -> np.ndarray:
+    """Exact 1-based full-catalog rank of each target: [U] float64 (see metrics.target_ranks)."""
+    u_np, t_np = check_embeddings(user_vectors, item_table)
+    tg = np.asarray(targets, dtype=np.int64)
+    n = t_np.shape[0] - 1
+    if tg.shape != (len(u_np),):
+        raise RetrievalError(f"{tg.shape[0] if tg.ndim else 0} targets for {len(u_np)} user vectors")
+    if tg.size and (tg.min() < 1 or tg.max() > n):
+        raise RetrievalError(f"targets must be item indices in 1..{n}; got range {tg.min()}..{tg.max()}")
+    dev = resolve_device(device)
+    table = torch.from_numpy(t_np).to(dev)
+    padded = pad_lists([np.unique(x) for x in exclude], len(u_np)) if exclude is not None else None
+    rows = rows_per_block or _rows_per_block(t_np.shape[0], len(u_np))
+    out = []
+    with torch.inference_mode():
+        for lo in range(0, len(u_np), rows):
+            s = torch.from_numpy(u_np[lo : lo + rows]).to(dev) @ table.T
+            excl = torch.from_numpy(padded[lo : lo + rows]).to(dev) if padded is not None else None
+            out.append(target_ranks_indexed(s, torch.from_numpy(tg[lo : lo + rows]).to(dev), excl, ties).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
+
+
+# -- exact and approximate: FAISS -------------------------------------------------------------
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise RetrievalError("faiss is not installed: pip install 'recx[cpu]' (faiss-cpu), or use backend='torch'") from None
+    return faiss
+
+
+_GPU_RESOURCES: list[object] = []
+
+
+def _maybe_gpu(index, device: str):
+    """Move a FAISS index to GPU 0 when asked (or 'auto') and possible; returns (index, on_gpu)."""
+    if device == "cpu" or not faiss_gpu_available():
+        if device == "cuda" and not faiss_gpu_available():
+            raise RetrievalError("--device cuda: the installed faiss has no GPU support or sees no GPU")
+        return index, False
+    faiss = _faiss()
+    res = faiss.StandardGpuResources()
+    gpu_index = faiss.index_cpu_to_gpu(res, 0, index)
+    _GPU_RESOURCES.append(res)  # must outlive every index placed with it
+    return gpu_index, True
+
+
+def build_index(
+    item_table: np.ndarray,
+    kind: IndexKind = "flat",
+    nlist: int | None = None,
+    nprobe: int = 16,
+    hnsw_m: int = 32,
+    ef_construction: int = 200,
+    ef_search: int = 128,
+    device: str = "auto",
+    seed: int = 0,
+) -> ApproxIndex:
+    """A FAISS inner-product index over rows 1..N of ``item_table`` (FAISS id j = item j+1).
+
+    ``nlist`` defaults to ~4*sqrt(N) (capped so every list gets >= 39 training points, as
+    FAISS requires for clustering quality).
+    """
+    faiss = _faiss()
+    items = np.ascontiguousarray(item_table[1:], dtype=np.float32)
+    n, d = items.shape
+    t0 = time.perf_counter()
+    if kind == "flat":
+        index = faiss.IndexFlatIP(d)
+        params: dict[str, int] = {}
+    elif kind == "ivf":
+        nl = nlist or max(1, min(int(4 * np.sqrt(n)), n // 39))
+        if nl > n:
+            raise RetrievalError(f"--nlist {nl} exceeds the catalog size {n}")
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nl, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = seed
+        index.train(items)
+        index.nprobe = min(nprobe, nl)
+        params = {"nlist": nl, "nprobe": int(index.nprobe)}
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
+        index.hnsw.efSearch = ef_search
+        params = {"M": hnsw_m, "efConstruction": ef_construction, "efSearch": ef_search}
+    else:
+        raise RetrievalError(f"unknown index {kind!r}; expected flat, ivf or hnsw")
+    index.add(items)
+    on_gpu = False
+    if kind != "hnsw":  # FAISS has no GPU HNSW
+        index, on_gpu = _maybe_gpu(index, device)
+        if on_gpu and kind == "ivf":
+            index.nprobe = params["nprobe"]
+    return ApproxIndex(kind=kind, index=index, params=params, build_seconds=time.perf_counter() - t0, on_gpu=on_gpu)
+
+
+def _search(
+    index: ApproxIndex,
+    user_vectors: np.ndarray,
+    k: int,
+    n_items: int,
+    exclude: Sequence[np.ndarray] | None = None,
+    batch_size: int = 4096,
+) -> TopK:
+    """Top-(k+1) from a FAISS index, sorted by (score desc, index asc), over-fetching by each
+    batch's longest exclusion list so that filtering the excluded items never leaves fewer
+    results than the catalog allows.  [U, k+1] (unfilled slots: index 0, score -inf)."""
+    u_np = np.ascontiguousarray(user_vectors, dtype=np.float32)
+    padded = pad_lists(exclude, len(u_np)) if exclude is not None else None
+    width = k + 1
+    items_out, scores_out = [], []
+    for lo in range(0, len(u_np), batch_size):
+        u = u_np[lo : lo + batch_size]
+        extra = int((padded[lo : lo + batch_size] > 0).sum(1).max()) if padded is not None else 0
+        kf = min(n_items, width + extra)
+        dist, ids = index.index.search(u, kf)
+        ids = ids.astype(np.int64) + 1  # FAISS id j is item j+1; FAISS's -1 (no result) becomes 0
+        dist = np.where(ids > 0, dist, -np.inf).astype(np.float32)
+        if padded is not None:
+            rows = np.arange(len(u), dtype=np.int64)[:, None]
+            blk = padded[lo : lo + batch_size]
+            excl_keys = (rows * (n_items + 1) + blk)[blk > 0]
+            dist[np.isin(rows * (n_items + 1) + ids, excl_keys)] = -np.inf
+        top = _canonical(ids, dist, width)
+        items_out.append(top.items)
+        scores_out.append(top.scores)
+    if not items_out:
+        return TopK(np.zeros((0, width), np.int64), np.zeros((0, width), np.float32))
+    return TopK(items=np.concatenate(items_out), scores=np.concatenate(scores_out))
+
+
+def topk_faiss(
+    user_vectors: np.ndarray,
+    item_table: np.ndarray,
+    k: int,
+    exclude: Sequence[np.ndarray] | None = None,
+    device: str = "auto",
+    index: ApproxIndex | None = None,
+) -> TopK:
+    """Exact canonical top-k with FAISS ``IndexFlatIP``.
+
+    Rows whose k-th and (k+1)-th results tie are re-ranked by the matmul path, because FAISS
+    does not promise which of several tied items it returns at the boundary.
+    """
+    u_np, t_np = check_embeddings(user_vectors, item_table)
+    n = t_np.shape[0] - 1
+    idx = index or build_index(t_np, "flat", device=device)
+    if idx.kind != "flat":
+        raise RetrievalError("topk_faiss needs a flat index; use topk_approx for approximate ones")
+    wide = _search(idx, u_np, k, n, exclude)
+    top = TopK(items=wide.items[:, :k].copy(), scores=wide.scores[:, :k].copy())
+    sc = wide.scores
+    rows = np.flatnonzero(np.isfinite(sc[:, k]) & (sc[:, k - 1] == sc[:, k]))
+    if rows.size:
+        sub = topk_matmul(u_np[rows], t_np, k, [exclude[r] for r in rows] if exclude is not None else None)
+        top.items[rows] = sub.items
+        top.scores[rows] = sub.scores
+    return top
+
+
+def topk_exact(
+    user_vectors: np.ndarray,
+    item_table: np.ndarray,
+    k: int,
+    exclude: Sequence[np.ndarray] | None = None,
+    backend: Backend = "auto",
+    device: str = "auto",
+) -> TopK:
+    """Exact canonical top-k: FAISS flat (``auto`` when faiss imports) or chunked matmul."""
+    if k < 1:
+        raise RetrievalError(f"k must be >= 1; got {k}")
+    if backend == "auto":
+        backend = "faiss" if faiss_available() else "torch"
+    if backend == "faiss":
+        return topk_faiss(user_vectors, item_table, k, exclude, device=device)
+    if backend == "torch":
+        return topk_matmul(user_vectors, item_table, k, exclude, device=resolve_device(device))
+    raise RetrievalError(f"unknown backend {backend!r}; expected auto, faiss or torch")
+
+
+def topk_approx(
+    user_vectors: np.ndarray,
+    item_table: np.ndarray,
+    k: int,
+    index: ApproxIndex,
+    exclude: Sequence[np.ndarray] | None = None,
+) -> TopK:
+    """Top-k from a built (approximate) index: [U, k] arrays."""
+    u_np, t_np = check_embeddings(user_vectors, item_table)
+    wide = _search(index, u_np, k, t_np.shape[0] - 1, exclude)
+    return TopK(items=wide.items[:, :k], scores=wide.scores[:, :k])
+
+
+def recall_vs_exact(approx: TopK, exact: TopK) -> np.ndarray:
+    """Per-user |approx ∩ exact| / |exact| over the filled (non-zero) exact slots: [U] float64."""
+    out = []
+    for lo in range(0, len(exact.items), 1024):
+        a, e = approx.items[lo : lo + 1024], exact.items[lo : lo + 1024]
+        hit = ((e[:, :, None] == a[:, None, :]) & (e[:, :, None] > 0)).any(2)
+        filled = (e > 0).sum(1)
+        out.append(np.where(filled > 0, hit.sum(1) / np.maximum(filled, 1), 1.0))
+    return np.concatenate(out) if out else np.zeros(0)

@@ -1,0 +1,331 @@
+"""`recx.featurize.run`: every item of a dataset through an encoder, into a resumable H5 store.
+
+Rows are processed in chunks of ``chunk_rows`` item indices, in order.  Inside a chunk the items
+are sorted by cost (token count) and cut into batches, so padding stays short while the store
+is still written row-chunk by row-chunk (and an interrupted run resumes at the last chunk).
+Batches are a pure function of the dataset, the encoder and ``batch_size``, so a resumed or a
+multi-process run computes exactly the same batches as a single uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+import recx
+from recx.data.dataset import SequenceDataset
+from recx.featurize import distributed as dist_utils
+from recx.featurize.base import Encoder
+from recx.featurize.registry import REGISTRY, load_encoder, store_name
+from recx.featurize.store import StoreError, StoreWriter
+
+# below this per-item cosine to the float32 output, reduced precision is not used
+MIN_COSINE = 0.999
+DEFAULT_BATCH = {"text": 128, "image": 64}
+
+
+@dataclass
+class Plan:
+    """The batches of one row chunk: item indices per batch (absolute row numbers)."""
+
+    start: int
+    stop: int
+    batches: list[np.ndarray]
+
+
+def default_store_path(dataset_dir: str | os.PathLike, model: str, modality: str | None = None) -> Path:
+    """``<dataset dir's parent>/stores/<model>[-<modality>].h5``."""
+    suffix = f"-{modality}" if modality else ""
+    return Path(dataset_dir).resolve().parent / "stores" / f"{store_name(model)}{suffix}.h5"
+
+
+def item_inputs(dataset: SequenceDataset, modality: str) -> tuple[list[Any], np.ndarray]:
+    """Raw inputs per row (texts or image paths, None where absent) and present [N+1] bool.
+
+    An image path whose file is missing counts as absent (a missing modality, not an error).
+    """
+    if modality == "text":
+        raw = [t if t else None for t in dataset.texts]
+    elif modality == "image":
+        raw = [p if p is not None and os.path.isfile(p) else None for p in dataset.image_paths]
+    else:
+        raise ValueError(f"unknown modality {modality!r}")
+    present = np.array([r is not None for r in raw], dtype=bool)
+    present[0] = False
+    return raw, present
+
+
+def plan_chunks(
+    encoder: Encoder, raw: Sequence[Any], present: np.ndarray, chunks: Sequence[tuple[int, int]], batch_size: int
+) -> list[Plan]:
+    """Batches per chunk: present rows sorted by (cost, row), cut every ``batch_size``."""
+    plans = []
+    for start, stop in chunks:
+        rows = np.flatnonzero(present[start:stop]) + start
+        keys = encoder.sort_keys([raw[r] for r in rows]) if len(rows) else None
+        if keys is not None:
+            rows = rows[np.lexsort((rows, np.asarray(keys)))]
+        plans.append(Plan(start, stop, [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]))
+    return plans
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Batch i of the plan, preprocessed (in a DataLoader worker for images)."""
+
+    def __init__(self, encoder: Encoder, raw: Sequence[Any], batches: list[np.ndarray]):
+        self.preprocess = encoder.preprocess
+        self.raw = raw
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.preprocess([self.raw[r] for r in self.batches[i]])
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def autocast(device: torch.device, compute_dtype: str):
+    """The autocast context for ``compute_dtype`` ('float32' = none)."""
+    if compute_dtype == "float32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=getattr(torch, compute_dtype))
+
+
+def encode_batch(encoder: Encoder, batch: dict[str, torch.Tensor], device: torch.device, compute_dtype: str) -> np.ndarray:
+    """One preprocessed batch -> float32 [B, D] on the host."""
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    with torch.inference_mode(), autocast(device, compute_dtype):
+        return encoder(batch).float().cpu().numpy()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose_compute_dtype(encoder: Encoder, batch: dict[str, torch.Tensor], device: torch.device, requested: str) -> tuple[str, float]:
+    """Reduced precision if every item of ``batch`` keeps cosine > 0.999 to float32 and it is faster.
+
+    ``auto`` tries bf16 on CPUs with native bf16 and fp16 then bf16 on GPUs; an explicit dtype is
+    tried whatever the hardware.  Returns (dtype name, smallest per-item cosine; 1.0 for float32).
+    """
+    if requested == "float32":
+        return "float32", 1.0
+    if requested == "auto":
+        if device.type == "cpu":
+            candidates = ["bfloat16"] if cpu_has_native_bf16() else []
+        else:
+            candidates = ["float16", "bfloat16"]
+    else:
+        candidates = [requested]
+    if not candidates:
+        return "float32", 1.0
+    start = time.perf_counter()
+    ref = torch.from_numpy(encode_batch(encoder, batch, device, "float32"))
+    ref_time = time.perf_counter() - start
+    for cand in candidates:
+        try:
+            start = time.perf_counter()
+            low = torch.from_numpy(encode_batch(encoder, batch, device, cand))
+            low_time = time.perf_counter() - start
+        except RuntimeError:  # autocast dtype unsupported on this device
+            continue
+        cos = torch.nn.functional.cosine_similarity(ref, low, dim=-1, eps=1e-12)
+        # all-zero outputs (possible in tiny random models) are equal, not dissimilar
+        both_zero = (ref.norm(dim=-1) == 0) & (low.norm(dim=-1) == 0)
+        cos = torch.where(both_zero, torch.ones_like(cos), cos)
+        worst = float(cos.min())
+        faster = requested != "auto" or low_time < ref_time
+        if bool(torch.isfinite(low).all()) and worst > MIN_COSINE and faster:
+            return cand, worst
+    return "float32", 1.0
+
+
+def run(
+    dataset_dir: str | os.PathLike,
+    model: str = "minilm",
+    out: str | os.PathLike | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    dtype: str = "float16",
+    force: bool = False,
+    resume: bool = True,
+    model_path: str | os.PathLike | None = None,
+    pooling: str | None = None,
+    layer: int | None = None,
+    max_length: int | None = None,
+    progress: bool = True,
+    modality: str | None = None,
+    compute_dtype: str = "auto",
+    chunk_rows: int = 1024,
+    num_workers: int | None = None,
+    cache_top_k: int = 0,
+    encoder: Encoder | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> Path:
+    """Encode every item of ``dataset_dir`` with ``model`` into an H5 store; returns its path.
+
+    Args:
+        model: registry name (``recx models``), local model folder or cached hub id.
+        out: store path (default ``<dataset parent>/stores/<model>.h5``).
+        batch_size: items per forward pass (default 128 for text, 64 for images).
+        device: ``auto`` (cuda if present), ``cpu``, ``cuda``, ``cuda:1``...
+        dtype: storage dtype, ``float16`` or ``float32``.
+        force: replace a finished store at ``out``.
+        resume: continue an interrupted run from its last finished chunk.
+        modality: CLIP models only: ``image`` or ``text``.
+        compute_dtype: ``auto`` (bf16 on CPUs with native bf16, fp16 on GPU, when faster and every calibration item keeps
+            cosine > 0.999 to float32), ``float32``, ``bfloat16`` or ``float16``.
+        chunk_rows: rows per store chunk (the resume granularity).
+        num_workers: DataLoader workers for image decoding (default: min(4, CPU count)).
+        cache_top_k: also store the hidden states entering the top K blocks (transformers).
+        encoder: an already-built Encoder (then ``model`` only names the store).
+        on_chunk: called with the number of rows done after each chunk is flushed.
+    """
+    dataset = SequenceDataset(dataset_dir)
+    ctx = dist_utils.context()
+    if out is None:
+        spec = REGISTRY.get(model)
+        suffix = modality if spec is not None and spec.modality == "clip" else None
+        out = default_store_path(dataset_dir, model, suffix)
+    out = Path(out)
+    if out.exists() and not force:
+        raise StoreError(f"{out}: a finished store already exists; pass --force to replace it")
+
+    device_t = resolve_device(device) if not ctx.active else ctx.device(device)
+    if encoder is None:
+        encoder = load_encoder(model, model_path=model_path, pooling=pooling, layer=layer, max_length=max_length, modality=modality)
+    encoder = encoder.eval().to(device_t)
+    if encoder.channels_last:
+        encoder = encoder.to(memory_format=torch.channels_last)
+    raw, present = item_inputs(dataset, encoder.modality)
+    batch_size = batch_size or DEFAULT_BATCH.get(encoder.modality, 64)
+
+    attrs = encoder.store_attrs()
+    attrs.update(
+        recx_version=recx.__version__,
+        catalog_fingerprint=dataset.catalog_fingerprint,
+        item_count=dataset.num_items,
+        batch_size=batch_size,
+        cache_top_k=int(cache_top_k),
+    )
+    topk = None
+    if cache_top_k:
+        from recx.featurize.topk import TrunkCache
+
+        topk = TrunkCache(encoder, cache_top_k)
+        attrs.update(topk.attrs())
+
+    writer = StoreWriter(
+        out, dataset.num_items + 1, encoder.dim, attrs, dtype=dtype, chunk_rows=chunk_rows, force=force,
+        resume=resume, hidden_shape=topk.hidden_shape if topk else None,
+    ) if ctx.is_main else None
+    try:
+        start_row = ctx.broadcast(writer.rows_done if writer else None)
+        chunk_size = max(1, min(chunk_rows, dataset.num_items + 1))
+        chunks = [(s, min(s + chunk_size, dataset.num_items + 1)) for s in range(start_row, dataset.num_items + 1, chunk_size)]
+        plans = plan_chunks(encoder, raw, present, chunks, batch_size)
+
+        compute = ctx.broadcast(_compute_dtype(writer, encoder, raw, plans, device_t, compute_dtype) if writer else None)
+        if writer is not None and writer.resumed_from and progress:
+            print(f"resuming {writer.tmp} at row {writer.resumed_from} of {writer.num_rows}", file=sys.stderr)
+
+        workers = (min(4, os.cpu_count() or 1) if num_workers is None else num_workers) if encoder.preprocess_in_workers else 0
+        mine = [[b for i, b in enumerate(p.batches) if i % ctx.world_size == ctx.rank] for p in plans]
+        flat = [b for bs in mine for b in bs]
+        loader = torch.utils.data.DataLoader(
+            _Batches(encoder, raw, flat), batch_size=None, shuffle=False, num_workers=workers, collate_fn=_identity
+        )
+        total = sum(len(b) for b in flat)
+        bar = _progress(total, f"{encoder.name} ({compute})", progress and ctx.is_main)
+        it = iter(loader)
+        for plan, my_batches in zip(plans, mine):
+            results: dict[int, tuple[np.ndarray, Any]] = {}
+            for b in my_batches:
+                batch = next(it)
+                if topk is not None:
+                    emb, hidden = topk.encode(batch, device_t, compute)
+                else:
+                    emb, hidden = encode_batch(encoder, batch, device_t, compute), None
+                results[_key(b)] = (emb, hidden)
+                bar.update(len(b) * ctx.world_size)
+            results = ctx.gather_dicts(results)
+            if writer is not None:
+                _write_plan(writer, plan, present, results, encoder.dim, topk)
+                if on_chunk is not None:
+                    on_chunk(plan.stop)
+            ctx.barrier()
+        bar.close()
+        if writer is not None:
+            writer.finish(force=force)
+        ctx.barrier()
+        return out
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _key(rows: np.ndarray) -> int:
+    return int(rows[0])
+
+
+def _compute_dtype(writer: StoreWriter, encoder: Encoder, raw: Sequence[Any], plans: list[Plan], device: torch.device, requested: str) -> str:
+    """The compute dtype recorded in the partial store, or calibrated now on the first batch and recorded."""
+    have = writer.attrs.get("compute_dtype")
+    if have:
+        return str(have)
+    first = next((b for p in plans for b in p.batches), None)
+    if first is None:
+        chosen, worst = "float32", 1.0
+    else:
+        chosen, worst = choose_compute_dtype(encoder, encoder.preprocess([raw[r] for r in first]), device, requested)
+    writer.set_attr("compute_dtype", chosen)
+    writer.set_attr("calibration_min_cosine", worst)
+    return chosen
+
+
+def _write_plan(writer: StoreWriter, plan: Plan, present: np.ndarray, results: dict[int, tuple[np.ndarray, Any]], dim: int, topk: Any) -> None:
+    n = plan.stop - plan.start
+    emb = np.zeros((n, dim), dtype=np.float32)
+    hidden = mask = None
+    if topk is not None:
+        t, h = topk.hidden_shape
+        hidden = np.zeros((n, t, h), dtype=np.float16)
+        mask = np.zeros((n, t), dtype=bool)
+    for rows in plan.batches:
+        e, hid = results[_key(rows)]
+        emb[rows - plan.start] = e
+        if hid is not None:
+            hs, hm = hid
+            hidden[rows - plan.start, : hs.shape[1]] = hs
+            mask[rows - plan.start, : hm.shape[1]] = hm
+    writer.write_chunk(plan.start, emb, present[plan.start : plan.stop], hidden, mask)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="item", disable=not enabled, dynamic_ncols=True, smoothing=0.1)

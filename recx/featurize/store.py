@@ -1,0 +1,306 @@
+"""The H5 embedding store: one file per (dataset, encoder, layer, pooling); row i is item index i.
+
+Layout (DESIGN.md, "H5 embedding store")::
+
+    embeddings   [N+1, D] float16|float32, chunked by rows; row 0 (padding) and absent rows are zeros
+    present      [N+1] bool, the item had this modality
+    hidden       [N+1, T, H] float16, optional: hidden states entering the top-k blocks
+    hidden_mask  [N+1, T] bool, optional: their attention mask
+    attrs        format_version, recx_version, encoder, source, weight_hash, modality, layer,
+                 pooling, max_length | image_size + mean/std, normalize, dtype, compute_dtype,
+                 catalog_fingerprint, item_count, rows_done, complete
+
+A store is written to ``<path>.partial`` chunk by chunk, in row order; ``rows_done`` is
+flushed after every chunk so an interrupted featurize resumes from the last finished chunk.
+The finished file is renamed onto ``<path>`` with ``complete = True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+
+from recx.errors import RecxError
+
+FORMAT_VERSION = 1
+PARTIAL_SUFFIX = ".partial"
+# attributes that change while a store is being written; all others identify what is written
+_PROGRESS_ATTRS = ("rows_done", "complete")
+
+
+class StoreError(RecxError):
+    """An H5 store is missing, unreadable or malformed; the message names the file."""
+
+
+class StoreMismatchError(RecxError):
+    """A store does not belong to the dataset or request it is used with; the message names the mismatch."""
+
+
+def partial_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + PARTIAL_SUFFIX)
+
+
+def _to_attr(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return np.asarray(value, dtype=np.float64) if all(isinstance(v, (int, float)) for v in value) else json.dumps(list(value))
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _from_attr(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return [v.item() for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return value
+
+
+def read_attrs(f: h5py.File) -> dict[str, Any]:
+    return {k: _from_attr(v) for k, v in f.attrs.items()}
+
+
+@dataclass
+class EmbeddingStore:
+    """A finished store loaded into memory.
+
+    Attributes:
+        embeddings: float32 [N+1, D]; row 0 and rows of items without the modality are zeros.
+        present: bool [N+1]; ``present[0]`` is False.
+        attrs: every H5 attribute as plain Python values.
+    """
+
+    path: Path
+    embeddings: np.ndarray
+    present: np.ndarray
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
+    @property
+    def modality(self) -> str:
+        return str(self.attrs.get("modality", ""))
+
+    @property
+    def num_items(self) -> int:
+        return int(self.embeddings.shape[0]) - 1
+
+    @property
+    def has_hidden(self) -> bool:
+        """Whether the store caches the hidden states entering the top-k blocks."""
+        return int(self.attrs.get("cache_top_k", 0)) > 0
+
+    def read_hidden(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cached hidden states of ``rows`` (sorted int indices): (float32 [B, T, H], bool [B, T])."""
+        if not self.has_hidden:
+            raise StoreError(f"{self.path}: no cached hidden states (featurize with --cache-top-k K)")
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        uniq, inverse = np.unique(rows[order], return_inverse=True)
+        with _open_h5(self.path) as f:
+            hidden = f["hidden"][uniq].astype(np.float32)
+            mask = f["hidden_mask"][uniq].astype(bool)
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        sel = inverse[back]
+        return hidden[sel], mask[sel]
+
+
+def _open_h5(path: Path, mode: str = "r") -> h5py.File:
+    try:
+        return h5py.File(path, mode)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as e:
+        raise StoreError(f"{path}: not a readable HDF5 store ({str(e).splitlines()[0]})") from None
+
+
+def open_store(path: str | os.PathLike) -> EmbeddingStore:
+    """Load a finished store. Raises StoreError naming the file if it is missing, corrupt or unfinished."""
+    path = Path(path)
+    if not path.is_file():
+        if partial_path(path).is_file():
+            raise StoreError(f"{path}: featurize did not finish ({partial_path(path).name} exists); rerun it to resume")
+        raise StoreError(f"{path}: no such store; create it with `recx featurize`")
+    with _open_h5(path) as f:
+        for name in ("embeddings", "present"):
+            if name not in f:
+                raise StoreError(f"{path}: not a recx store (no '{name}' dataset)")
+        try:
+            embeddings = f["embeddings"][...].astype(np.float32, copy=False)
+            present = f["present"][...].astype(np.bool_, copy=False)
+        except (OSError, ValueError, TypeError) as e:
+            raise StoreError(f"{path}: unreadable data ({str(e).splitlines()[0]})") from None
+        attrs = read_attrs(f)
+    if embeddings.ndim != 2 or present.shape != (embeddings.shape[0],):
+        raise StoreError(f"{path}: malformed: embeddings {embeddings.shape}, present {present.shape}")
+    return EmbeddingStore(path=path, embeddings=embeddings, present=present, attrs=attrs)
+
+
+def check_store(store: EmbeddingStore, dataset: Any, expect: Mapping[str, Any] | None = None) -> None:
+    """Refuse a store that does not fit ``dataset`` (a SequenceDataset) or the attributes in ``expect``.
+
+    Raises StoreMismatchError naming the first mismatch: unfinished file, format version,
+    catalog fingerprint, item count, or any ``expect`` key (e.g. ``{"modality": "text"}``).
+    """
+    where = store.path
+    attrs = store.attrs
+    if not attrs.get("complete", False):
+        raise StoreMismatchError(f"{where}: incomplete store (complete=false); rerun `recx featurize` to finish it")
+    version = attrs.get("format_version")
+    if version != FORMAT_VERSION:
+        raise StoreMismatchError(f"{where}: store format version {version}, this recx reads {FORMAT_VERSION}")
+    fp = attrs.get("catalog_fingerprint")
+    if fp != dataset.catalog_fingerprint:
+        raise StoreMismatchError(
+            f"{where}: catalog fingerprint {str(fp)[:12]} does not match dataset {dataset.path} "
+            f"({dataset.catalog_fingerprint[:12]}); re-featurize this dataset"
+        )
+    if attrs.get("item_count") != dataset.num_items or store.num_items != dataset.num_items:
+        raise StoreMismatchError(
+            f"{where}: item count {attrs.get('item_count')} (rows {store.embeddings.shape[0]}) "
+            f"does not match dataset {dataset.path} ({dataset.num_items} items)"
+        )
+    for key, want in (expect or {}).items():
+        have = attrs.get(key)
+        if have != want and not (isinstance(want, (tuple, list)) and list(want) == have):
+            raise StoreMismatchError(f"{where}: attribute {key}={have!r}, expected {want!r}")
+
+
+class StoreWriter:
+    """Writes a store chunk by chunk into ``<path>.partial``; :meth:`finish` renames it onto ``path``.
+
+    Resuming: when a partial file with the same identifying attributes exists (and ``resume``),
+    writing continues at its ``rows_done``; otherwise the partial file is started over.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        num_rows: int,
+        dim: int,
+        attrs: Mapping[str, Any],
+        dtype: str = "float16",
+        chunk_rows: int = 1024,
+        force: bool = False,
+        resume: bool = True,
+        hidden_shape: tuple[int, int] | None = None,
+    ):
+        self.path = Path(path)
+        self.tmp = partial_path(self.path)
+        if dtype not in ("float16", "float32"):
+            raise ValueError(f"store dtype must be float16 or float32, not {dtype!r}")
+        if self.path.exists() and not force:
+            raise StoreError(f"{self.path}: a finished store already exists; pass --force to replace it")
+        self.num_rows = num_rows
+        self.chunk_rows = max(1, min(chunk_rows, num_rows))
+        ident = {k: v for k, v in attrs.items() if v is not None and k not in _PROGRESS_ATTRS}
+        ident.update(format_version=FORMAT_VERSION, dtype=dtype, chunk_rows=self.chunk_rows)
+        if hidden_shape is not None:
+            ident["hidden_shape"] = list(hidden_shape)
+        self.resumed_from = 0
+        self.f = self._reopen(ident) if resume else None
+        if self.f is None:
+            self.f = self._create(ident, dim, dtype, hidden_shape)
+
+    # -- creation / resumption -------------------------------------------------------------
+    def _reopen(self, ident: dict[str, Any]) -> h5py.File | None:
+        if not self.tmp.is_file():
+            return None
+        try:
+            f = h5py.File(self.tmp, "r+")
+        except (OSError, ValueError):
+            return None  # killed mid-write: start over
+        have = read_attrs(f)
+        same = all(have.get(k) == _from_attr(_to_attr(v)) for k, v in ident.items())
+        if not same or "embeddings" not in f or f["embeddings"].shape[0] != self.num_rows:
+            f.close()
+            return None
+        self.resumed_from = int(have.get("rows_done", 0))
+        return f
+
+    def _create(self, ident: dict[str, Any], dim: int, dtype: str, hidden_shape: tuple[int, int] | None) -> h5py.File:
+        self.tmp.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp.unlink(missing_ok=True)
+        f = h5py.File(self.tmp, "w")
+        f.create_dataset("embeddings", shape=(self.num_rows, dim), dtype=dtype, chunks=(self.chunk_rows, dim), fillvalue=0)
+        f.create_dataset("present", shape=(self.num_rows,), dtype=bool, chunks=(self.chunk_rows,), fillvalue=False)
+        if hidden_shape is not None:
+            t, h = hidden_shape
+            f.create_dataset("hidden", shape=(self.num_rows, t, h), dtype="float16", chunks=(min(64, self.num_rows), t, h), fillvalue=0)
+            f.create_dataset("hidden_mask", shape=(self.num_rows, t), dtype=bool, chunks=(min(64, self.num_rows), t), fillvalue=False)
+        for k, v in ident.items():
+            f.attrs[k] = _to_attr(v)
+        f.attrs["rows_done"] = 0
+        f.attrs["complete"] = False
+        f.flush()
+        return f
+
+    # -- writing ---------------------------------------------------------------------------
+    @property
+    def rows_done(self) -> int:
+        return int(self.f.attrs["rows_done"])
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return read_attrs(self.f)
+
+    def set_attr(self, key: str, value: Any) -> None:
+        """Record a decision made while writing (e.g. the compute dtype) so a resume reuses it."""
+        self.f.attrs[key] = _to_attr(value)
+        self.f.flush()
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """The remaining (start, stop) row ranges, in order."""
+        return [(s, min(s + self.chunk_rows, self.num_rows)) for s in range(self.rows_done, self.num_rows, self.chunk_rows)]
+
+    def write_chunk(
+        self,
+        start: int,
+        embeddings: np.ndarray,
+        present: np.ndarray,
+        hidden: np.ndarray | None = None,
+        hidden_mask: np.ndarray | None = None,
+    ) -> None:
+        """Write rows ``start:start+len(embeddings)``; chunks must arrive in order.
+
+        Args:
+            embeddings: [R, D] float; present: [R] bool; hidden: [R, T, H]; hidden_mask: [R, T].
+        """
+        if start != self.rows_done:
+            raise ValueError(f"chunk starts at row {start}, expected {self.rows_done}")
+        stop = start + len(embeddings)
+        self.f["embeddings"][start:stop] = embeddings
+        self.f["present"][start:stop] = present
+        if hidden is not None:
+            self.f["hidden"][start:stop] = hidden
+            self.f["hidden_mask"][start:stop] = hidden_mask
+        self.f.attrs["rows_done"] = stop
+        self.f.flush()
+
+    def finish(self, force: bool = False) -> Path:
+        """Mark complete, close and rename onto the final path."""
+        if self.rows_done != self.num_rows:
+            raise ValueError(f"{self.tmp}: {self.rows_done} of {self.num_rows} rows written")
+        self.f.attrs["complete"] = True
+        self.f.close()
+        if self.path.exists() and not force:
+            raise StoreError(f"{self.path}: a finished store appeared while writing; pass --force to replace it")
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def close(self) -> None:
+        """Close without finishing (the partial file stays for a later resume)."""
+        if self.f.id.valid:
+            self.f.close()

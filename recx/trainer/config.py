@@ -1,0 +1,150 @@
+"""Training configuration: one dataclass, resolved from defaults < recx.toml < --config < CLI.
+
+The fully resolved config is written as ``config.json`` in every run directory, and
+``TrainConfig.from_dict(json.load(...))`` rebuilds it exactly (``get_config``/``from_config``
+round trip, as RecTools does), so a run can be repeated or resumed from its folder alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from recx.errors import RecxError
+
+SEQUENCE_MODELS = ("sasrec", "gru4rec", "bert4rec")
+LOSSES = ("bce", "sampled_softmax", "full_ce", "debiased_ce")
+MODALITY_TOWERS = ("text", "image", "clip")
+ADAPTERS = ("linear", "mlp", "moe")
+FUSIONS = ("add", "concat", "gated")
+SCHEDULES = ("constant", "cosine")
+
+
+class ConfigError(RecxError):
+    """An option has an invalid value; the message names it."""
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of `recx train`; the defaults reproduce a RecBole-like SASRec."""
+
+    # data
+    dataset: str = "data"
+    stores: dict[str, str] = field(default_factory=dict)  # modality -> H5 store path
+    # model
+    model: str = "sasrec"
+    item_tower: str = "id"  # id | text | image | clip | id+text | text+image | ...
+    adapter: str = "linear"
+    fusion: str = "add"
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 2
+    dropout: float = 0.5
+    max_len: int = 50
+    # loss
+    loss: str = "debiased_ce"
+    alpha: float = 1.0  # popularity power of the logQ correction (debiased_ce, sampled_softmax)
+    temperature: float = 0.0  # > 0: cosine similarity / temperature; 0: raw inner product
+    mask_scope: str = "sequence"  # debiased_ce: mask the user's whole sequence or only the past
+    num_negatives: int = 256  # sampled_softmax
+    negative_sampler: str = "uniform"  # sampled_softmax: uniform | popularity
+    # optimisation
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    grad_clip: float = 1.0
+    amp: str = "auto"  # auto | bf16 | fp16 | off
+    patience: int = 10
+    metric: str = "ndcg@10"
+    eval_batch_size: int = 1024
+    # run
+    seed: int = 42
+    device: str = "auto"
+    name: str = ""
+    runs_dir: str = "runs"
+
+    # -- (de)serialisation -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}")
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def resolve(cls, *layers: dict[str, Any] | None) -> "TrainConfig":
+        """Merge option layers, later ones winning; None values never override."""
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            for k, v in (layer or {}).items():
+                if v is None:
+                    continue
+                if k == "stores" and isinstance(v, dict):
+                    merged["stores"] = {**merged.get("stores", {}), **v}
+                else:
+                    merged[k] = v
+        return cls.from_dict(merged)
+
+    @staticmethod
+    def read_toml(path: str | Path) -> dict[str, Any]:
+        """Options from a run config file; a ``[train]`` table is used if present."""
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: config file not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: not valid TOML ({e})") from None
+        return dict(data.get("train", data))
+
+    # -- checks ----------------------------------------------------------------------------
+    @property
+    def tower_parts(self) -> list[str]:
+        """``"id+text"`` -> ``["id", "text"]``."""
+        return [p.strip() for p in self.item_tower.split("+") if p.strip()]
+
+    def validate(self) -> None:
+        def one_of(name: str, allowed: tuple[str, ...]) -> None:
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: expected one of {', '.join(allowed)}")
+
+        one_of("model", SEQUENCE_MODELS)
+        one_of("loss", LOSSES)
+        one_of("adapter", ADAPTERS)
+        one_of("fusion", FUSIONS)
+        one_of("schedule", SCHEDULES)
+        one_of("amp", ("auto", "bf16", "fp16", "off"))
+        one_of("mask_scope", ("sequence", "past"))
+        one_of("negative_sampler", ("uniform", "popularity"))
+        parts = self.tower_parts
+        bad = [p for p in parts if p != "id" and p not in MODALITY_TOWERS]
+        if not parts or bad or len(set(parts)) != len(parts):
+            raise ConfigError(f"--item-tower {self.item_tower!r}: expected id, text, image, clip or a '+' fusion of them (e.g. id+text)")
+        if self.hidden % self.heads:
+            raise ConfigError(f"--hidden {self.hidden} must be divisible by --heads {self.heads}")
+        for name in ("hidden", "layers", "heads", "max_len", "epochs", "batch_size", "num_negatives", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("--dropout must be in [0, 1)")
+        if self.lr <= 0:
+            raise ConfigError("--lr must be > 0")
+        if self.metric.split("@")[0] not in ("ndcg", "hr", "mrr"):
+            raise ConfigError(f"--metric {self.metric!r}: expected ndcg@K, hr@K or mrr")

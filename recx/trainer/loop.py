@@ -1,0 +1,284 @@
+"""The training loop: seq2seq epochs, validation, early stopping, checkpoints, exact resume.
+
+Exact resume: an epoch's computation depends only on the state saved at the end of the
+previous epoch (weights, optimizer, scheduler, the losses' samplers, torch's RNG, and the data
+order, which is a function of (seed, epoch)).  ``last.pt`` holds all of it, so a run killed at
+any point and resumed with ``resume=True`` ends with the same weights and metrics as one that
+was never interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from recx.data.dataset import SequenceDataset
+from recx.device import autocast, autocast_dtype, resolve_device
+from recx.evaluate.metrics import metrics_from_ranks, target_ranks
+from recx.trainer.checkpoint import (
+    BEST,
+    CURVE,
+    LAST,
+    RunError,
+    load_checkpoint,
+    read_metrics,
+    read_run_config,
+    save_atomic,
+    write_metrics,
+    write_run_config,
+)
+from recx.trainer.config import TrainConfig
+from recx.trainer.data import SequenceBatches, history_mask
+from recx.trainer.losses import build_loss
+from recx.trainer.model import SequentialRecommender, build_model
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    best_epoch: int
+    best_valid: dict[str, float]
+    epochs_run: int
+    train_seconds: float
+
+
+def default_run_name(cfg: TrainConfig) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{cfg.model}-{cfg.item_tower.replace('+', '_')}-{cfg.loss}"
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; biases, norms and 1-d parameters get no weight decay."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.dim() < 2 or name.endswith(".bias") else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = cfg.warmup_steps
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if cfg.schedule == "cosine":
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@torch.no_grad()
+def evaluate_split(
+    model: SequentialRecommender,
+    dataset: SequenceDataset,
+    split: str,
+    cfg: TrainConfig,
+    ks: tuple[int, ...] = (10,),
+    exclude_history: bool = False,
+    amp_dtype: torch.dtype | None = None,
+) -> dict[str, float]:
+    """Full-catalog HR@K / NDCG@K / MRR of ``split`` (valid or test); ranks by exact scores."""
+    model.eval()
+    device = next(model.parameters()).device
+    histories, targets = dataset.split(split)
+    table = model.item_table().float()  # [N+1, D]
+    ranks = []
+    for start in range(0, len(histories), cfg.eval_batch_size):
+        hist = histories[start : start + cfg.eval_batch_size]
+        users = model.user_vectors(hist, cfg.max_len, cfg.eval_batch_size, lambda: autocast(device, amp_dtype))
+        scores = users @ table.T  # [b, N+1]
+        excluded = history_mask(hist, dataset.num_items).to(device) if exclude_history else None
+        tgt = torch.from_numpy(targets[start : start + cfg.eval_batch_size]).to(device)
+        ranks.append(target_ranks(scores, tgt, excluded).cpu())
+    return metrics_from_ranks(torch.cat(ranks), ks)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def plot_curve(run_dir: Path, rows: list[dict[str, Any]], metric: str) -> None:
+    """Training loss and validation metric per epoch -> curve.png."""
+    if not rows:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, ax1 = plt.subplots(figsize=(6, 3.5))
+    ax1.plot(epochs, [r["loss"] for r in rows], color="tab:blue", label="train loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("train loss", color="tab:blue")
+    ax2 = ax1.twinx()
+    ax2.plot(epochs, [r["valid"][metric] for r in rows], color="tab:orange", label=f"valid {metric}")
+    ax2.set_ylabel(f"valid {metric}", color="tab:orange")
+    ax1.set_title(run_dir.name, fontsize=9)
+    fig.tight_layout()
+    tmp = run_dir / f".{CURVE}.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(run_dir / CURVE)
+
+
+def fit(
+    cfg: TrainConfig,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    max_epochs_this_call: int | None = None,
+) -> FitResult:
+    """Train ``cfg`` into ``run_dir`` (default ``cfg.runs_dir/<name>``).
+
+    Args:
+        resume: continue the run in ``run_dir`` from its ``last.pt``.
+        max_epochs_this_call: stop after this many epochs (the run stays resumable); used by
+            tests to interrupt a run deterministically.
+    """
+    cfg.validate()
+    if run_dir is None:
+        cfg.name = cfg.name or default_run_name(cfg)
+        run_dir = Path(cfg.runs_dir) / cfg.name
+    run_dir = Path(run_dir)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed % 2**32)
+    device = resolve_device(cfg.device)
+    amp_dtype = autocast_dtype(cfg.amp, device)
+
+    dataset = SequenceDataset(cfg.dataset)
+    if resume:
+        saved = read_run_config(run_dir)
+        if saved.get("dataset_fingerprint") != dataset.fingerprint:
+            raise RunError(f"{run_dir}: was trained on a different dataset (fingerprint mismatch with {cfg.dataset})")
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise RunError(f"{run_dir}: run directory exists; resume it with --resume {run_dir} or choose another --name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_config(run_dir, {**cfg.to_dict(), "dataset_fingerprint": dataset.fingerprint, "num_items": dataset.num_items})
+
+    model = build_model(cfg, dataset).to(device)
+    batches = SequenceBatches(dataset.train_sequences(), cfg.max_len, cfg.batch_size, cfg.seed)
+    counts = torch.from_numpy(dataset.item_popularity())
+    loss_fn = build_loss(cfg, counts, lambda rows: batches.item_mask(rows, dataset.num_items)).to(device)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg, batches.num_batches())
+
+    start_epoch, best_value, best_epoch, bad_epochs = 0, -math.inf, -1, 0
+    history: list[dict[str, Any]] = []
+    if resume and (run_dir / LAST).is_file():
+        state = load_checkpoint(run_dir / LAST)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        loss_fn.load_state_dict(state["loss"])
+        _set_rng_state(state["rng"])
+        start_epoch, best_value, best_epoch, bad_epochs = state["epoch"] + 1, state["best_value"], state["best_epoch"], state["bad_epochs"]
+        history = [r for r in read_metrics(run_dir) if r["epoch"] < start_epoch]
+        if state.get("stopped"):
+            start_epoch = cfg.epochs  # early stopping already ended this run
+    write_metrics(run_dir, history)
+
+    train_seconds = sum(r["seconds"] for r in history)
+    epochs_done = 0
+    for epoch in range(start_epoch, cfg.epochs):
+        if max_epochs_this_call is not None and epochs_done >= max_epochs_this_call:
+            break
+        model.train()
+        t0 = time.perf_counter()
+        total, count, positions = 0.0, 0, 0
+        bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), desc=f"epoch {epoch}", disable=not progress, leave=False, unit="batch")
+        for batch in bar:
+            batch = type(batch)(*(t.to(device) for t in batch))
+            with autocast(device, amp_dtype):
+                states = model(batch.inputs)
+            loss = loss_fn(states.float(), batch, model.tower)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            n = int((batch.targets > 0).sum())
+            total, count, positions = total + loss.item() * n, count + 1, positions + n
+            bar.set_postfix(loss=f"{total / max(positions, 1):.4f}", pos_s=f"{positions / (time.perf_counter() - t0):.0f}")
+        seconds = time.perf_counter() - t0
+        train_seconds += seconds
+        valid = evaluate_split(model, dataset, "valid", cfg, ks=_ks_for(cfg.metric), amp_dtype=amp_dtype)
+        value = valid[cfg.metric]
+        improved = value > best_value
+        if improved:
+            best_value, best_epoch, bad_epochs = value, epoch, 0
+            save_atomic({"model": model.state_dict(), "epoch": epoch, "valid": valid, "config": cfg.to_dict()}, run_dir / BEST)
+        else:
+            bad_epochs += 1
+        stopped = bad_epochs >= cfg.patience
+        row = {"epoch": epoch, "loss": total / max(positions, 1), "seconds": seconds, "positions_per_s": positions / seconds, "valid": valid, "best": improved}
+        history.append(row)
+        write_metrics(run_dir, history)
+        save_atomic(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "loss": loss_fn.state_dict(),
+                "rng": _rng_state(),
+                "epoch": epoch,
+                "best_value": best_value,
+                "best_epoch": best_epoch,
+                "bad_epochs": bad_epochs,
+                "stopped": stopped,
+            },
+            run_dir / LAST,
+        )
+        epochs_done += 1
+        if progress:
+            tqdm.write(f"epoch {epoch:3d}  loss {row['loss']:.4f}  valid {cfg.metric} {value:.4f}{'  *' if improved else ''}  ({seconds:.1f}s)")
+        if stopped:
+            break
+    plot_curve(run_dir, history, cfg.metric)
+    best_valid = next((r["valid"] for r in history if r["epoch"] == best_epoch), {})
+    return FitResult(run_dir, best_epoch, best_valid, len(history), train_seconds)
+
+
+def _ks_for(metric: str) -> tuple[int, ...]:
+    ks = {10}
+    if "@" in metric:
+        ks.add(int(metric.split("@")[1]))
+    return tuple(sorted(ks))
+
+
+def load_trained(run_dir: str | Path, checkpoint: str = BEST) -> tuple[SequentialRecommender, TrainConfig, SequenceDataset]:
+    """(model in eval mode with the checkpoint's weights, its config, its dataset)."""
+    run_dir = Path(run_dir)
+    saved = read_run_config(run_dir)
+    values = {k: v for k, v in saved.items() if k not in ("dataset_fingerprint", "num_items")}
+    cfg = TrainConfig.from_dict(values, source=str(run_dir / "config.json"))
+    dataset = SequenceDataset(cfg.dataset)
+    if saved.get("dataset_fingerprint") not in (None, dataset.fingerprint):
+        raise RunError(f"{run_dir}: dataset {cfg.dataset} changed since training (fingerprint mismatch)")
+    model = build_model(cfg, dataset)
+    model.load_state_dict(load_checkpoint(run_dir / checkpoint)["model"])
+    return model.eval(), cfg, dataset

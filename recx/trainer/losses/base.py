@@ -1,0 +1,61 @@
+"""What every loss receives.
+
+A loss scores user states against item vectors.  It gets the states, the batch (inputs,
+targets, row ids) and an ``embed`` callable that returns item vectors for any index tensor,
+so a loss asks only for the items it needs (cheap for an ID table, essential for an
+end-to-end encoder), and ``table()`` when it needs the whole catalog.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import torch
+from torch import nn
+
+from recx.trainer.data import Batch
+
+EmbedFn = Callable[[torch.Tensor], torch.Tensor]  # item indices [...] -> vectors [..., D]
+
+
+class ItemVectors(Protocol):
+    def __call__(self, items: torch.Tensor) -> torch.Tensor: ...
+
+    def table(self) -> torch.Tensor:
+        """[N+1, D] vectors of every item (row 0 = padding)."""
+        ...
+
+
+class SequenceLoss(nn.Module):
+    """Base class: ``forward(states [B, L, D], batch, items) -> scalar`` mean over real targets."""
+
+    def forward(self, states: torch.Tensor, batch: Batch, items: ItemVectors) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+def target_positions(targets: torch.Tensor) -> torch.Tensor:
+    """[B, L] bool: positions that have a real next item to predict."""
+    return targets > 0
+
+
+def similarity(states: torch.Tensor, vectors: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Logits in fp32: inner product, or cosine / temperature when temperature > 0.
+
+    states [P, D], vectors [C, D] -> [P, C].
+    """
+    states, vectors = states.float(), vectors.float()
+    if temperature > 0:
+        states = nn.functional.normalize(states, dim=-1)
+        vectors = nn.functional.normalize(vectors, dim=-1)
+        return states @ vectors.T / temperature
+    return states @ vectors.T
+
+
+def rowwise_similarity(states: torch.Tensor, vectors: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Similarity of matching rows in fp32: states [P, D], vectors [P, D] -> [P]."""
+    states, vectors = states.float(), vectors.float()
+    if temperature > 0:
+        states = nn.functional.normalize(states, dim=-1)
+        vectors = nn.functional.normalize(vectors, dim=-1)
+        return (states * vectors).sum(-1) / temperature
+    return (states * vectors).sum(-1)

@@ -1,0 +1,96 @@
+"""In-batch debiased cross-entropy (IDvs.MoRec), exactly as DESIGN.md defines it.
+
+For every position t of user u with target i_t, the candidates are the distinct items of the
+batch B (inputs and targets of every row; gathered across ranks in distributed training).
+With logits s_j = <h_{u,t}, e_j> (or cosine / tau):
+
+    loss = -log( exp(s_i - log p_i) / (exp(s_i - log p_i) + sum_{j in B, j not in I_u} exp(s_j - log p_j)) )
+
+p_j is item j's share of the training interactions raised to ``alpha`` (renormalised), I_u the
+user's items (the whole batch row, or only the items up to position t with
+``mask_scope="past"``) other than the target itself.  Padding is never a candidate and never
+a target.  Subtracting log p_j removes the popularity bias of in-batch sampling (items are
+candidates in proportion to how often they occur).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+from recx.trainer.data import Batch
+from recx.trainer.losses.base import ItemVectors, SequenceLoss, similarity, target_positions
+
+
+def log_popularity(counts: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """[N+1] log p_j with p_j proportional to count_j ** alpha (counts clamped to >= 1)."""
+    weights = counts.double().clamp(min=1.0) ** alpha
+    return (weights / weights[1:].sum()).log().float()
+
+
+class DebiasedCrossEntropy(SequenceLoss):
+    """In-batch softmax with logQ correction and masking of the user's own items.
+
+    Args:
+        item_counts: [N+1] training interaction counts per item.
+        alpha: popularity power.
+        temperature: > 0 switches to cosine similarity / temperature.
+        mask_scope: "sequence" masks every item of the user's row; "past" only the inputs up
+            to the predicting position.
+        gather: optional hook that all-gathers (candidate ids, candidate vectors) across ranks
+            so every rank uses the global candidate set; identity when None.
+    """
+
+    def __init__(
+        self,
+        item_counts: torch.Tensor,
+        alpha: float = 1.0,
+        temperature: float = 0.0,
+        mask_scope: str = "sequence",
+        gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
+        super().__init__()
+        if mask_scope not in ("sequence", "past"):
+            raise ValueError(f"mask_scope must be 'sequence' or 'past', got {mask_scope!r}")
+        self.register_buffer("log_p", log_popularity(item_counts, alpha), persistent=False)
+        self.temperature = temperature
+        self.mask_scope = mask_scope
+        self.gather = gather
+
+    def candidates(self, batch: Batch) -> torch.Tensor:
+        """[C] distinct non-padding item ids of the (global) batch, sorted."""
+        ids = torch.cat([batch.inputs.reshape(-1), batch.targets.reshape(-1)])
+        if self.gather is not None:
+            ids = self.gather(ids)
+        ids = torch.unique(ids)
+        return ids[ids > 0]
+
+    def forward(self, states: torch.Tensor, batch: Batch, items: ItemVectors) -> torch.Tensor:
+        inputs, targets = batch.inputs, batch.targets  # [B, L]
+        B, L = targets.shape
+        cand = self.candidates(batch)  # [C]
+        C = cand.numel()
+        keep = target_positions(targets)  # [B, L]
+        row, pos = keep.nonzero(as_tuple=True)  # [P], [P]
+
+        logits = similarity(states[row, pos], items(cand), self.temperature)  # [P, C] fp32
+        logits = logits - self.log_p[cand]
+
+        # every row item is a candidate, so searchsorted gives its column; padding -> column C
+        col_in = torch.where(inputs > 0, torch.searchsorted(cand, inputs.contiguous()), C)  # [B, L]
+        col_tgt = torch.searchsorted(cand, targets[row, pos])  # [P]
+        if self.mask_scope == "sequence":
+            own_rows = torch.zeros(B, C + 1, dtype=torch.bool, device=cand.device)
+            own_rows.scatter_(1, col_in, True)
+            own_rows.scatter_(1, torch.where(targets > 0, torch.searchsorted(cand, targets.contiguous()), C), True)
+            own = own_rows[row, :C]  # [P, C]
+        else:  # past: items at input positions <= t, the prefix that predicts the target at t
+            first = torch.full((B, C + 1), L, dtype=torch.long, device=cand.device)
+            positions = torch.arange(L, device=cand.device).expand(B, L)
+            first.scatter_reduce_(1, col_in, positions, reduce="amin")
+            own = first[row, :C] <= pos.unsqueeze(1)  # [P, C]
+        own[torch.arange(len(row), device=cand.device), col_tgt] = False  # the target stays
+        logits = logits.masked_fill(own, float("-inf"))
+        return F.cross_entropy(logits, col_tgt)

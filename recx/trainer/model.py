@@ -1,0 +1,86 @@
+"""The sequential recommender: an item tower feeding a sequence encoder, built from a config."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from recx.data.dataset import SequenceDataset
+from recx.errors import RecxError
+from recx.trainer.config import TrainConfig
+from recx.trainer.data import left_pad
+from recx.trainer.sequence.sasrec import SASRec
+from recx.trainer.towers import FeatureTower, FusionTower, IdTower, ItemTower
+
+
+class SequentialRecommender(nn.Module):
+    """Scores = <state, item vector>; the same tower embeds inputs and candidates (tied)."""
+
+    def __init__(self, tower: ItemTower, encoder: nn.Module):
+        super().__init__()
+        self.tower = tower
+        self.encoder = encoder
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """inputs [B, L] item indices (0 = padding) -> states [B, L, D]."""
+        return self.encoder(self.tower(inputs), inputs > 0)
+
+    def item_table(self) -> torch.Tensor:
+        """[N+1, D] catalog vectors for scoring."""
+        return self.tower.table()
+
+    @torch.no_grad()
+    def user_vectors(self, histories: list[np.ndarray], max_len: int, batch_size: int = 1024, autocast=None) -> torch.Tensor:
+        """The state after each history's last item: [U, D] float32."""
+        device = next(self.parameters()).device
+        padded = torch.from_numpy(left_pad(histories, max_len))
+        out = []
+        for start in range(0, len(padded), batch_size):
+            chunk = padded[start : start + batch_size]
+            width = max(1, int((chunk > 0).sum(1).max()))  # drop all-padding leading columns
+            chunk = chunk[:, chunk.shape[1] - width :].to(device)
+            with autocast() if autocast else torch.autocast(device.type, enabled=False):
+                out.append(self(chunk)[:, -1].float())
+        return torch.cat(out) if out else torch.zeros(0, self.tower.dim, device=device)
+
+
+StoreLoader = Callable[[str, SequenceDataset, str], tuple[torch.Tensor, torch.Tensor]]
+
+
+def load_store_features(path: str, dataset: SequenceDataset, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features [N+1, F] float32, present [N+1] bool) from an H5 store checked against the dataset."""
+    from recx.featurize.store import check_store, open_store
+
+    store = open_store(path)
+    check_store(store, dataset, expect={"modality": modality} if modality != "clip" else None)
+    return torch.from_numpy(np.asarray(store.embeddings, dtype=np.float32)), torch.from_numpy(np.asarray(store.present, dtype=bool))
+
+
+def build_tower(cfg: TrainConfig, dataset: SequenceDataset, load_store: StoreLoader = load_store_features) -> ItemTower:
+    towers: list[ItemTower] = []
+    for part in cfg.tower_parts:
+        if part == "id":
+            towers.append(IdTower(dataset.num_items, cfg.hidden))
+            continue
+        path = cfg.stores.get(part)
+        if not path:
+            raise RecxError(
+                f"item tower {part!r} needs a {part} store: run `recx featurize --model <encoder>` "
+                f"(e.g. minilm for text) or pass --store {part}=PATH"
+            )
+        features, present = load_store(path, dataset, part)
+        towers.append(FeatureTower(features, present, cfg.hidden, cfg.adapter))
+    return towers[0] if len(towers) == 1 else FusionTower(towers, cfg.fusion)
+
+
+def build_encoder(cfg: TrainConfig) -> nn.Module:
+    if cfg.model == "sasrec":
+        return SASRec(cfg.hidden, cfg.layers, cfg.heads, cfg.dropout, cfg.max_len)
+    raise RecxError(f"--model {cfg.model!r} is not available yet")
+
+
+def build_model(cfg: TrainConfig, dataset: SequenceDataset, load_store: StoreLoader = load_store_features) -> SequentialRecommender:
+    return SequentialRecommender(build_tower(cfg, dataset, load_store), build_encoder(cfg))

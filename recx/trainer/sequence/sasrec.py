@@ -1,0 +1,49 @@
+"""SASRec (Kang & McAuley 2018): a causal transformer over the item sequence."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from recx.trainer.sequence.transformer import TransformerBlock, init_weights
+
+
+def causal_allowed(padding: torch.Tensor) -> torch.Tensor:
+    """Attention pattern for left-padded sequences.
+
+    padding [B, L] bool (True = real item) -> [B, 1, L, L] bool: query q attends to key k when
+    k <= q and k is a real item.  A padding query attends to itself so no softmax row is
+    empty (its output is never used).
+    """
+    B, L = padding.shape
+    causal = torch.ones(L, L, dtype=torch.bool, device=padding.device).tril()
+    allowed = causal & padding.unsqueeze(1)  # [B, L, L]
+    allowed = allowed | torch.eye(L, dtype=torch.bool, device=padding.device)
+    return allowed.unsqueeze(1)
+
+
+class SASRec(nn.Module):
+    """Item vectors + learned positions -> LayerNorm -> dropout -> causal transformer blocks.
+
+    forward(item_vectors [B, L, D], padding [B, L] bool) -> states [B, L, D]; the state at t
+    summarises items 0..t and predicts item t+1.
+    """
+
+    causal = True
+
+    def __init__(self, dim: int, layers: int = 2, heads: int = 2, dropout: float = 0.5, max_len: int = 50):
+        super().__init__()
+        self.position = nn.Embedding(max_len, dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-12)
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, dropout) for _ in range(layers))
+        init_weights(self)
+
+    def forward(self, item_vectors: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        L = item_vectors.shape[1]
+        pos = self.position.weight[-L:]  # left padding: the last position is always the newest item
+        x = self.dropout(self.norm(item_vectors + pos))
+        allowed = causal_allowed(padding)
+        for block in self.blocks:
+            x = block(x, allowed)
+        return x

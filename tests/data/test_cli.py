@@ -1,0 +1,48 @@
+import json
+
+from typer.testing import CliRunner
+
+from recx.cli import app
+from recx.workspace import Workspace
+
+runner = CliRunner()
+
+
+def test_synth_then_info_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["data", "synth", "--out", "data", "--items", "60", "--users", "30", "--seed", "2"])
+    assert r.exit_code == 0, r.output
+    assert "users         30" in r.output
+    ws = Workspace.find(tmp_path)
+    assert ws.dataset_dir == tmp_path / "data"
+    assert ws.config["train"]["item_tower"] == "text"
+    meta = json.loads((tmp_path / "data" / "dataset.json").read_text())
+    assert meta["counts"]["users"] == 30 and meta["source"]["seed"] == 2
+
+    r = runner.invoke(app, ["data", "info", "data", "--plot", "plot.png"])
+    assert r.exit_code == 0, r.output
+    assert "items         60" in r.output and "top 1% of items" in r.output
+    assert (tmp_path / "plot.png").stat().st_size > 1000
+
+    r = runner.invoke(app, ["data", "synth", "--out", "data", "--items", "60", "--users", "30"])
+    assert r.exit_code == 1
+    assert "already exists" in r.output
+
+
+def test_synth_with_explicit_workspace(tmp_path):
+    ws_dir = tmp_path / "ws"
+    ws_dir.mkdir()
+    r = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "d"), "--items", "50", "--users", "10", "--workspace", str(ws_dir)])
+    assert r.exit_code == 0, r.output
+    assert Workspace.load(ws_dir).dataset_dir.resolve() == (tmp_path / "d").resolve()
+
+
+def test_info_on_a_missing_dataset_is_one_line_error(tmp_path):
+    r = runner.invoke(app, ["data", "info", str(tmp_path / "nope")])
+    assert r.exit_code == 1
+    assert "not a recx dataset" in r.output
+
+
+def test_import_unknown_format_and_option(tmp_path):
+    r = runner.invoke(app, ["data", "import", "nosuch", str(tmp_path), "--out", str(tmp_path / "o"), "--workspace", str(tmp_path)])
+    assert r.exit_code == 1 and "unknown import format 'nosuch'" in r.output

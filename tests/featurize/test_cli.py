@@ -1,0 +1,38 @@
+import h5py
+from typer.testing import CliRunner
+
+from recx.cli import app
+from recx.featurize.store import open_store
+from recx.workspace import Workspace
+
+
+def test_featurize_in_workspace_records_store_and_check(tiny_bert, dataset_factory, texts_factory, tmp_path, monkeypatch):
+    ds = dataset_factory(texts_factory(10))
+    Workspace.init(tmp_path, ds.path)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(app, ["featurize", "--model", str(tiny_bert), "--quiet", "--dtype", "float32"])
+    assert res.exit_code == 0, res.output
+    path = tmp_path / "stores" / f"{tiny_bert.name}.h5"
+    assert open_store(path).attrs["dtype"] == "float32"
+    assert Workspace.find(tmp_path).store_for("text") == path
+    res = runner.invoke(app, ["featurize", "--model", str(tiny_bert), "--quiet"])
+    assert res.exit_code == 1 and "already exists; pass --force" in res.output
+    res = runner.invoke(app, ["featurize", "--check", str(path)])
+    assert res.exit_code == 0 and f"ok: {path}" in res.output and "catalog_fingerprint" in res.output
+
+    other = dataset_factory(texts_factory(10, seed=9), name="other")
+    res = runner.invoke(app, ["featurize", "--check", str(path), "--dataset", str(other.path)])
+    assert res.exit_code == 1 and "catalog fingerprint" in res.output
+    with h5py.File(path, "r+") as f:
+        del f["present"]
+    res = runner.invoke(app, ["featurize", "--check", str(path)])
+    assert res.exit_code == 1 and "not a recx store (no 'present' dataset)" in res.output
+
+
+def test_models_lists_every_entry():
+    res = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    for name in ("minilm", "efficientnet-lite0", "swin-b", "clip-vit-b-32", "opt-125m"):
+        assert name in res.output
+    assert "offline here" in res.output

@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+import torch
+
+from recx.featurize import runner
+from recx.featurize.base import Encoder
+from recx.featurize.registry import load_encoder
+from recx.featurize.runner import choose_compute_dtype, run
+from recx.featurize.store import StoreError, check_store, open_store, partial_path
+
+
+def _encode_direct(folder, texts):
+    enc = load_encoder(str(folder))
+    with torch.inference_mode():
+        return enc(enc.preprocess(texts)).numpy()
+
+
+def test_run_tiny_bert_rows_present_and_values(tiny_bert, dataset_factory, texts_factory, tmp_path):
+    texts = texts_factory(23)
+    ds = dataset_factory(texts)
+    out = run(ds.path, model=str(tiny_bert), out=tmp_path / "s.h5", batch_size=4, chunk_rows=8, dtype="float32", progress=False)
+    store = open_store(out)
+    check_store(store, ds, {"modality": "text", "pooling": "mean", "encoder": tiny_bert.name, "compute_dtype": "float32"})
+    want_present = np.array([False] + [t is not None for t in texts])
+    np.testing.assert_array_equal(store.present, want_present)
+    assert not store.embeddings[~want_present].any()
+    rows = np.flatnonzero(want_present)
+    direct = _encode_direct(tiny_bert, [texts[r - 1] for r in rows])
+    np.testing.assert_allclose(store.embeddings[rows], direct, atol=1e-5)
+    assert store.attrs["rows_done"] == 24 and store.attrs["batch_size"] == 4
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tiny_bert, dataset_factory, texts_factory, tmp_path):
+    ds = dataset_factory(texts_factory(41, seed=3))
+    kw = dict(model=str(tiny_bert), batch_size=3, chunk_rows=8, progress=False)
+    full = run(ds.path, out=tmp_path / "full.h5", **kw)
+
+    class Killed(Exception):
+        pass
+
+    def die_after_second_chunk(rows_done):
+        if rows_done == 16:
+            raise Killed
+
+    target = tmp_path / "resumed.h5"
+    with pytest.raises(Killed):
+        run(ds.path, out=target, on_chunk=die_after_second_chunk, **kw)
+    assert not target.exists() and partial_path(target).exists()
+    seen = []
+    run(ds.path, out=target, on_chunk=seen.append, **kw)
+    assert seen == [24, 32, 40, 42]  # resumed after row 16: the first two chunks were not redone
+    a, b = open_store(full), open_store(target)
+    assert a.embeddings.tobytes() == b.embeddings.tobytes()
+    np.testing.assert_array_equal(a.present, b.present)
+    import h5py
+
+    with h5py.File(full) as fa, h5py.File(target) as fb:
+        assert fa["embeddings"][...].tobytes() == fb["embeddings"][...].tobytes()  # float16 bytes on disk
+
+
+def test_refuses_finished_store_and_no_resume_restarts(tiny_bert, dataset_factory, texts_factory, tmp_path):
+    ds = dataset_factory(texts_factory(9))
+    out = run(ds.path, model=str(tiny_bert), out=tmp_path / "s.h5", progress=False)
+    with pytest.raises(StoreError, match="already exists; pass --force"):
+        run(ds.path, model=str(tiny_bert), out=out, progress=False)
+    assert run(ds.path, model=str(tiny_bert), out=out, progress=False, force=True, resume=False) == out
+
+
+def test_store_of_another_dataset_is_refused(tiny_bert, dataset_factory, texts_factory, tmp_path):
+    from recx.featurize.store import StoreMismatchError
+
+    ds = dataset_factory(texts_factory(9))
+    other = dataset_factory(texts_factory(9, seed=5), name="other")
+    store = open_store(run(ds.path, model=str(tiny_bert), out=tmp_path / "s.h5", progress=False))
+    with pytest.raises(StoreMismatchError, match="catalog fingerprint"):
+        check_store(store, other)
+
+
+class _Flaky(Encoder):
+    """Returns fixed vectors in float32 and noise under autocast."""
+
+    modality = "text"
+    dim = 4
+
+    def __init__(self):
+        super().__init__("flaky", "test", [], "mean")
+
+    def preprocess(self, raw_items):
+        return {"x": torch.arange(len(raw_items), dtype=torch.float32)}
+
+    def forward(self, batch):
+        base = torch.ones(len(batch["x"]), 4)
+        if torch.is_autocast_enabled("cpu"):
+            return torch.randn(len(batch["x"]), 4)
+        return base
+
+
+def test_reduced_precision_only_when_cosine_holds(monkeypatch):
+    batch = _Flaky().preprocess(["a", "b", "c"])
+    dev = torch.device("cpu")
+    torch.manual_seed(0)
+    assert choose_compute_dtype(_Flaky(), batch, dev, "bfloat16") == ("float32", 1.0)
+    monkeypatch.setattr(runner, "cpu_has_native_bf16", lambda: False)
+    assert choose_compute_dtype(_Flaky(), batch, dev, "auto") == ("float32", 1.0)
+    assert choose_compute_dtype(_Flaky(), batch, dev, "float32") == ("float32", 1.0)
+
+
+class _Linear(Encoder):
+    modality = "text"
+    dim = 8
+
+    def __init__(self):
+        super().__init__("linear", "test", [], "mean")
+        torch.manual_seed(0)
+        self.lin = torch.nn.Linear(16, 8)
+
+    def preprocess(self, raw_items):
+        return {"x": torch.randn(len(raw_items), 16, generator=torch.Generator().manual_seed(1))}
+
+    def forward(self, batch):
+        return self.lin(batch["x"]).float()
+
+
+def test_reduced_precision_kept_when_close():
+    enc = _Linear()
+    dtype, worst = choose_compute_dtype(enc, enc.preprocess(list("abcd")), torch.device("cpu"), "bfloat16")
+    assert dtype == "bfloat16" and 0.999 < worst <= 1.0
