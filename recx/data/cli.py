@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from recx.errors import user_errors
 
+if TYPE_CHECKING:
+    from recx.data.dataset import SequenceDataset
+
 app = typer.Typer(help="Import, synthesize and describe datasets.", no_args_is_help=True)
 
 
-def _finish(ds, workspace: Optional[Path]) -> None:
+def _finish(ds: "SequenceDataset", workspace: Optional[Path]) -> None:
     """Point the workspace at the new dataset and print a short summary."""
     from recx.data.info import describe, format_info
     from recx.workspace import CONFIG_NAME, Workspace
@@ -82,7 +85,7 @@ def import_command(
 
 
 def _ledger_lines(meta: dict) -> list[str]:
-    from recx.data.importers.common import Ledger
+    from recx.data.importers.pipeline import Ledger
 
     rec = meta.get("import") or {}
     led = Ledger(files=dict(rec.get("files", {})))

@@ -215,7 +215,7 @@ def sample_sequences(
 
     The logit of item j for user u after item i is
     ``log pop_j + SAME_*[attr_j == attr_i] + LIKES_*[attr_j in tastes_u]``; consumed items are
-    excluded.  Sampling is Gumbel-max over all users at once, one step at a time.
+    excluded.  Sampling is Gumbel-max over all still-growing users at once, one step at a time.
     """
     n = len(attrs.category)
     pop = 1.0 / (rng.permutation(n) + 10.0) ** POPULARITY_EXPONENT
@@ -228,23 +228,23 @@ def sample_sequences(
         + LIKES_CATEGORY * likes_cat[:, attrs.category]
         + LIKES_BRAND * likes_brand[:, attrs.brand]
         + LIKES_COLOUR * likes_colour[:, attrs.colour]
-    )  # [U, N]
+    ).astype(np.float32)  # [U, N]
     lengths = np.minimum(min_len + np.floor(rng.exponential(8.0, size=num_users)).astype(int), max_len)
     seqs = np.zeros((num_users, max_len), dtype=np.int64)
     used = np.zeros((num_users, n), dtype=bool)
-    rows = np.arange(num_users)
-    last = None
-    for t in range(max_len):
-        logits = taste.copy()
-        if last is not None:
+    for t in range(int(lengths.max())):
+        active = np.nonzero(lengths > t)[0]  # only users whose sequence is still growing
+        logits = taste[active]
+        if t > 0:
+            last = seqs[active, t - 1]
             logits += SAME_CATEGORY * (attrs.category[None, :] == attrs.category[last][:, None])
             logits += SAME_BRAND * (attrs.brand[None, :] == attrs.brand[last][:, None])
             logits += SAME_COLOUR * (attrs.colour[None, :] == attrs.colour[last][:, None])
-        logits[used] = -np.inf
-        nxt = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
-        seqs[:, t] = nxt
-        used[rows, nxt] = True
-        last = nxt
+        logits[used[active]] = -np.inf
+        gumbel = -np.log(-np.log(rng.random(logits.shape, dtype=np.float32) + np.float32(1e-12)) + np.float32(1e-12))
+        nxt = np.argmax(logits + gumbel, axis=1)
+        seqs[active, t] = nxt
+        used[active, nxt] = True
     return [seqs[u, : lengths[u]] for u in range(num_users)]
 
 

@@ -134,13 +134,13 @@ def evaluate_arrays(
     kmax = ks[-1]
     if with_topk or index != "flat":
         t0 = time.perf_counter()
-        exact = R.topk_exact(u, t, kmax, exclude, backend=backend, device=dev)
+        exact = R.topk_exact(u, t, kmax, exclude, backend=backend, device=device)  # FAISS resolves 'auto' itself
         timings["exact_topk_seconds"] = time.perf_counter() - t0
         result.topk = exact
-        result.info["topk_backend"] = "faiss" if backend == "auto" and R.faiss_available() else backend
+        result.info["topk_backend"] = ("faiss" if R.faiss_available() else "torch") if backend == "auto" else backend
     if index != "flat":
         p = dict(index_params or {})
-        built = R.build_index(t, index, device=dev, **p)
+        built = R.build_index(t, index, device=device, **p)
         t0 = time.perf_counter()
         approx = R.topk_approx(u, t, kmax, built, exclude)
         timings["index_build_seconds"] = built.build_seconds

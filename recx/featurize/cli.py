@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -68,6 +69,8 @@ def featurize_command(
             progress=not quiet, modality=mod, compute_dtype=compute_dtype, chunk_rows=chunk_rows,
             num_workers=workers, cache_top_k=cache_top_k,
         )
+        if int(os.environ.get("RANK", "0")) != 0:
+            continue  # under torchrun only rank 0 reports and records the store
         from recx.featurize.store import open_store
 
         store = open_store(path)

@@ -30,6 +30,9 @@ METRICS = "metrics.jsonl"
 CURVE = "curve.png"
 
 
+RUN_META_KEYS = ("dataset_fingerprint", "num_items", "world_size")  # config.json keys that are not options
+
+
 class RunError(RecxError):
     """A run directory is missing, incomplete or does not match the request."""
 
@@ -66,6 +69,11 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise RunError(f"{path}: not valid JSON ({e.msg})") from None
+
+
+def saved_options(run_dir: Path) -> dict[str, Any]:
+    """The TrainConfig values of a run (config.json without its bookkeeping keys)."""
+    return {k: v for k, v in read_run_config(run_dir).items() if k not in RUN_META_KEYS}
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

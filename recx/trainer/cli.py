@@ -58,6 +58,7 @@ def train_command(
     heads: Optional[int] = typer.Option(None, help=_h("Attention heads.", "heads")),
     dropout: Optional[float] = typer.Option(None, help=_h("Dropout.", "dropout")),
     max_len: Optional[int] = typer.Option(None, help=_h("Positions per sequence.", "max_len")),
+    mask_ratio: Optional[float] = typer.Option(None, help=_h("bert4rec: share of items masked per training row.", "mask_ratio")),
     alpha: Optional[float] = typer.Option(None, help=_h("Popularity power of logQ corrections.", "alpha")),
     temperature: Optional[float] = typer.Option(None, help=_h(">0: cosine similarity / temperature.", "temperature")),
     mask_scope: Optional[str] = typer.Option(None, help=_h("debiased_ce masks the user's whole sequence or only the past: sequence | past.", "mask_scope")),
@@ -82,20 +83,19 @@ def train_command(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train a sequence recommender; writes runs/<name>/ (config, checkpoints, metrics, curve)."""
-    from recx.trainer.checkpoint import read_run_config
+    from recx.trainer.checkpoint import saved_options
     from recx.trainer.loop import fit
 
     cli = dict(
         loss=loss, item_tower=item_tower, model=model, adapter=adapter, fusion=fusion, stores=parse_stores(store),
-        hidden=hidden, layers=layers, heads=heads, dropout=dropout, max_len=max_len, alpha=alpha,
+        hidden=hidden, layers=layers, heads=heads, dropout=dropout, max_len=max_len, mask_ratio=mask_ratio, alpha=alpha,
         temperature=temperature, mask_scope=mask_scope, num_negatives=num_negatives, negative_sampler=negative_sampler,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
         warmup_steps=warmup_steps, grad_clip=grad_clip, amp=amp, patience=patience, metric=metric, seed=seed,
         device=device, name=name, dataset=str(dataset.resolve()) if dataset else None,
     )
     if resume is not None:
-        saved = {k: v for k, v in read_run_config(resume).items() if k not in ("dataset_fingerprint", "num_items")}
-        cfg = TrainConfig.resolve(saved, {k: v for k, v in cli.items() if k in ("epochs", "patience", "device")})
+        cfg = TrainConfig.resolve(saved_options(resume), {k: v for k, v in cli.items() if k in ("epochs", "patience", "device")})
         result = fit(cfg, run_dir=resume, resume=True, progress=not quiet)
     else:
         ws_layer, _ = workspace_layer()

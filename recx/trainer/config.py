@@ -49,6 +49,7 @@ class TrainConfig:
     heads: int = 2
     dropout: float = 0.5
     max_len: int = 50
+    mask_ratio: float = 0.2  # bert4rec: share of items hidden per training row
     # loss
     loss: str = "debiased_ce"
     alpha: float = 1.0  # popularity power of the logQ correction (debiased_ce, sampled_softmax)
@@ -144,6 +145,10 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("--dropout must be in [0, 1)")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ConfigError("--mask-ratio must be in (0, 1)")
+        if self.model == "bert4rec" and self.mask_scope == "past":
+            raise ConfigError("--mask-scope past needs a causal model (sasrec, gru4rec)")
         if self.lr <= 0:
             raise ConfigError("--lr must be > 0")
         if self.metric.split("@")[0] not in ("ndcg", "hr", "mrr"):

@@ -28,6 +28,7 @@ class Batch(NamedTuple):
     inputs: torch.Tensor  # [B, L] int64, 0 = padding
     targets: torch.Tensor  # [B, L] int64, 0 = no target at this position
     rows: torch.Tensor  # [B] int64, row ids (for per-user item sets)
+    masked: torch.Tensor | None = None  # [B, L] bool, positions shown as the mask vector (BERT4Rec)
 
 
 class SequenceBatches:

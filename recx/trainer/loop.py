@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from recx.data.dataset import SequenceDataset
-from recx.device import autocast, autocast_dtype, resolve_device
+from recx.device import autocast, autocast_dtype
 from recx.evaluate.metrics import metrics_from_ranks, target_ranks
 from recx.trainer.checkpoint import (
     BEST,
@@ -31,13 +31,30 @@ from recx.trainer.checkpoint import (
     read_metrics,
     read_run_config,
     save_atomic,
+    saved_options,
     write_metrics,
     write_run_config,
 )
 from recx.trainer.config import TrainConfig
 from recx.trainer.data import SequenceBatches, history_mask
+from recx.trainer.distributed import init_distributed
 from recx.trainer.losses import build_loss
 from recx.trainer.model import SequentialRecommender, build_model
+
+
+class TrainStep(torch.nn.Module):
+    """Model + loss in one forward, so DDP sees every parameter use (tower calls from the loss too)."""
+
+    def __init__(self, model: SequentialRecommender, loss_fn: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch, amp_dtype: torch.dtype | None) -> torch.Tensor:
+        device = batch.inputs.device
+        with autocast(device, amp_dtype):
+            states = self.model(batch.inputs, batch.masked)
+        return self.loss_fn(states.float(), batch, self.model.tower)
 
 
 @dataclass
@@ -166,7 +183,8 @@ def fit(
     run_dir = Path(run_dir)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
-    device = resolve_device(cfg.device)
+    ctx = init_distributed(cfg.device)
+    device = ctx.device
     amp_dtype = autocast_dtype(cfg.amp, device)
 
     dataset = SequenceDataset(cfg.dataset)
@@ -174,18 +192,24 @@ def fit(
         saved = read_run_config(run_dir)
         if saved.get("dataset_fingerprint") != dataset.fingerprint:
             raise RunError(f"{run_dir}: was trained on a different dataset (fingerprint mismatch with {cfg.dataset})")
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.exists() and any(run_dir.iterdir()) and ctx.is_main:
         raise RunError(f"{run_dir}: run directory exists; resume it with --resume {run_dir} or choose another --name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_config(run_dir, {**cfg.to_dict(), "dataset_fingerprint": dataset.fingerprint, "num_items": dataset.num_items})
+    ctx.barrier()
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_config(run_dir, {**cfg.to_dict(), "dataset_fingerprint": dataset.fingerprint, "num_items": dataset.num_items, "world_size": ctx.world_size})
 
     model = build_model(cfg, dataset).to(device)
-    batches = SequenceBatches(dataset.train_sequences(), cfg.max_len, cfg.batch_size, cfg.seed)
+    batches = SequenceBatches(dataset.train_sequences(), cfg.max_len, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
     counts = torch.from_numpy(dataset.item_popularity())
-    loss_fn = build_loss(cfg, counts, lambda rows: batches.item_mask(rows, dataset.num_items)).to(device)
+    loss_fn = build_loss(cfg, counts, lambda rows: batches.item_mask(rows, dataset.num_items).to(device), ctx.gather_ids if ctx.enabled else None, ctx.rank).to(device)
+    step_module: torch.nn.Module = TrainStep(model, loss_fn)
+    if ctx.enabled:
+        step_module = torch.nn.parallel.DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg, batches.num_batches())
 
+    mask_generator = torch.Generator().manual_seed(cfg.seed + 1)  # BERT4Rec cloze masks
     start_epoch, best_value, best_epoch, bad_epochs = 0, -math.inf, -1, 0
     history: list[dict[str, Any]] = []
     if resume and (run_dir / LAST).is_file():
@@ -195,11 +219,13 @@ def fit(
         scheduler.load_state_dict(state["scheduler"])
         loss_fn.load_state_dict(state["loss"])
         _set_rng_state(state["rng"])
+        mask_generator.set_state(state["mask_generator"])
         start_epoch, best_value, best_epoch, bad_epochs = state["epoch"] + 1, state["best_value"], state["best_epoch"], state["bad_epochs"]
         history = [r for r in read_metrics(run_dir) if r["epoch"] < start_epoch]
         if state.get("stopped"):
             start_epoch = cfg.epochs  # early stopping already ended this run
-    write_metrics(run_dir, history)
+    if ctx.is_main:
+        write_metrics(run_dir, history)
 
     train_seconds = sum(r["seconds"] for r in history)
     epochs_done = 0
@@ -209,23 +235,30 @@ def fit(
         model.train()
         t0 = time.perf_counter()
         total, count, positions = 0.0, 0, 0
-        bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), desc=f"epoch {epoch}", disable=not progress, leave=False, unit="batch")
+        bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), desc=f"epoch {epoch}", disable=not (progress and ctx.is_main), leave=False, unit="batch")
         for batch in bar:
-            batch = type(batch)(*(t.to(device) for t in batch))
-            with autocast(device, amp_dtype):
-                states = model(batch.inputs)
-            loss = loss_fn(states.float(), batch, model.tower)
+            batch = model.training_batch(type(batch)(*(None if t is None else t.to(device) for t in batch)), mask_generator)
+            loss = step_module(batch, amp_dtype)
+            n = int((batch.targets > 0).sum())
+            # DDP averages gradients over ranks; weighting each rank's mean by its share of the
+            # global positions makes the step equal to one process on the whole global batch
+            scale = n * ctx.world_size / ctx.global_count(n) if ctx.enabled else 1.0
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * scale).backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
-            n = int((batch.targets > 0).sum())
             total, count, positions = total + loss.item() * n, count + 1, positions + n
             bar.set_postfix(loss=f"{total / max(positions, 1):.4f}", pos_s=f"{positions / (time.perf_counter() - t0):.0f}")
         seconds = time.perf_counter() - t0
         train_seconds += seconds
+        epochs_done += 1
+        if not ctx.is_main:  # rank 0 evaluates once and decides; the others follow
+            stopped = ctx.broadcast_flag(False)
+            if stopped:
+                break
+            continue
         valid = evaluate_split(model, dataset, "valid", cfg, ks=_ks_for(cfg.metric), amp_dtype=amp_dtype)
         value = valid[cfg.metric]
         improved = value > best_value
@@ -245,6 +278,7 @@ def fit(
                 "scheduler": scheduler.state_dict(),
                 "loss": loss_fn.state_dict(),
                 "rng": _rng_state(),
+                "mask_generator": mask_generator.get_state(),
                 "epoch": epoch,
                 "best_value": best_value,
                 "best_epoch": best_epoch,
@@ -253,12 +287,13 @@ def fit(
             },
             run_dir / LAST,
         )
-        epochs_done += 1
         if progress:
             tqdm.write(f"epoch {epoch:3d}  loss {row['loss']:.4f}  valid {cfg.metric} {value:.4f}{'  *' if improved else ''}  ({seconds:.1f}s)")
-        if stopped:
+        if ctx.broadcast_flag(stopped):
             break
-    plot_curve(run_dir, history, cfg.metric)
+    ctx.barrier()
+    if ctx.is_main:
+        plot_curve(run_dir, history, cfg.metric)
     best_valid = next((r["valid"] for r in history if r["epoch"] == best_epoch), {})
     return FitResult(run_dir, best_epoch, best_valid, len(history), train_seconds)
 
@@ -274,8 +309,7 @@ def load_trained(run_dir: str | Path, checkpoint: str = BEST) -> tuple[Sequentia
     """(model in eval mode with the checkpoint's weights, its config, its dataset)."""
     run_dir = Path(run_dir)
     saved = read_run_config(run_dir)
-    values = {k: v for k, v in saved.items() if k not in ("dataset_fingerprint", "num_items")}
-    cfg = TrainConfig.from_dict(values, source=str(run_dir / "config.json"))
+    cfg = TrainConfig.from_dict(saved_options(run_dir), source=str(run_dir / "config.json"))
     dataset = SequenceDataset(cfg.dataset)
     if saved.get("dataset_fingerprint") not in (None, dataset.fingerprint):
         raise RunError(f"{run_dir}: dataset {cfg.dataset} changed since training (fingerprint mismatch)")

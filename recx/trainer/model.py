@@ -11,7 +11,9 @@ from torch import nn
 from recx.data.dataset import SequenceDataset
 from recx.errors import RecxError
 from recx.trainer.config import TrainConfig
-from recx.trainer.data import left_pad
+from recx.trainer.data import Batch, left_pad
+from recx.trainer.sequence.bert4rec import BERT4Rec
+from recx.trainer.sequence.gru4rec import GRU4Rec
 from recx.trainer.sequence.sasrec import SASRec
 from recx.trainer.towers import FeatureTower, FusionTower, IdTower, ItemTower
 
@@ -24,9 +26,24 @@ class SequentialRecommender(nn.Module):
         self.tower = tower
         self.encoder = encoder
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """inputs [B, L] item indices (0 = padding) -> states [B, L, D]."""
-        return self.encoder(self.tower(inputs), inputs > 0)
+    @property
+    def causal(self) -> bool:
+        return bool(getattr(self.encoder, "causal", True))
+
+    def forward(self, inputs: torch.Tensor, masked: torch.Tensor | None = None) -> torch.Tensor:
+        """inputs [B, L] item indices (0 = padding) -> states [B, L, D].
+
+        masked [B, L] bool (bidirectional models): positions whose item is hidden behind the
+        encoder's mask vector.
+        """
+        vectors = self.tower(inputs)
+        if masked is not None:
+            vectors = torch.where(masked.unsqueeze(-1), self.encoder.mask_vector.to(vectors.dtype), vectors)
+        return self.encoder(vectors, inputs > 0)
+
+    def training_batch(self, batch: Batch, generator: torch.Generator) -> Batch:
+        """The batch the loss sees: seq2seq as is for causal models, a cloze batch for BERT4Rec."""
+        return batch if self.causal else self.encoder.mask_batch(batch, generator)
 
     def item_table(self) -> torch.Tensor:
         """[N+1, D] catalog vectors for scoring."""
@@ -36,14 +53,21 @@ class SequentialRecommender(nn.Module):
     def user_vectors(self, histories: list[np.ndarray], max_len: int, batch_size: int = 1024, autocast=None) -> torch.Tensor:
         """The state after each history's last item: [U, D] float32."""
         device = next(self.parameters()).device
-        padded = torch.from_numpy(left_pad(histories, max_len))
+        # a bidirectional model reads a mask position appended after the history
+        padded = torch.from_numpy(left_pad(histories, max_len if self.causal else max_len - 1))
+        if not self.causal:
+            padded = torch.cat([padded, torch.ones(len(padded), 1, dtype=padded.dtype)], dim=1)
         out = []
         for start in range(0, len(padded), batch_size):
             chunk = padded[start : start + batch_size]
             width = max(1, int((chunk > 0).sum(1).max()))  # drop all-padding leading columns
             chunk = chunk[:, chunk.shape[1] - width :].to(device)
+            masked = None
+            if not self.causal:
+                masked = torch.zeros_like(chunk, dtype=torch.bool)
+                masked[:, -1] = True
             with autocast() if autocast else torch.autocast(device.type, enabled=False):
-                out.append(self(chunk)[:, -1].float())
+                out.append(self(chunk, masked)[:, -1].float())
         return torch.cat(out) if out else torch.zeros(0, self.tower.dim, device=device)
 
 
@@ -79,7 +103,11 @@ def build_tower(cfg: TrainConfig, dataset: SequenceDataset, load_store: StoreLoa
 def build_encoder(cfg: TrainConfig) -> nn.Module:
     if cfg.model == "sasrec":
         return SASRec(cfg.hidden, cfg.layers, cfg.heads, cfg.dropout, cfg.max_len)
-    raise RecxError(f"--model {cfg.model!r} is not available yet")
+    if cfg.model == "gru4rec":
+        return GRU4Rec(cfg.hidden, cfg.layers, cfg.dropout)
+    if cfg.model == "bert4rec":
+        return BERT4Rec(cfg.hidden, cfg.layers, cfg.heads, cfg.dropout, cfg.max_len, cfg.mask_ratio)
+    raise RecxError(f"--model {cfg.model!r}: expected sasrec, gru4rec or bert4rec")
 
 
 def build_model(cfg: TrainConfig, dataset: SequenceDataset, load_store: StoreLoader = load_store_features) -> SequentialRecommender:

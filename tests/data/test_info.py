@@ -1,4 +1,3 @@
-import numpy as np
 
 from recx.data.dataset import Item, write_dataset
 from recx.data.info import describe, format_info, plot_info

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recx.data import synth as S
 from recx.data.dataset import DatasetError, SequenceDataset
 from recx.data.synth import COLOURS, draw_item_image, item_text, synthesize
 

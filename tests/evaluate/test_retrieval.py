@@ -142,3 +142,30 @@ def test_device_resolution_without_gpu(monkeypatch):
     assert R.resolve_device("auto") == "cpu"
     with pytest.raises(R.RetrievalError, match="no CUDA"):
         R.resolve_device("cuda")
+
+
+def test_gpu_faiss_wiring_without_a_gpu(monkeypatch):
+    """With a GPU-capable faiss (faked here), flat and IVF indexes move to the GPU under
+    device auto/cuda and stay on CPU under cpu; HNSW (no GPU version) always stays."""
+    moved = []
+
+    class FakeResources:
+        pass
+
+    def fake_to_gpu(res, dev, index):
+        moved.append(type(index).__name__)
+        return index
+
+    monkeypatch.setattr(faiss, "StandardGpuResources", FakeResources, raising=False)
+    monkeypatch.setattr(faiss, "index_cpu_to_gpu", fake_to_gpu, raising=False)
+    monkeypatch.setattr(R, "faiss_gpu_available", lambda: True)
+    table = np.random.default_rng(0).standard_normal((200, 8)).astype(np.float32)
+    assert R.build_index(table, "flat", device="auto").on_gpu
+    assert R.build_index(table, "ivf", nlist=4, device="cuda").on_gpu
+    assert not R.build_index(table, "flat", device="cpu").on_gpu
+    assert not R.build_index(table, "hnsw", hnsw_m=4, device="auto").on_gpu
+    assert moved == ["IndexFlatIP", "IndexIVFFlat"]
+    monkeypatch.setattr(R, "faiss_gpu_available", lambda: False)
+    with pytest.raises(R.RetrievalError, match="no GPU support"):
+        R.build_index(table, "flat", device="cuda")
+    assert not R.build_index(table, "flat", device="auto").on_gpu

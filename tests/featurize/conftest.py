@@ -168,7 +168,7 @@ def tiny_clip(tmp_path_factory) -> tuple[str, Path]:
     arch = "recx-test-tiny-clip"
     (folder / f"{arch}.json").write_text(json.dumps({
         "embed_dim": 16,
-        "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 16},
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 16},
         "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
     }))
     open_clip.add_model_config(folder / f"{arch}.json")

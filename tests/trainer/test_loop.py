@@ -6,7 +6,7 @@ import torch
 
 from recx.data.dataset import Item, write_dataset
 from recx.trainer import TrainConfig, fit, load_trained
-from recx.trainer.checkpoint import RunError
+from recx.trainer.checkpoint import RunError, saved_options
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,7 @@ def test_fit_writes_a_complete_run(tiny_dataset, tmp_path, loss):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1, 2, 3]
     assert all(np.isfinite(r["loss"]) for r in rows)
-    saved = json.loads((run / "config.json").read_text())
-    assert TrainConfig.from_dict({k: v for k, v in saved.items() if k not in ("dataset_fingerprint", "num_items")}) == cfg
+    assert TrainConfig.from_dict(saved_options(run)) == cfg
     model, _, _ = load_trained(run)
     assert model.item_table().shape == (41, 16)
 
@@ -73,3 +72,16 @@ def test_learns_the_category_structure(tiny_dataset, tmp_path):
     # 10 items per category: a model that learned categories ranks the target in the top 10 far
     # more often than the 25% of chance
     assert result.best_valid["hr@10"] > 0.5
+
+
+@pytest.mark.parametrize("model", ["gru4rec", "bert4rec"])
+def test_other_sequence_models_train_and_resume(tiny_dataset, tmp_path, model):
+    cfg = config(tiny_dataset, tmp_path, model=model, loss="full_ce", epochs=3, dropout=0.1, name=f"{model}-a")
+    straight = fit(cfg, progress=False)
+    assert straight.best_valid["hr@10"] > 0.0
+    cfg2 = config(tiny_dataset, tmp_path, model=model, loss="full_ce", epochs=3, dropout=0.1, name=f"{model}-b")
+    run = fit(cfg2, progress=False, max_epochs_this_call=1).run_dir
+    fit(cfg2, run_dir=run, resume=True, progress=False)
+    a = torch.load(straight.run_dir / "last.pt", weights_only=False)["model"]
+    b = torch.load(run / "last.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -1,5 +1,5 @@
 """Importers: one module per source format, each parsing its files into the shared pipeline
-(``recx.data.importers.common``) and writing a dataset directory."""
+(``reading``, ``text``, ``pipeline``) and writing a dataset directory."""
 
 from __future__ import annotations
 

@@ -18,20 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from recx.data.dataset import SequenceDataset
-from recx.data.importers.common import (
-    Catalog,
-    Filters,
-    ImportFault,
-    InteractionLog,
-    Ledger,
-    TextSpec,
-    assemble,
-    fault,
-    parse_fields,
-    read_lines,
-    refuse_existing,
-    require_file,
-)
+from recx.data.importers.pipeline import Catalog, Filters, InteractionLog, Ledger, assemble, refuse_existing
+from recx.data.importers.reading import fault, read_lines, require_file
+from recx.data.importers.text import TextSpec, parse_fields
 
 TEXT_FIELDS = ("title", "brand", "categories")
 

@@ -7,20 +7,9 @@ import os
 from pathlib import Path
 
 from recx.data.dataset import SequenceDataset
-from recx.data.importers.common import (
-    Catalog,
-    Filters,
-    ImportFault,
-    InteractionLog,
-    Ledger,
-    TextSpec,
-    TimeParser,
-    assemble,
-    parse_fields,
-    read_table,
-    refuse_existing,
-    require_file,
-)
+from recx.data.importers.pipeline import Catalog, Filters, InteractionLog, Ledger, assemble, refuse_existing
+from recx.data.importers.reading import ImportFault, TimeParser, read_table, require_file
+from recx.data.importers.text import TextSpec, parse_fields
 
 
 def import_csv(

@@ -13,21 +13,9 @@ import os
 from pathlib import Path
 
 from recx.data.dataset import SequenceDataset
-from recx.data.importers.common import (
-    Catalog,
-    Filters,
-    ImportFault,
-    InteractionLog,
-    Ledger,
-    TextSpec,
-    TimeParser,
-    assemble,
-    fault,
-    parse_fields,
-    read_table,
-    refuse_existing,
-    require_file,
-)
+from recx.data.importers.pipeline import Catalog, Filters, InteractionLog, Ledger, assemble, refuse_existing
+from recx.data.importers.reading import ImportFault, TimeParser, fault, read_table, require_file
+from recx.data.importers.text import TextSpec, parse_fields
 
 NEWS_COLUMNS = ("news_id", "category", "subcategory", "title", "abstract", "url", "title_entities", "abstract_entities")
 BEHAVIOR_COLUMNS = ("impression_id", "user_id", "time", "history", "impressions")

@@ -14,19 +14,14 @@ import os
 from pathlib import Path
 
 from recx.data.dataset import SequenceDataset
-from recx.data.importers.common import (
-    Catalog,
-    Filters,
+from recx.data.importers.pipeline import Catalog, Filters, InteractionLog, Ledger, assemble, refuse_existing
+from recx.data.importers.reading import (
     ImportFault,
-    InteractionLog,
-    Ledger,
-    assemble,
     fault,
     parse_float,
     parse_int,
     read_lines,
     read_table,
-    refuse_existing,
     require_file,
 )
 

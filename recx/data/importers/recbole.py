@@ -12,20 +12,9 @@ import os
 from pathlib import Path
 
 from recx.data.dataset import SequenceDataset
-from recx.data.importers.common import (
-    Catalog,
-    Filters,
-    ImportFault,
-    InteractionLog,
-    Ledger,
-    TextSpec,
-    assemble,
-    parse_fields,
-    parse_float,
-    read_table,
-    refuse_existing,
-    require_file,
-)
+from recx.data.importers.pipeline import Catalog, Filters, InteractionLog, Ledger, assemble, refuse_existing
+from recx.data.importers.reading import ImportFault, parse_float, read_table, require_file
+from recx.data.importers.text import TextSpec, parse_fields
 
 
 def _find(src: Path, suffix: str, name: str | None) -> Path | None:

@@ -21,17 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from recx.data.dataset import Item, SequenceDataset
-from recx.data.importers.common import (
-    ImportFault,
-    Ledger,
-    fault,
-    finish,
-    parse_int,
-    read_lines,
-    read_table,
-    refuse_existing,
-    require_file,
-)
+from recx.data.importers.pipeline import Ledger, finish, refuse_existing
+from recx.data.importers.reading import ImportFault, fault, parse_int, read_lines, read_table, require_file
 
 COLS = ("user_id", "item_id", "time")
 

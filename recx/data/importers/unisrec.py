@@ -27,17 +27,8 @@ from typing import Any
 import numpy as np
 
 from recx.data.dataset import Item, SequenceDataset
-from recx.data.importers.common import (
-    ImportFault,
-    Ledger,
-    fault,
-    finish,
-    parse_int,
-    read_lines,
-    read_table,
-    refuse_existing,
-    require_file,
-)
+from recx.data.importers.pipeline import Ledger, finish, refuse_existing
+from recx.data.importers.reading import ImportFault, fault, parse_int, read_lines, read_table, require_file
 
 USER, HISTORY, TARGET = "user_id:token", "item_id_list:token_seq", "item_id:token"
 TEXT_ID, TEXT = "item_id:token", "text:token_seq"
@@ -141,6 +132,16 @@ def rebuild(
         p0 = len(start)
         for k, row in enumerate(ordered):
             _check_row(tr_p, row, seq, p0 + k, cap)
+        if te[0][1][-1] != va[0][2]:
+            raise fault(
+                te_p, te[0][0],
+                f"history ends with item {te[0][1][-1]} but the valid row ({va_p.name}:{va[0][0]}) has target {va[0][2]}",
+            )
+        if ordered and va[0][1][-1] != ordered[-1][2]:
+            raise fault(
+                va_p, va[0][0],
+                f"history ends with item {va[0][1][-1]} but the last train row ({tr_p.name}:{ordered[-1][0]}) has target {ordered[-1][2]}",
+            )
         _check_row(va_p, va[0], seq, len(seq) - 2, cap)
         _check_row(te_p, te[0], seq, len(seq) - 1, cap)
         users.append(user)

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from recx.data.importers.amazon import import_amazon
-from recx.data.importers.common import ImportFault
+from recx.data.importers.reading import ImportFault
 
 
 def _reviews(rows):

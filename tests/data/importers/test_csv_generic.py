@@ -1,7 +1,7 @@
 import pytest
 from PIL import Image
 
-from recx.data.importers.common import ImportFault
+from recx.data.importers.reading import ImportFault
 from recx.data.importers.csv_generic import import_csv
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from recx.data.importers.common import ImportFault
+from recx.data.importers.reading import ImportFault
 from recx.data.importers.mind import import_mind
 
 NEWS = (

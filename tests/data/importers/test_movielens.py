@@ -1,7 +1,7 @@
 import pytest
 from PIL import Image
 
-from recx.data.importers.common import ImportFault
+from recx.data.importers.reading import ImportFault
 from recx.data.importers.movielens import import_movielens, movie_text
 
 GENRES = "unknown|0\nAction|1\nComedy|2\n"

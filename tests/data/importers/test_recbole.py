@@ -1,6 +1,6 @@
 import pytest
 
-from recx.data.importers.common import ImportFault
+from recx.data.importers.reading import ImportFault
 from recx.data.importers.recbole import import_recbole
 
 INTER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\nu1\ti1\t5\t3\nu1\ti2\t2\t1\nu1\ti3\t4\t2\nu1\ti4\t4\t4\nu2\ti1\t3\t1\n"

@@ -1,6 +1,6 @@
 import pytest
 
-from recx.data.importers.common import ImportFault
+from recx.data.importers.reading import ImportFault
 from recx.data.importers.rechorus import import_rechorus
 
 H = "user_id\titem_id\ttime\n"

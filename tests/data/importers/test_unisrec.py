@@ -1,11 +1,10 @@
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from recx.data.dataset import DatasetError
-from recx.data.importers.common import ImportFault
+from recx.data.importers.reading import ImportFault
 from recx.data.importers.unisrec import import_unisrec
 
 HEADER = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
@@ -53,10 +52,16 @@ def test_rebuilds_full_sequences_and_reproduces_the_split(tmp_path):
 
 
 def test_a_wrong_history_is_an_error_naming_file_and_line(tmp_path):
-    src = write_fixture(tmp_path / "src", valid="0\t2 3 0\t5\n1\t2\t4\n2\t5 5\t0\n")
+    src = write_fixture(tmp_path / "src", valid="0\t2 0 4\t5\n1\t2\t4\n2\t5 5\t0\n")
     with pytest.raises(ImportFault, match=r"Toy\.valid\.inter:2: history of 3 items"):
         import_unisrec(src, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_wrong_valid_target_is_reported_against_the_test_row(tmp_path):
+    src = write_fixture(tmp_path / "src", valid="0\t2 3 4\t0\n1\t2\t4\n2\t5 5\t0\n")
+    with pytest.raises(ImportFault, match=r"Toy\.test\.inter:2: history ends with item 5 but the valid row \(Toy\.valid\.inter:2\) has target 0"):
+        import_unisrec(src, tmp_path / "out")
 
 
 def test_a_train_row_cut_to_the_wrong_length_is_an_error(tmp_path):

@@ -1,159 +1,24 @@
-"""What every importer shares: line-numbered reading, faults, the row ledger, and the pipeline
-that turns an interaction log into leave-one-out sequences (dedup, truncation, k-core,
-minimum length) with stable tie-breaking.
+"""From an interaction log to a dataset directory: compact storage of the log, the filters
+(dedup, truncation, k-core, minimum length) with stable tie-breaking, the ledger that accounts
+for every input row, and the final write.
 
-Each format module only parses its files into an :class:`InteractionLog` plus item metadata,
-then calls :func:`finish`.
+Each format module only parses its files into an :class:`InteractionLog` plus a
+:class:`Catalog`, then calls :func:`assemble` (or :func:`finish` for pre-split formats).
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import os
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from recx.data.dataset import MIN_SEQUENCE_LENGTH, DatasetError, Item, SequenceDataset, write_dataset
-
-
-class ImportFault(DatasetError):
-    """Input the importer cannot read: the message is ``file:line: fault``."""
-
-
-def fault(path: str | os.PathLike, lineno: int | None, msg: str) -> ImportFault:
-    where = f"{path}:{lineno}" if lineno is not None else str(path)
-    return ImportFault(f"{where}: {msg}")
-
-
-def require_file(path: Path, what: str) -> Path:
-    if not path.is_file():
-        raise ImportFault(f"{path}: {what} not found")
-    if path.stat().st_size == 0:
-        raise ImportFault(f"{path}: empty file")
-    return path
-
-
-def _open_binary(path: Path) -> io.BufferedIOBase:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
-
-
-def read_lines(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    """Stream ``(lineno, line)`` (1-based, newline stripped); bad bytes are a fault naming the line.
-
-    ``.gz`` files are decompressed on the fly.  A UTF-8 byte-order mark on line 1 is dropped.
-    """
-    p = Path(path)
-    require_file(p, "file")
-    with _open_binary(p) as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode(encoding)
-            except UnicodeDecodeError as e:
-                raise fault(p, lineno, f"not valid {encoding} (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
-            if lineno == 1 and line.startswith("\ufeff"):
-                line = line[1:]
-            yield lineno, line.rstrip("\r\n")
-
-
-def read_table(
-    path: str | os.PathLike,
-    sep: str,
-    required: Sequence[str] = (),
-    header: bool = True,
-    columns: Sequence[str] | None = None,
-    encoding: str = "utf-8",
-    quoted: bool = False,
-) -> Iterator[tuple[int, dict[str, str]]]:
-    """Stream the rows of a delimited file as ``(lineno, {column: value})``.
-
-    Args:
-        sep: field separator (one character).
-        required: columns that must be present (a missing one is a fault naming the header).
-        header: the first line names the columns; otherwise ``columns`` does.
-        quoted: honour CSV quoting (fields may hold separators and newlines); the line number
-            reported is the row's first line.
-
-    Faults: empty file, missing column, a row with the wrong number of fields, the header
-    repeated inside the file, bad encoding.
-    """
-    p = Path(path)
-    lines = read_lines(p, encoding)
-    if quoted:
-        rows = _csv_rows(lines, sep, p)
-    else:
-        rows = ((n, line.split(sep)) for n, line in lines)
-    names: list[str]
-    if header:
-        try:
-            _, names = next(rows)
-        except StopIteration:
-            raise fault(p, None, "empty file") from None
-        names = [c.strip() for c in names]
-        dup = [c for c, k in Counter(names).items() if k > 1]
-        if dup:
-            raise fault(p, 1, f"header names column {dup[0]!r} twice")
-    else:
-        if columns is None:
-            raise ValueError("read_table: columns are needed when the file has no header")
-        names = list(columns)
-    missing = [c for c in required if c not in names]
-    if missing:
-        raise fault(p, 1 if header else None, f"missing column {missing[0]!r} (header has {', '.join(names)})")
-    width = len(names)
-    seen_any = False
-    for lineno, fields in rows:
-        if not fields or (len(fields) == 1 and fields[0] == ""):
-            continue  # blank line
-        seen_any = True
-        if header and fields[0].strip() == names[0] and [f.strip() for f in fields] == names:
-            raise fault(p, lineno, "header line repeated inside the file (two files concatenated?)")
-        if len(fields) != width:
-            raise fault(p, lineno, f"malformed row: expected {width} fields ({sep!r}-separated), got {len(fields)}")
-        yield lineno, dict(zip(names, fields))
-    if not seen_any and not header:
-        raise fault(p, None, "empty file")
-
-
-def _csv_rows(lines: Iterator[tuple[int, str]], sep: str, path: Path) -> Iterator[tuple[int, list[str]]]:
-    """CSV records from numbered lines; a quoted field may span lines."""
-    state = {"n": 0}
-
-    def text() -> Iterator[str]:
-        for n, line in lines:
-            state["n"] = n
-            yield line + "\n"
-
-    reader = csv.reader(text(), delimiter=sep)
-    start = 1
-    try:
-        for rec in reader:
-            yield start, rec
-            start = state["n"] + 1
-    except csv.Error as e:
-        raise fault(path, state["n"], f"malformed CSV ({e})") from None
-
-
-def parse_int(value: str, path: Path, lineno: int, column: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise fault(path, lineno, f"column {column!r}: {value!r} is not an integer") from None
-
-
-def parse_float(value: str, path: Path, lineno: int, column: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise fault(path, lineno, f"column {column!r}: {value!r} is not a number") from None
+from recx.data.importers.reading import ImportFault
 
 
 @dataclass
@@ -379,112 +244,6 @@ def refuse_existing(out_dir: str | os.PathLike, force: bool) -> None:
         raise DatasetError(f"{out}: already exists and is not empty; pass --force to replace it")
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: exists and is not a directory")
-
-
-# -- item text ------------------------------------------------------------------------------
-
-
-@dataclass
-class TextSpec:
-    """How an item's text is made from its metadata fields.
-
-    Without a template, the non-empty fields are joined in order as sentences
-    ("Title. Brand. Categories."); with one, ``template.format_map(fields)`` (``{title} by {brand}``).
-    """
-
-    fields: Sequence[str]
-    template: str | None = None
-
-    def render(self, row: dict[str, Any]) -> str | None:
-        if self.template is not None:
-            values = {k: _as_text(row.get(k)) for k in self.fields}
-            if not any(values.values()):
-                return None
-            text = self.template.format_map(_Blank(values)).strip()
-            return text or None
-        parts: list[str] = []
-        for k in self.fields:
-            p = _as_text(row.get(k)).rstrip(". ")
-            if p and p not in parts:  # MIND abstracts often repeat the title
-                parts.append(p)
-        return ". ".join(parts) + "." if parts else None
-
-    def check(self, available: Sequence[str], where: str) -> None:
-        """Every field must be a column of the metadata; the message lists what exists."""
-        missing = [f for f in self.fields if f not in available]
-        if missing:
-            raise ImportFault(f"{where}: text field {missing[0]!r} is not a column (available: {', '.join(available)})")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"fields": list(self.fields), "template": self.template, "join": None if self.template else ". "}
-
-
-class _Blank(dict):
-    def __missing__(self, key: str) -> str:
-        raise ImportFault(f"text template names {{{key}}}, which is not among the text fields")
-
-
-def _as_text(v: Any) -> str:
-    """Metadata value -> text: lists are flattened and comma-joined, whitespace collapsed."""
-    if v is None:
-        return ""
-    if isinstance(v, (list, tuple)):
-        flat: list[str] = []
-        for x in v:
-            s = _as_text(x)
-            if s and s not in flat:
-                flat.append(s)
-        return ", ".join(flat)
-    s = " ".join(str(v).split())
-    return "" if s.lower() in ("nan", "none") else s
-
-
-def parse_fields(value: str | Sequence[str] | None, default: Sequence[str]) -> list[str]:
-    """``"title,brand"`` -> ``["title", "brand"]``; None -> default."""
-    if value is None:
-        return list(default)
-    if isinstance(value, str):
-        return [f.strip() for f in value.split(",") if f.strip()]
-    return list(value)
-
-
-# -- timestamps -----------------------------------------------------------------------------
-
-
-class TimeParser:
-    """Column value -> integer seconds.  Numeric by default; ``fmt`` is a strptime format (UTC).
-
-    Parsed date strings are cached: date columns repeat a few thousand distinct values.
-    """
-
-    def __init__(self, fmt: str | None = None) -> None:
-        self.fmt = fmt
-        self._cache: dict[str, int] = {}
-
-    def __call__(self, value: str, path: Path, lineno: int, column: str) -> int:
-        if self.fmt is None:
-            try:
-                return int(value)
-            except ValueError:
-                try:
-                    return int(float(value))
-                except ValueError:
-                    raise fault(path, lineno, f"column {column!r}: {value!r} is not a number (pass --time-format for dates)") from None
-        got = self._cache.get(value)
-        if got is not None:
-            return got
-        from datetime import datetime, timezone
-
-        try:
-            t = int(datetime.strptime(value.strip(), self.fmt).replace(tzinfo=timezone.utc).timestamp())
-        except ValueError:
-            raise fault(path, lineno, f"column {column!r}: {value!r} does not match time format {self.fmt!r}") from None
-        if len(self._cache) < 1_000_000:
-            self._cache[value] = t
-        return t
-
-
-# -- the whole pipeline for interaction logs ------------------------------------------------
 
 
 @dataclass

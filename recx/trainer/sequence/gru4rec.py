@@ -1,0 +1,45 @@
+"""GRU4Rec (Hidasi et al. 2016, seq2seq form as in RecBole): item vectors -> GRU -> projection."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from recx.trainer.sequence.transformer import init_weights
+
+
+def _left_to_right_index(lengths: torch.Tensor, L: int) -> torch.Tensor:
+    """[B, L] gather index that moves a right-aligned row's real items to the front."""
+    return (torch.arange(L, device=lengths.device).unsqueeze(0) + (L - lengths).unsqueeze(1)) % L
+
+
+class GRU4Rec(nn.Module):
+    """forward(item_vectors [B, L, D], padding [B, L] bool) -> states [B, L, D].
+
+    Sequences arrive left-padded; the GRU must not run over the padding (its state would drift
+    with the amount of padding), so rows are re-aligned to the left and packed.
+    """
+
+    causal = True
+
+    def __init__(self, dim: int, layers: int = 1, dropout: float = 0.3):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.gru = nn.GRU(dim, dim, num_layers=layers, batch_first=True, bias=False)
+        self.project = nn.Linear(dim, dim)
+        init_weights(self)
+        for name, p in self.gru.named_parameters():
+            nn.init.xavier_uniform_(p) if p.dim() == 2 else nn.init.zeros_(p)
+
+    def forward(self, item_vectors: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        B, L, D = item_vectors.shape
+        lengths = padding.sum(1).clamp(min=1)
+        to_left = _left_to_right_index(lengths, L)
+        x = self.dropout(item_vectors).gather(1, to_left.unsqueeze(-1).expand(B, L, D))
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.gru(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=L)
+        to_right = (torch.arange(L, device=lengths.device).unsqueeze(0) - (L - lengths).unsqueeze(1)) % L
+        out = out.gather(1, to_right.unsqueeze(-1).expand(B, L, D))
+        return self.project(out)

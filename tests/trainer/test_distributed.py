@@ -1,0 +1,79 @@
+"""One DDP step on 2 CPU processes (gloo) equals one single-process step on the same global batch."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from recx.trainer.data import Batch
+from recx.trainer.distributed import DistContext
+from recx.trainer.loop import TrainStep
+from recx.trainer.losses.debiased_ce import DebiasedCrossEntropy
+from recx.trainer.losses.sampled_softmax import SampledSoftmax
+from recx.trainer.model import SequentialRecommender
+from recx.trainer.sequence.sasrec import SASRec
+from recx.trainer.towers import IdTower
+
+N, B, L, D = 40, 6, 7, 16
+
+
+def global_batch() -> Batch:
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randint(1, N + 1, (B, L + 1), generator=g)
+    rows[0, :4] = 0
+    rows[3, :2] = 0
+    return Batch(rows[:, :-1], rows[:, 1:], torch.arange(B))
+
+
+def make_step(loss_name: str, gather=None, negatives=None) -> TrainStep:
+    torch.manual_seed(0)
+    model = SequentialRecommender(IdTower(N, D), SASRec(D, layers=1, heads=2, dropout=0.0, max_len=L))
+    counts = torch.arange(N + 1) % 7 + 1
+    if loss_name == "debiased_ce":
+        loss = DebiasedCrossEntropy(counts, gather=gather)
+    else:
+        loss = SampledSoftmax(counts, num_negatives=5, gather=gather)
+        loss.sample = lambda: negatives  # fixed negatives so both sides draw the same
+    return TrainStep(model, loss)
+
+
+def shard(batch: Batch, rank: int) -> Batch:
+    idx = torch.arange(rank, B, 2)
+    return Batch(batch.inputs[idx], batch.targets[idx], batch.rows[idx])
+
+
+def worker(rank: int, init_file: str, loss_name: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        ctx = DistContext(rank=rank, world_size=2)
+        negs = torch.tensor([[3, 9, 17, 25, 33], [4, 9, 11, 20, 38]])
+        step = torch.nn.parallel.DistributedDataParallel(make_step(loss_name, ctx.gather_ids, negs[rank]))
+        local = shard(global_batch(), rank)
+        n = int((local.targets > 0).sum())
+        loss = step(local, None)
+        scaled = loss * n * 2 / ctx.global_count(n)
+        scaled.backward()
+        total = scaled.detach() / 2
+        dist.all_reduce(total)  # sum of (scaled / world) = the global mean
+        if rank == 0:
+            torch.save({"loss": total, "grads": {k: p.grad for k, p in step.module.named_parameters()}}, out)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("loss_name", ["debiased_ce", "sampled_softmax"])
+def test_ddp_step_equals_single_process(tmp_path, loss_name):
+    out = str(tmp_path / "ddp.pt")
+    mp.spawn(worker, args=(str(tmp_path / "init"), loss_name, out), nprocs=2, join=True)
+    ddp = torch.load(out, weights_only=False)
+
+    step = make_step(loss_name, negatives=torch.tensor([3, 9, 17, 25, 33, 4, 9, 11, 20, 38]))
+    loss = step(global_batch(), None)
+    loss.backward()
+    assert ddp["loss"].item() == pytest.approx(loss.item(), rel=1e-5)
+    for name, p in step.named_parameters():
+        torch.testing.assert_close(ddp["grads"][name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
