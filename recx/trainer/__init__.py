@@ -1,6 +1,28 @@
-"""Sequence models, item towers, losses and the training loop (`recx train`)."""
+"""Sequence models, item towers, losses and the training loop (`recx train`).
 
-from recx.trainer.config import TrainConfig
-from recx.trainer.loop import FitResult, fit, load_trained
+Public API (imported lazily so `recx --help` does not load torch)::
 
-__all__ = ["TrainConfig", "FitResult", "fit", "load_trained"]
+    fit(cfg, run_dir=None, resume=False) -> FitResult     # train; writes runs/<name>/
+    load_trained(run_dir) -> (model, cfg, dataset)       # a finished run, ready to score
+    TrainConfig                                           # every option, round-trips to JSON
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TrainConfig": "recx.trainer.config",
+    "FitResult": "recx.trainer.loop",
+    "fit": "recx.trainer.loop",
+    "load_trained": "recx.trainer.loop",
+    "export_embeddings": "recx.trainer.export",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'recx.trainer' has no attribute {name!r}")

@@ -48,10 +48,15 @@ def parse_stores(values: list[str] | None) -> dict[str, str] | None:
 @user_errors
 def train_command(
     loss: Optional[str] = typer.Option(None, help=_h("bce | sampled_softmax | full_ce | debiased_ce.", "loss")),
-    item_tower: Optional[str] = typer.Option(None, help="id | text | image | clip | fusions like id+text. [default: recx.toml [train], else id]"),
+    item_tower: Optional[str] = typer.Option(None, help="id | text | image | clip | topk | e2e | fusions like id+text. [default: recx.toml [train], else id]"),
     model: Optional[str] = typer.Option(None, help=_h("Sequence encoder: sasrec | gru4rec | bert4rec.", "model")),
     adapter: Optional[str] = typer.Option(None, help=_h("Store -> hidden adapter: linear | mlp | moe.", "adapter")),
     fusion: Optional[str] = typer.Option(None, help=_h("How a '+' tower combines parts: add | concat | gated.", "fusion")),
+    encoder: Optional[str] = typer.Option(None, help="e2e tower: encoder name or local folder (`recx models`)."),
+    tune_blocks: Optional[int] = typer.Option(None, help=_h("e2e tower: top encoder blocks unfrozen.", "tune_blocks")),
+    encoder_lr: Optional[float] = typer.Option(None, help=_h("topk/e2e: learning rate of the encoder blocks.", "encoder_lr")),
+    encoder_weight_decay: Optional[float] = typer.Option(None, help=_h("topk/e2e: weight decay of the encoder blocks.", "encoder_weight_decay")),
+    grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing", help=_h("e2e: recompute activations in backward.", "grad_checkpointing")),
     store: Optional[list[str]] = typer.Option(None, help="MODALITY=PATH of an H5 store (repeatable). [default: recx.toml [stores]]"),
     hidden: Optional[int] = typer.Option(None, help=_h("Hidden size.", "hidden")),
     layers: Optional[int] = typer.Option(None, help=_h("Transformer blocks.", "layers")),
@@ -88,6 +93,8 @@ def train_command(
 
     cli = dict(
         loss=loss, item_tower=item_tower, model=model, adapter=adapter, fusion=fusion, stores=parse_stores(store),
+        encoder=encoder, tune_blocks=tune_blocks, encoder_lr=encoder_lr, encoder_weight_decay=encoder_weight_decay,
+        grad_checkpointing=grad_checkpointing,
         hidden=hidden, layers=layers, heads=heads, dropout=dropout, max_len=max_len, mask_ratio=mask_ratio, alpha=alpha,
         temperature=temperature, mask_scope=mask_scope, num_negatives=num_negatives, negative_sampler=negative_sampler,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
@@ -101,8 +108,9 @@ def train_command(
         ws_layer, _ = workspace_layer()
         file_layer = TrainConfig.read_toml(config) if config else None
         cfg = TrainConfig.resolve(ws_layer, file_layer, cli)
-        if cfg.stores:
-            cfg.stores = {m: p for m, p in cfg.stores.items() if m in cfg.tower_parts}
+        if cfg.stores:  # record only the stores this tower reads
+            wanted = set(cfg.tower_parts) | ({"topk", "text", "image"} if "topk" in cfg.tower_parts else set())
+            cfg.stores = {m: p for m, p in cfg.stores.items() if m in wanted}
         result = fit(cfg, progress=not quiet)
     best = result.best_valid
     typer.echo(

@@ -23,6 +23,7 @@ from recx.errors import RecxError
 SEQUENCE_MODELS = ("sasrec", "gru4rec", "bert4rec")
 LOSSES = ("bce", "sampled_softmax", "full_ce", "debiased_ce")
 MODALITY_TOWERS = ("text", "image", "clip")
+ENCODER_TOWERS = ("topk", "e2e")  # run (part of) a pretrained encoder inside the step
 ADAPTERS = ("linear", "mlp", "moe")
 FUSIONS = ("add", "concat", "gated")
 SCHEDULES = ("constant", "cosine")
@@ -44,6 +45,11 @@ class TrainConfig:
     item_tower: str = "id"  # id | text | image | clip | id+text | text+image | ...
     adapter: str = "linear"
     fusion: str = "add"
+    encoder: str = ""  # e2e: registry name or local folder of the encoder to tune
+    tune_blocks: int = 1  # e2e: top blocks unfrozen (topk: set by the store's --cache-top-k)
+    encoder_lr: float = 1e-4  # e2e / topk: learning rate of the encoder blocks
+    encoder_weight_decay: float = 0.01
+    grad_checkpointing: bool = False
     hidden: int = 64
     layers: int = 2
     heads: int = 2
@@ -135,9 +141,13 @@ class TrainConfig:
         one_of("mask_scope", ("sequence", "past"))
         one_of("negative_sampler", ("uniform", "popularity"))
         parts = self.tower_parts
-        bad = [p for p in parts if p != "id" and p not in MODALITY_TOWERS]
+        bad = [p for p in parts if p != "id" and p not in MODALITY_TOWERS + ENCODER_TOWERS]
         if not parts or bad or len(set(parts)) != len(parts):
-            raise ConfigError(f"--item-tower {self.item_tower!r}: expected id, text, image, clip or a '+' fusion of them (e.g. id+text)")
+            raise ConfigError(f"--item-tower {self.item_tower!r}: expected id, text, image, clip, topk, e2e or a '+' fusion of them (e.g. id+text)")
+        if "e2e" in parts and not self.encoder:
+            raise ConfigError("--item-tower e2e needs --encoder NAME_OR_PATH (see `recx models`)")
+        if self.tune_blocks < 0:
+            raise ConfigError("--tune-blocks must be >= 0")
         if self.hidden % self.heads:
             raise ConfigError(f"--hidden {self.hidden} must be divisible by --heads {self.heads}")
         for name in ("hidden", "layers", "heads", "max_len", "epochs", "batch_size", "num_negatives", "eval_batch_size"):

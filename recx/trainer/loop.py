@@ -38,8 +38,9 @@ from recx.trainer.checkpoint import (
 from recx.trainer.config import TrainConfig
 from recx.trainer.data import SequenceBatches, history_mask
 from recx.trainer.distributed import init_distributed
+from recx.trainer.encoder_towers import StepMemo
 from recx.trainer.losses import build_loss
-from recx.trainer.model import SequentialRecommender, build_model
+from recx.trainer.model import SequentialRecommender, build_model, encoder_parameters
 
 
 class TrainStep(torch.nn.Module):
@@ -52,9 +53,11 @@ class TrainStep(torch.nn.Module):
 
     def forward(self, batch, amp_dtype: torch.dtype | None) -> torch.Tensor:
         device = batch.inputs.device
+        tower = self.model.tower
+        items = StepMemo(tower) if getattr(tower, "expensive", False) else tower
         with autocast(device, amp_dtype):
-            states = self.model(batch.inputs, batch.masked)
-        return self.loss_fn(states.float(), batch, self.model.tower)
+            states = self.model(batch.inputs, batch.masked, items)
+        return self.loss_fn(states.float(), batch, items)
 
 
 @dataclass
@@ -72,14 +75,19 @@ def default_run_name(cfg: TrainConfig) -> str:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; biases, norms and 1-d parameters get no weight decay."""
-    decay, no_decay = [], []
+    """AdamW with groups: biases, norms and 1-d parameters get no weight decay; pretrained
+    encoder blocks (topk / e2e towers) get ``encoder_lr`` and ``encoder_weight_decay``."""
+    encoder_ids = encoder_parameters(model)
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.dim() < 2 or name.endswith(".bias") else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
+        if p.requires_grad:
+            key = (id(p) in encoder_ids, p.dim() < 2 or name.endswith(".bias"))
+            groups.setdefault(key, []).append(p)
+    param_groups = []
+    for (is_encoder, no_decay), params in sorted(groups.items()):
+        wd = 0.0 if no_decay else (cfg.encoder_weight_decay if is_encoder else cfg.weight_decay)
+        param_groups.append({"params": params, "weight_decay": wd, "lr": cfg.encoder_lr if is_encoder else cfg.lr})
+    return torch.optim.AdamW(param_groups, lr=cfg.lr)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:

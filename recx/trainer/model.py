@@ -30,13 +30,14 @@ class SequentialRecommender(nn.Module):
     def causal(self) -> bool:
         return bool(getattr(self.encoder, "causal", True))
 
-    def forward(self, inputs: torch.Tensor, masked: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, masked: torch.Tensor | None = None, items=None) -> torch.Tensor:
         """inputs [B, L] item indices (0 = padding) -> states [B, L, D].
 
         masked [B, L] bool (bidirectional models): positions whose item is hidden behind the
-        encoder's mask vector.
+        encoder's mask vector.  items: the ItemVectors to embed inputs with (default the tower;
+        a per-step memo for expensive towers).
         """
-        vectors = self.tower(inputs)
+        vectors = (items or self.tower)(inputs)
         if masked is not None:
             vectors = torch.where(masked.unsqueeze(-1), self.encoder.mask_vector.to(vectors.dtype), vectors)
         return self.encoder(vectors, inputs > 0)
@@ -89,6 +90,9 @@ def build_tower(cfg: TrainConfig, dataset: SequenceDataset, load_store: StoreLoa
         if part == "id":
             towers.append(IdTower(dataset.num_items, cfg.hidden))
             continue
+        if part in ("topk", "e2e"):
+            towers.append(build_encoder_tower(part, cfg, dataset))
+            continue
         path = cfg.stores.get(part)
         if not path:
             raise RecxError(
@@ -98,6 +102,35 @@ def build_tower(cfg: TrainConfig, dataset: SequenceDataset, load_store: StoreLoa
         features, present = load_store(path, dataset, part)
         towers.append(FeatureTower(features, present, cfg.hidden, cfg.adapter))
     return towers[0] if len(towers) == 1 else FusionTower(towers, cfg.fusion)
+
+
+def build_encoder_tower(kind: str, cfg: TrainConfig, dataset: SequenceDataset) -> ItemTower:
+    from recx.trainer.encoder_towers import EndToEndTower, TopBlocksTower, load_cached_trunk
+
+    if kind == "topk":
+        path = cfg.stores.get("topk") or cfg.stores.get("text") or cfg.stores.get("image")
+        if not path:
+            raise RecxError("--item-tower topk needs a store made with `recx featurize --cache-top-k K`: pass --store topk=PATH")
+        top, hidden, mask, present = load_cached_trunk(path, dataset)
+        return TopBlocksTower(top, hidden, mask, present, cfg.hidden, cfg.adapter)
+    from recx.featurize.registry import load_encoder
+
+    encoder = load_encoder(cfg.encoder)
+    raw = dataset.texts if encoder.modality == "text" else dataset.image_paths
+    return EndToEndTower(encoder, raw, cfg.hidden, cfg.tune_blocks, cfg.adapter, grad_checkpointing=cfg.grad_checkpointing)
+
+
+def encoder_parameters(model: nn.Module) -> set[int]:
+    """ids of the pretrained-encoder parameters (their own learning rate and weight decay)."""
+    from recx.trainer.encoder_towers import EndToEndTower, TopBlocksTower
+
+    out: set[int] = set()
+    for m in model.modules():
+        if isinstance(m, EndToEndTower):
+            out |= {id(p) for p in m.encoder.parameters()}
+        elif isinstance(m, TopBlocksTower):
+            out |= {id(p) for p in m.top.parameters()}
+    return out
 
 
 def build_encoder(cfg: TrainConfig) -> nn.Module:

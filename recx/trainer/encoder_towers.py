@@ -1,0 +1,155 @@
+"""Item towers that run (part of) a pretrained encoder inside the training step.
+
+- :class:`TopBlocksTower` (``--item-tower topk``): the top K blocks of the encoder, rebuilt
+  with their pretrained weights (``recx.featurize.topk.TopBlocks``), run on the hidden states
+  a ``--cache-top-k K`` store cached; the frozen trunk never runs during training.
+- :class:`EndToEndTower` (``--item-tower e2e``): the whole encoder on raw texts or images, its
+  top K blocks unfrozen by block name.
+
+Both encode each distinct item of a step once (``unique``), and recompute the full item table
+from the tuned encoder for evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from recx.trainer.towers import ItemTower, make_adapter
+
+
+class _EncodedTower(ItemTower):
+    """Shared logic: encode unique present items, adapter, learned vector for missing ones."""
+
+    expensive = True
+
+    def __init__(self, num_items: int, enc_dim: int, dim: int, present: torch.Tensor, adapter: str, table_batch: int):
+        super().__init__()
+        self.num_items, self.dim = num_items, dim
+        self.register_buffer("present", present.bool().clone(), persistent=False)
+        self.present[0] = False
+        self.adapter = make_adapter(adapter, enc_dim, dim)
+        self.missing = nn.Parameter(torch.randn(dim) * 0.02)
+        self.table_batch = table_batch
+
+    def encode(self, items: torch.Tensor) -> torch.Tensor:
+        """items [M] distinct indices of present items -> encoder output [M, F]."""
+        raise NotImplementedError
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        uniq, inverse = torch.unique(items.reshape(-1), return_inverse=True)
+        out = self.missing.expand(len(uniq), self.dim).clone()
+        has = self.present[uniq]
+        if has.any():
+            out[has] = self.adapter(self.encode(uniq[has])).to(out.dtype)
+        out = out * (uniq > 0).unsqueeze(-1).to(out.dtype)
+        return out[inverse].view(*items.shape, self.dim)
+
+    def table(self) -> torch.Tensor:
+        """[N+1, D]; encoded in chunks (under no_grad when the model is in eval mode)."""
+        device = self.missing.device
+        ids = torch.arange(self.num_items + 1, device=device)
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            return torch.cat([self(ids[s : s + self.table_batch]) for s in range(0, len(ids), self.table_batch)])
+
+
+class TopBlocksTower(_EncodedTower):
+    """Top K pretrained blocks over cached trunk states.
+
+    Args:
+        top: a ``TopBlocks`` module (trainable), forward(hidden [B, T, H], mask [B, T]) -> [B, F].
+        hidden: [N+1, T, H] float16 cached states; mask: [N+1, T] bool; present: [N+1] bool.
+    """
+
+    def __init__(self, top: nn.Module, hidden: torch.Tensor, mask: torch.Tensor, present: torch.Tensor, dim: int, adapter: str = "linear", table_batch: int = 256):
+        super().__init__(hidden.shape[0] - 1, int(top.dim), dim, present, adapter, table_batch)
+        self.top = top
+        self.register_buffer("hidden", hidden, persistent=False)
+        self.register_buffer("hidden_mask", mask.bool(), persistent=False)
+
+    def encode(self, items: torch.Tensor) -> torch.Tensor:
+        mask = self.hidden_mask[items]
+        width = max(1, int(mask.sum(1).max()))  # texts are right-padded: drop all-padding tail
+        return self.top(self.hidden[items, :width].float(), mask[:, :width]).float()
+
+
+class EndToEndTower(_EncodedTower):
+    """A pretrained encoder on raw items; only its top ``tune_blocks`` blocks train.
+
+    Args:
+        encoder: a ``recx.featurize.base.Encoder`` (preprocess(raw) -> batch, forward(batch) -> [B, F]).
+        raw_items: length N+1, the text or image path of every item (None where missing).
+    """
+
+    def __init__(self, encoder: nn.Module, raw_items: Sequence[Any], dim: int, tune_blocks: int = 1, adapter: str = "linear", table_batch: int = 128, grad_checkpointing: bool = False):
+        present = torch.tensor([r is not None and r != "" for r in raw_items], dtype=torch.bool)
+        super().__init__(len(raw_items) - 1, int(encoder.dim), dim, present, adapter, table_batch)
+        self.encoder = encoder
+        self.raw_items = list(raw_items)
+        self.tuned_blocks = unfreeze_top_blocks(encoder, tune_blocks)
+        if grad_checkpointing and hasattr(getattr(encoder, "model", None), "gradient_checkpointing_enable"):
+            encoder.model.gradient_checkpointing_enable()
+
+    def encode(self, items: torch.Tensor) -> torch.Tensor:
+        raw = [self.raw_items[i] for i in items.tolist()]
+        batch = {k: v.to(self.missing.device) for k, v in self.encoder.preprocess(raw).items()}
+        return self.encoder(batch).float()
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.encoder.parameters() if p.requires_grad]
+
+
+def unfreeze_top_blocks(encoder: nn.Module, k: int) -> list[str]:
+    """Freeze the encoder, then unfreeze its top ``k`` blocks (by qualified name); returns them."""
+    names = encoder.block_names()
+    if not 0 <= k <= len(names):
+        raise ValueError(f"--tune-blocks {k}: {getattr(encoder, 'name', 'the encoder')} has {len(names)} blocks")
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    chosen = names[len(names) - k :] if k else []
+    for name in chosen:
+        for p in encoder.get_submodule(name).parameters():
+            p.requires_grad_(True)
+    return chosen
+
+
+def load_cached_trunk(store_path: str, dataset: Any) -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(TopBlocks, hidden [N+1, T, H] fp16, mask [N+1, T], present [N+1]) from a --cache-top-k store."""
+    from recx.featurize.store import StoreMismatchError, check_store, open_store
+    from recx.featurize.topk import TopBlocks
+
+    store = open_store(store_path)
+    check_store(store, dataset)
+    if not store.has_hidden:
+        raise StoreMismatchError(f"{store_path}: --item-tower topk needs cached trunk states; featurize with --cache-top-k K")
+    top = TopBlocks.from_store(store).train()
+    rows = np.arange(store.num_items + 1)
+    hidden, mask = store.read_hidden(rows)
+    return top, torch.from_numpy(hidden.astype(np.float16)), torch.from_numpy(mask), torch.from_numpy(np.asarray(store.present, dtype=bool))
+
+
+class StepMemo:
+    """ItemVectors over an expensive tower for one training step: each distinct item is
+    encoded once, however often the model and the loss ask for it (inputs, candidates)."""
+
+    def __init__(self, tower: ItemTower):
+        self.tower = tower
+        self.ids = torch.zeros(0, dtype=torch.long, device=tower.missing.device)
+        self.vectors: torch.Tensor | None = None
+
+    def __call__(self, items: torch.Tensor) -> torch.Tensor:
+        uniq = torch.unique(items.reshape(-1))
+        new = uniq[~torch.isin(uniq, self.ids)]
+        if len(new):
+            fresh = self.tower(new)
+            self.ids = torch.cat([self.ids, new])
+            self.vectors = fresh if self.vectors is None else torch.cat([self.vectors, fresh])
+        order = torch.argsort(self.ids)
+        rows = order[torch.searchsorted(self.ids[order], items.reshape(-1))]
+        return self.vectors[rows].view(*items.shape, -1)
+
+    def table(self) -> torch.Tensor:
+        return self.tower.table()
