@@ -1,7 +1,11 @@
 """Runs inside benchmarks/.venv-recbole (RecBole 1.2.1): train RecBole's SASRec on the
 amazon-scientific benchmark files with early stopping, timing every epoch; prints one JSON line.
 
-Usage: python _recbole_train.py DATA_PATH CONFIG_JSON
+Usage: python _recbole_train.py DATA_PATH CONFIG_JSON [BUDGET_SECONDS]
+
+With a budget, training stops after the first epoch whose validation ends more than
+BUDGET_SECONDS after the start of ``Trainer.fit`` (``budget_reached`` in the output); the
+best checkpoint so far is tested.
 
 Timing (all ``time.perf_counter`` seconds):
 - ``prepare_seconds``: ``create_dataset`` + ``data_preparation`` (not part of time to best).
@@ -21,8 +25,13 @@ import time
 import torch
 
 
+class BudgetReached(Exception):
+    """Raised from ``fit``'s end-of-epoch callback once the time budget is spent."""
+
+
 def main() -> None:
     data_path, config_json = sys.argv[1], sys.argv[2]
+    budget = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.model.sequential_recommender import SASRec
@@ -63,8 +72,15 @@ def main() -> None:
 
     def on_epoch_end(epoch_idx: int, valid_score: float) -> None:
         epochs[epoch_idx]["t_end"] = time.perf_counter() - fit_start
+        if budget and epochs[epoch_idx]["t_end"] > budget:
+            raise BudgetReached
 
-    best_score, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=False, verbose=False, callback_fn=on_epoch_end)
+    budget_reached = False
+    try:
+        trainer.fit(train_data, valid_data, saved=True, show_progress=False, verbose=False, callback_fn=on_epoch_end)
+    except BudgetReached:
+        budget_reached = True
+    best_score = trainer.best_valid_score
     fit_seconds = time.perf_counter() - fit_start
     rows = [epochs[e] for e in sorted(epochs)]
     best_epoch = next(r["epoch"] for r in rows if r.get("valid", {}).get(config["valid_metric"].lower()) == best_score)
@@ -77,6 +93,7 @@ def main() -> None:
         "epochs": rows,
         "best_epoch": best_epoch,
         "best_valid_score": float(best_score),
+        "budget_reached": budget_reached,
         "test": {k: float(v) for k, v in dict(test).items()},
         "test_seconds": test_seconds,
         "train_rows": len(train_data.dataset),

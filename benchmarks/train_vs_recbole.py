@@ -117,7 +117,8 @@ def recbole_epoch_flops(rows: int, catalog_incl_padding: int) -> float:
 
 
 # -- RecBole -------------------------------------------------------------------------------------
-def run_recbole(data: Path, work: Path, epochs: int, batch_size: int, threads: int) -> dict[str, Any]:
+def start_recbole(data: Path, work: Path, epochs: int, batch_size: int, threads: int, budget: float) -> subprocess.Popen:
+    """Launch RecBole's training in its venv; ``finish_recbole`` collects the result."""
     python = ensure_recbole_venv()
     data_path = recbole_dataset_dir(work / "recbole", "Scientific", data)
     cfg = recbole_config(
@@ -129,11 +130,16 @@ def run_recbole(data: Path, work: Path, epochs: int, batch_size: int, threads: i
         epochs=epochs, stopping_step=10, eval_step=1, weight_decay=0.0,
         threads=threads,
     )
-    proc = subprocess.run([str(python), str(HERE / "_recbole_train.py"), str(data_path), json.dumps(cfg)],
-                          capture_output=True, text=True, env=recbole_env(), cwd=work)
+    return subprocess.Popen([str(python), str(HERE / "_recbole_train.py"), str(data_path), json.dumps(cfg), str(budget)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=recbole_env(), cwd=work)
+
+
+def finish_recbole(proc: subprocess.Popen, epochs: int) -> dict[str, Any]:
+    stdout, stderr = proc.communicate()
     if proc.returncode != 0:
-        raise RuntimeError(f"RecBole run failed:\n{proc.stderr[-4000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"RecBole run failed:\n{stderr[-4000:]}")
+    out = json.loads(stdout.strip().splitlines()[-1])
+    python = ensure_recbole_venv()
     out["version"] = subprocess.run([str(python), "-c", "import recbole; print(recbole.__version__)"],
                                     capture_output=True, text=True, env=recbole_env()).stdout.strip()
     rows = out["epochs"]
@@ -144,14 +150,19 @@ def run_recbole(data: Path, work: Path, epochs: int, batch_size: int, threads: i
         "epochs_to_best": out["best_epoch"] + 1,
         "epochs_run": len(rows),
         "time_to_best": best["t_end"],
-        "hit_cap": len(rows) == epochs and out["best_epoch"] >= len(rows) - 10,
+        "stopped_early": not out["budget_reached"] and len(rows) < epochs,
+        "stopped_by": "early stopping" if not out["budget_reached"] and len(rows) < epochs else ("time budget" if out["budget_reached"] else "epoch cap"),
         "test": {"ndcg@10": out["test"]["ndcg@10"], "recall@10": out["test"]["hit@10"], "mrr@10": out["test"]["mrr@10"]},
     }
     return out
 
 
 # -- recx ----------------------------------------------------------------------------------------
-def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int) -> dict[str, Any]:
+class BudgetReached(Exception):
+    """Raised after an epoch's metrics are written once the time budget is spent."""
+
+
+def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int, budget: float) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(threads)
@@ -168,7 +179,7 @@ def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int)
 
     # time each validation inside fit (benchmark-side instrumentation; recx is unchanged)
     marks: list[tuple[float, float]] = []  # (seconds of this validation, perf_counter at its end)
-    original = loop.evaluate_split
+    original, original_write = loop.evaluate_split, loop.write_metrics
 
     def timed_evaluate_split(*args, **kwargs):
         s = time.perf_counter()
@@ -177,21 +188,32 @@ def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int)
         marks.append((e - s, e))
         return result
 
+    def write_metrics_with_budget(run_dir, history):
+        # fit writes the epoch's row (after saving best.pt on improvement); stop here once over budget
+        original_write(run_dir, history)
+        if budget and history and marks and marks[-1][1] - fit_start > budget:
+            raise BudgetReached
+
     cfg = TrainConfig(dataset=str(dataset_dir), item_tower="id", model="sasrec", hidden=HIDDEN, layers=LAYERS, heads=HEADS,
                       max_len=MAX_LEN, dropout=DROPOUT, loss="full_ce", lr=LR, batch_size=batch_size, patience=10,
                       epochs=epochs, amp="off", device="cpu", name="sasrec-id-full_ce", runs_dir=str(work / "runs"))
-    loop.evaluate_split = timed_evaluate_split
+    loop.evaluate_split, loop.write_metrics = timed_evaluate_split, write_metrics_with_budget
+    budget_reached = False
+    run_dir = Path(cfg.runs_dir) / cfg.name
     try:
         fit_start = time.perf_counter()
-        result = fit(cfg, progress=False)
-        fit_seconds = time.perf_counter() - fit_start
+        fit(cfg, progress=False)
+    except BudgetReached:
+        budget_reached = True
     finally:
-        loop.evaluate_split = original
-    rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        fit_seconds = time.perf_counter() - fit_start
+        loop.evaluate_split, loop.write_metrics = original, original_write
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     for row, (valid_seconds, end) in zip(rows, marks):
         row["valid_seconds"], row["t_end"] = valid_seconds, end - fit_start
+    best_epoch = max(rows, key=lambda r: (r["valid"]["ndcg@10"], -r["epoch"]))["epoch"]
 
-    model, cfg_loaded, ds = load_trained(result.run_dir)
+    model, cfg_loaded, ds = load_trained(run_dir)
     s = time.perf_counter()
     histories, targets = ds.split("test")
     with torch.no_grad():
@@ -206,24 +228,26 @@ def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int)
     check = loop.evaluate_split(model, ds, "test", cfg_loaded, ks=(10,), exclude_history=False)
     assert abs(check["ndcg@10"] - test["ndcg@10"]) < 1e-9, (check, test)
 
-    best = next(r for r in rows if r["epoch"] == result.best_epoch)
+    best = next(r for r in rows if r["epoch"] == best_epoch)
     flops = recx_epoch_flops(dataset_dir, batch_size, cfg.seed)
     return {
         "version": getattr(recx, "__version__", "unknown"),
         "import_seconds": import_seconds,
         "fit_seconds": fit_seconds,
         "epochs": rows,
-        "best_epoch": result.best_epoch,
+        "best_epoch": best_epoch,
+        "budget_reached": budget_reached,
         "test": test,
         "test_seconds": test_seconds,
         "epoch_flops": flops,
         "summary": {
             "seconds_per_epoch": statistics.median(r["seconds"] for r in rows),
             "valid_seconds_per_epoch": statistics.median(r["valid_seconds"] for r in rows),
-            "epochs_to_best": result.best_epoch + 1,
+            "epochs_to_best": best_epoch + 1,
             "epochs_run": len(rows),
             "time_to_best": best["t_end"],
-            "hit_cap": len(rows) == epochs and result.best_epoch >= len(rows) - 10,
+            "stopped_early": not budget_reached and len(rows) < epochs,
+            "stopped_by": "early stopping" if not budget_reached and len(rows) < epochs else ("time budget" if budget_reached else "epoch cap"),
             "test": {"ndcg@10": test["ndcg@10"], "recall@10": test["hr@10"], "mrr@10": test["mrr@10"], "mrr": test["mrr"]},
         },
         "config": cfg.to_dict(),
@@ -231,6 +255,19 @@ def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int)
 
 
 # -- report --------------------------------------------------------------------------------------
+def first_reach(rows: list[dict[str, Any]], value: float) -> float | None:
+    """Seconds (``t_end``) of the first epoch whose valid NDCG@10 is >= ``value``, or None."""
+    return next((r["t_end"] for r in rows if r["valid"]["ndcg@10"] >= value), None)
+
+
+def fmt(x: float | None) -> str:
+    return "not reached" if x is None else f"{x:.1f}"
+
+
+def ratio(a: float, b: float | None) -> str:
+    return "-" if b is None else f"{a / b:.1f}x"
+
+
 def markdown(rep: dict[str, Any]) -> str:
     rb, rx, m = rep["recbole"], rep["recx"], rep["machine"]
     sb, sx = rb["summary"], rx["summary"]
@@ -252,7 +289,9 @@ def markdown(rep: dict[str, Any]) -> str:
         "The cores were shared with other work, so timings carry that noise.",
         "",
         f"Run at {rep['started_utc']} UTC; {'QUICK smoke run (not a result)' if rep['quick'] else 'full run'}; "
-        f"epoch cap {rep['epochs_cap']} on both sides, early stopping after 10 epochs without a better valid NDCG@10.",
+        f"epoch cap {rep['epochs_cap']} on both sides, early stopping after 10 epochs without a better valid NDCG@10"
+        + (f", training time budget {rep['budget_s']:.0f} s per side (a side stops after the first epoch whose validation ends past it)" if rep["budget_s"] else "")
+        + (". The two sides trained **at the same time** (`--parallel`), so each also competed with the other for the cores." if rep["parallel"] else ". The two sides trained one after the other."),
         "",
         "| | RecBole SASRec | recx SASRec | RecBole / recx |",
         "|---|---:|---:|---:|",
@@ -261,8 +300,11 @@ def markdown(rep: dict[str, Any]) -> str:
         f"| training seconds / epoch (median) | {sb['seconds_per_epoch']:.2f} | {sx['seconds_per_epoch']:.2f} | {sb['seconds_per_epoch'] / sx['seconds_per_epoch']:.1f}x |",
         f"| validation seconds / epoch (median) | {sb['valid_seconds_per_epoch']:.2f} | {sx['valid_seconds_per_epoch']:.2f} | {sb['valid_seconds_per_epoch'] / sx['valid_seconds_per_epoch']:.1f}x |",
         f"| epochs run | {sb['epochs_run']} | {sx['epochs_run']} | |",
-        f"| epochs to best valid NDCG@10 | {sb['epochs_to_best']}{' (cap hit)' if sb['hit_cap'] else ''} | {sx['epochs_to_best']}{' (cap hit)' if sx['hit_cap'] else ''} | |",
+        f"| training ended by | {sb['stopped_by']} | {sx['stopped_by']} | |",
+        f"| epochs to best valid NDCG@10 | {sb['epochs_to_best']} | {sx['epochs_to_best']} | |",
+        f"| best valid NDCG@10 | {rb['best_valid_score']:.4f} | {rx['epochs'][rx['best_epoch']]['valid']['ndcg@10']:.4f} | |",
         f"| time to best (s) | {sb['time_to_best']:.1f} | {sx['time_to_best']:.1f} | **{sb['time_to_best'] / sx['time_to_best']:.1f}x** |",
+        f"| time to first reach RecBole's best valid NDCG@10 (s) | {sb['time_to_best']:.1f} | {fmt(rep['recx_time_to_recbole_best'])} | **{ratio(sb['time_to_best'], rep['recx_time_to_recbole_best'])}** |",
         f"| test NDCG@10 | {sb['test']['ndcg@10']:.4f} | {sx['test']['ndcg@10']:.4f} | |",
         f"| test Recall@10 | {sb['test']['recall@10']:.4f} | {sx['test']['recall@10']:.4f} | |",
         f"| test MRR@10 | {sb['test']['mrr@10']:.4f} | {sx['test']['mrr@10']:.4f} | |",
@@ -318,6 +360,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--quick", action="store_true", help="2 epochs per side: a smoke test, not a result")
     p.add_argument("--recx-batch-size", type=int, default=256, help="recx users per batch")
     p.add_argument("--recbole-batch-size", type=int, default=2048, help="RecBole train_batch_size (its default)")
+    p.add_argument("--budget-s", type=float, default=0.0, help="training wall-clock budget per side in seconds (0: none)")
+    p.add_argument("--parallel", action="store_true", help="train both sides at the same time (same background load, but they share the cores)")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads on each side")
     p.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")
     p.add_argument("--json", type=Path, default=None, help="write the full record here")
@@ -337,11 +381,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         print(f"load {load_before}; matmul GFLOP/s {peak}; RecBole ({epochs} epochs max) ...", file=sys.stderr, flush=True)
-        rb = run_recbole(args.data, work, epochs, args.recbole_batch_size, args.threads)
+        proc = start_recbole(args.data, work, epochs, args.recbole_batch_size, args.threads, args.budget_s)
+        if not args.parallel:
+            rb = finish_recbole(proc, epochs)
+            print(f"RecBole: {rb['summary']}; recx ...", file=sys.stderr, flush=True)
         load_between = loadavg()
-        print(f"RecBole: {rb['summary']}; recx ...", file=sys.stderr, flush=True)
-        rx = run_recx(args.data, work, epochs, args.recx_batch_size, args.threads)
+        rx = run_recx(args.data, work, epochs, args.recx_batch_size, args.threads, args.budget_s)
         print(f"recx: {rx['summary']}", file=sys.stderr, flush=True)
+        if args.parallel:
+            rb = finish_recbole(proc, epochs)
+            print(f"RecBole: {rb['summary']}", file=sys.stderr, flush=True)
     load_after = loadavg()
     catalog = rb["items_incl_padding"] - 1
     rb_gflop = recbole_epoch_flops(rb["train_rows"], rb["items_incl_padding"]) / 1e9
@@ -349,6 +398,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": command,
         "started_utc": started,
         "quick": args.quick,
+        "parallel": args.parallel,
+        "budget_s": args.budget_s,
         "epochs_cap": epochs,
         "catalog": catalog,
         "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "threads": args.threads, "torch": torch.__version__,
@@ -360,6 +411,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "recbole_gflops": rb_gflop / rb["summary"]["seconds_per_epoch"],
         "recx_gflops": rx["epoch_flops"]["flops"] / 1e9 / rx["summary"]["seconds_per_epoch"],
         "time_to_best_ratio": rb["summary"]["time_to_best"] / rx["summary"]["time_to_best"],
+        "recx_time_to_recbole_best": first_reach(rx["epochs"], rb["best_valid_score"]),
     }
     md = markdown(report)
     print(md)

@@ -20,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts show literal "[default: ...]" and "[train]"
 )
 app.add_typer(data_app, name="data")
 app.command("featurize")(featurize_command)

@@ -76,7 +76,7 @@ def run_quickstart(directory: Path, items: int = 2000, users: int = 1000, epochs
         t = _step(f"3/4 train {label} (item tower {tower}, debiased CE)")
         cfg = TrainConfig(
             dataset=str(data_dir), stores={"text": str(store)} if tower == "text" else {}, item_tower=tower,
-            loss="debiased_ce", epochs=epochs, patience=5, dropout=0.2, seed=seed, name=tower, runs_dir=str(ws.runs_dir),
+            loss="debiased_ce", epochs=epochs, patience=5, dropout=0.2, batch_size=64, seed=seed, name=tower, runs_dir=str(ws.runs_dir),
         )
         run_dir = ws.runs_dir / tower
         if (run_dir / "best.pt").is_file() and (run_dir / "last.pt").is_file():

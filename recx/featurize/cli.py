@@ -13,21 +13,21 @@ from recx.errors import RecxError, user_errors
 
 @user_errors
 def featurize_command(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registry name (see `recx models`), local model folder or cached hub id [default: recx.toml's featurize.model, else minilm]."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Store path [default: <stores>/<model>.h5]."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset directory [default: the workspace's]."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registry name (see `recx models`), local model folder or cached hub id (default: recx.toml's featurize.model, else minilm)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Store path (default: <stores>/<model>.h5)."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset directory (default: the workspace's)."),
     model_path: Optional[Path] = typer.Option(None, "--model-path", help="Local weights (folder or file) to use instead of the registry's source."),
     modality: str = typer.Option("image", "--modality", help="CLIP models: image, text or both."),
-    pooling: Optional[str] = typer.Option(None, "--pooling", help="Text: mean or cls [default: the model's]."),
-    layer: Optional[int] = typer.Option(None, "--layer", help="Hidden layer to pool (0 = embeddings, -1 = last) [default: last]."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", help="Max tokens per text [default: 64]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Items per forward pass [default: 128 text, 64 image]."),
+    pooling: Optional[str] = typer.Option(None, "--pooling", help="Text: mean or cls (default: the model's)."),
+    layer: Optional[int] = typer.Option(None, "--layer", help="Hidden layer to pool (0 = embeddings, -1 = last) (default: last)."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Max tokens per text (default: 64)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Items per forward pass (default: 128 text, 64 image)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
     dtype: str = typer.Option("float16", "--dtype", help="Storage dtype: float16 or float32."),
-    compute_dtype: str = typer.Option("auto", "--compute-dtype", help="auto (bf16/fp16 when cosine to fp32 > 0.999), float32, bfloat16, float16."),
+    compute_dtype: str = typer.Option("auto", "--compute-dtype", help="auto (bf16/fp16 when faster and per-item cosine to fp32 > 0.999), float32, bfloat16, float16."),
     cache_top_k: int = typer.Option(0, "--cache-top-k", help="Also store the hidden states entering the top K blocks (for partial tuning)."),
     chunk_rows: int = typer.Option(1024, "--chunk-rows", help="Rows per store chunk (resume granularity)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Image decoding workers [default: min(4, CPUs)]."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Image decoding workers (default: min(4, CPUs))."),
     force: bool = typer.Option(False, "--force", help="Replace a finished store."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run from its last chunk."),
     check: Optional[Path] = typer.Option(None, "--check", help="Validate STORE against the dataset and print its metadata; encodes nothing."),
@@ -74,12 +74,18 @@ def featurize_command(
         from recx.featurize.store import open_store
 
         store = open_store(path)
-        key = f"clip_{mod}" if mod else store.modality
-        if ws is not None and dataset is None:
-            ws.record_store(key, path)
+        # workspace keys the trainer reads: text / image; clip (the first CLIP tower written) plus
+        # clip_image / clip_text; topk for a store with cached trunk states
+        keys = [f"clip_{mod}"] + (["clip"] if mod == modalities[0] else []) if mod else [store.modality]
+        if cache_top_k:
+            keys.append("topk")
+        recorded = ws is not None and dataset is None
+        if recorded:
+            for key in keys:
+                ws.record_store(key, path)
         typer.echo(
             f"wrote {path}: {store.num_items} items, dim {store.dim}, {int(store.present.sum())} with {store.modality}, "
-            f"compute {store.attrs.get('compute_dtype')}" + (f"; recorded as [stores] {key}" if ws is not None and dataset is None else "")
+            f"compute {store.attrs.get('compute_dtype')}" + (f"; recorded as [stores] {', '.join(keys)}" if recorded else "")
         )
 
 
@@ -105,7 +111,7 @@ def models_command() -> None:
 
     table = Table(title="recx encoders (any local HF folder or cached hub id also works with --model)")
     for col in ("name", "modality", "params", "pooling", "source", "offline here"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for spec in REGISTRY.values():
         ok = spec.available()
         table.add_row(spec.name, spec.modality, spec.params, spec.pooling, spec.source, "[green]yes[/]" if ok else "[red]no[/]")

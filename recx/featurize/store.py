@@ -204,6 +204,7 @@ class StoreWriter:
         if self.path.exists() and not force:
             raise StoreError(f"{self.path}: a finished store already exists; pass --force to replace it")
         self.num_rows = num_rows
+        self.force = force
         self.chunk_rows = max(1, min(chunk_rows, num_rows))
         ident = {k: v for k, v in attrs.items() if v is not None and k not in _PROGRESS_ATTRS}
         ident.update(format_version=FORMAT_VERSION, dtype=dtype, chunk_rows=self.chunk_rows)
@@ -222,13 +223,16 @@ class StoreWriter:
             f = h5py.File(self.tmp, "r+")
         except (OSError, ValueError):
             return None  # killed mid-write: start over
-        have = read_attrs(f)
-        same = all(have.get(k) == _from_attr(_to_attr(v)) for k, v in ident.items())
-        if not same or "embeddings" not in f or f["embeddings"].shape[0] != self.num_rows:
-            f.close()
-            return None
-        self.resumed_from = int(have.get("rows_done", 0))
-        return f
+        try:
+            have = read_attrs(f)
+            same = all(have.get(k) == _from_attr(_to_attr(v)) for k, v in ident.items())
+            if same and "embeddings" in f and "present" in f and f["embeddings"].shape[0] == self.num_rows:
+                self.resumed_from = int(have.get("rows_done", 0))
+                return f
+        except (OSError, ValueError, KeyError, RuntimeError):
+            pass  # damaged metadata: start over
+        f.close()
+        return None
 
     def _create(self, ident: dict[str, Any], dim: int, dtype: str, hidden_shape: tuple[int, int] | None) -> h5py.File:
         self.tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -289,8 +293,9 @@ class StoreWriter:
         self.f.attrs["rows_done"] = stop
         self.f.flush()
 
-    def finish(self, force: bool = False) -> Path:
-        """Mark complete, close and rename onto the final path."""
+    def finish(self, force: bool | None = None) -> Path:
+        """Mark complete, close and rename onto the final path (``force`` defaults to the constructor's)."""
+        force = self.force if force is None else force
         if self.rows_done != self.num_rows:
             raise ValueError(f"{self.tmp}: {self.rows_done} of {self.num_rows} rows written")
         self.f.attrs["complete"] = True

@@ -36,3 +36,20 @@ def test_models_lists_every_entry():
     for name in ("minilm", "efficientnet-lite0", "swin-b", "clip-vit-b-32", "opt-125m"):
         assert name in res.output
     assert "offline here" in res.output
+
+
+def test_clip_both_writes_two_stores_and_records_keys(tiny_clip, monkeypatch, tmp_path, images_factory, dataset_factory):
+    from recx.featurize.registry import REGISTRY, ModelSpec
+
+    arch, ckpt = tiny_clip
+    monkeypatch.setitem(REGISTRY, "clip-tiny", ModelSpec("clip-tiny", "clip", "open_clip", f"open_clip:{arch}/none", "-", "proj", "-", arch=arch))
+    ds = dataset_factory(["a red widget", None, "glue"], images_factory(2) + [None])
+    Workspace.init(tmp_path, ds.path)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["featurize", "--model", "clip-tiny", "--model-path", str(ckpt), "--modality", "both", "--quiet", "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    ws = Workspace.find(tmp_path)
+    img, txt = tmp_path / "stores" / "clip-tiny-image.h5", tmp_path / "stores" / "clip-tiny-text.h5"
+    assert (ws.store_for("clip"), ws.store_for("clip_image"), ws.store_for("clip_text")) == (img, img, txt)
+    assert open_store(img).present.tolist() == [False, True, True, False]
+    assert open_store(txt).present.tolist() == [False, True, False, True]

@@ -22,3 +22,20 @@ class TableItems:
 @pytest.fixture
 def table_items():
     return TableItems
+
+
+@pytest.fixture
+def make_text_dataset():
+    """make(root, n_items, n_users) -> SequenceDataset whose items have short texts (every 7th none)."""
+    import numpy as np
+
+    from recx.data.dataset import Item, write_dataset
+
+    def make(root, n_items: int = 30, n_users: int = 24, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        words = "red blue green widget gadget sensor cable roll grit".split()
+        items = [Item(f"i{k}", text=None if k % 7 == 0 else " ".join(rng.choice(words, size=int(rng.integers(1, 6))))) for k in range(n_items)]
+        seqs = [[int(x) for x in rng.integers(1, n_items + 1, size=int(rng.integers(4, 9)))] for _ in range(n_users)]
+        return write_dataset(root / "data", items, [f"u{u}" for u in range(n_users)], seqs, {"name": "text-tiny"})
+
+    return make
