@@ -12,9 +12,8 @@
     RecBole 1.2.1 (own venv, see _recbole_env.py): ``Trainer.evaluate`` over its
     ``FullSortEvalDataLoader`` (batch collation, ``full_sort_predict``, top-K, metrics).
     recx: encode every test history + ``item_table()`` + ``evaluate_arrays`` (exact ranks +
-    HR/NDCG@10 + MRR), with two encoders: ``SequentialRecommender.user_vectors`` (histories
-    padded to 50, as RecBole does) and ``recx.evaluate.encode.encode_users`` (grouped by
-    length, no padding; same vectors).  Data loading is timed separately on both sides and
+    HR/NDCG@10 + MRR); ``SequentialRecommender.user_vectors`` sorts histories by length and
+    trims each batch to its longest history.  Data loading is timed separately on both sides and
     not included in the ratio.
 
 Usage::
@@ -37,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -45,17 +45,18 @@ sys.path.insert(0, str(HERE))
 
 
 # -- (a) scaling ---------------------------------------------------------------------------------
-def synthetic(items: int, users: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Clustered embeddings (1,000 Gaussian clusters, as trained item tables are far from
-    isotropic): item_table [N+1, D] (row 0 zeros), user_vectors [U, D], targets [U]."""
+def synthetic(items: int, users: int, dim: int, noise: float = 1.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clustered embeddings (1,000 Gaussian clusters with N(0, 1) centres plus N(0, noise^2)
+    per dimension; trained item tables are far from isotropic, but not perfectly clustered
+    either): item_table [N+1, D] (row 0 zeros), user_vectors [U, D], targets [U]."""
     rng = np.random.default_rng(seed)
     centers = rng.standard_normal((1000, dim)).astype(np.float32)
     table = np.empty((items + 1, dim), dtype=np.float32)
     table[0] = 0
     for lo in range(1, items + 1, 1 << 18):
         hi = min(items + 1, lo + (1 << 18))
-        table[lo:hi] = centers[rng.integers(0, 1000, hi - lo)] + 0.5 * rng.standard_normal((hi - lo, dim), dtype=np.float32)
-    uv = centers[rng.integers(0, 1000, users)] + 0.5 * rng.standard_normal((users, dim), dtype=np.float32)
+        table[lo:hi] = centers[rng.integers(0, 1000, hi - lo)] + noise * rng.standard_normal((hi - lo, dim), dtype=np.float32)
+    uv = centers[rng.integers(0, 1000, users)] + noise * rng.standard_normal((users, dim), dtype=np.float32)
     targets = rng.integers(1, items + 1, users)
     return table, uv.astype(np.float32), targets
 
@@ -72,7 +73,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_method(method: str, items: int, users: int, dim: int, out: str, params: dict) -> dict:
+def run_method(method: str, items: int, users: int, dim: int, noise: float, out: str, params: dict) -> dict:
     """One method in this process (called in a subprocess by ``scaling``)."""
     import torch
 
@@ -80,7 +81,7 @@ def run_method(method: str, items: int, users: int, dim: int, out: str, params: 
     from recx.evaluate.protocol import evaluate_arrays
 
     torch.set_num_threads(os.cpu_count() or 1)
-    table, uv, targets = synthetic(items, users, dim)
+    table, uv, targets = synthetic(items, users, dim, noise)
     base = _rss_mb()
     rec: dict = {"method": method, "params": params}
     saved: dict[str, np.ndarray] = {}
@@ -124,7 +125,8 @@ def run_method(method: str, items: int, users: int, dim: int, out: str, params: 
     return rec
 
 
-def scaling(items: int, users: int, dim: int, nlist: int, hnsw_m: int, ef_construction: int) -> dict:
+def scaling(items: int, users: int, dim: int, noise: float, nlist: int, hnsw_m: int, ef_construction: int,
+            methods: Sequence[str] = ("faiss_flat", "matmul_topk", "exact_eval", "ivf", "hnsw")) -> dict:
     from recx.evaluate.retrieval import TopK, recall_vs_exact
 
     plan = [
@@ -134,12 +136,13 @@ def scaling(items: int, users: int, dim: int, nlist: int, hnsw_m: int, ef_constr
         ("ivf", {"nlist": nlist, "nprobe": [8, 32, 128]}),
         ("hnsw", {"hnsw_m": hnsw_m, "ef_construction": ef_construction, "ef_search": [32, 128, 512]}),
     ]
+    plan = [(m, p) for m, p in plan if m in methods or m == "faiss_flat"]  # flat is the recall reference
     records, tops = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for method, params in plan:
             out = str(Path(tmp) / f"{method}.npz")
             cmd = [sys.executable, __file__, "_method", method, "--items", str(items), "--users", str(users),
-                   "--dim", str(dim), "--out", out, "--params", json.dumps(params)]
+                   "--dim", str(dim), "--noise", str(noise), "--out", out, "--params", json.dumps(params)]
             print(f"[scaling] {method} {params}", file=sys.stderr, flush=True)
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
@@ -155,12 +158,12 @@ def scaling(items: int, users: int, dim: int, nlist: int, hnsw_m: int, ef_constr
         for s in rec.get("settings", []):
             a = tops[(rec["method"], s["label"])]
             s["recall@10"] = float(recall_vs_exact(TopK(a, np.zeros(a.shape, np.float32)), ex).mean())
-    same = bool(np.array_equal(tops[("matmul_topk", "matmul")], exact))
-    return {"items": items, "users": users, "dim": dim, "records": records, "matmul_equals_faiss_top10": same}
+    same = bool(np.array_equal(tops[("matmul_topk", "matmul")], exact)) if ("matmul_topk", "matmul") in tops else None
+    return {"items": items, "users": users, "dim": dim, "noise": noise, "records": records, "matmul_equals_faiss_top10": same}
 
 
 def scaling_markdown(s: dict) -> str:
-    lines = [f"{s['items']:,} items x {s['dim']} dims, {s['users']:,} users, top-10:", "",
+    lines = [f"{s['items']:,} items x {s['dim']} dims (cluster noise {s['noise']}), {s['users']:,} users, top-10:", "",
              "| method | build (s) | search / eval (s) | peak RSS over data (MB) | recall@10 vs exact |",
              "|---|---|---|---|---|"]
     for rec in s["records"]:
@@ -184,7 +187,6 @@ def recx_eval_timing(data_dir: Path, repeats: int, threads: int) -> dict:
     import torch
 
     from recx.data.importers.unisrec import import_unisrec
-    from recx.evaluate.encode import encode_users
     from recx.evaluate.protocol import evaluate_arrays
     from recx.trainer.config import TrainConfig
     from recx.trainer.model import build_model
@@ -198,16 +200,13 @@ def recx_eval_timing(data_dir: Path, repeats: int, threads: int) -> dict:
         torch.manual_seed(0)
         cfg = TrainConfig(hidden=64, layers=2, heads=2, max_len=50, item_tower="id", dropout=0.5)
         model = build_model(cfg, ds).eval()
-        runs: dict[str, list[dict]] = {"padded": [], "bucketed": []}
+        runs: dict[str, list[dict]] = {"bucketed": []}
         res = None
         for _ in range(repeats):
-            for how in ("padded", "bucketed"):
+            for how in ("bucketed",):
                 t0 = time.perf_counter()
                 with torch.inference_mode():
-                    if how == "padded":  # what recx.trainer.export does today
-                        uv = model.user_vectors(histories, cfg.max_len, batch_size=1024).numpy()
-                    else:
-                        uv = encode_users(model, histories, cfg.max_len, batch_size=1024)
+                    uv = model.user_vectors(histories, cfg.max_len, batch_size=1024).numpy()  # what recx.trainer.export does
                     table = model.item_table().detach().numpy()
                 t1 = time.perf_counter()
                 res = evaluate_arrays(uv, table, targets, histories, ks=(10,), device="cpu")
@@ -260,8 +259,7 @@ def recbole_markdown(c: dict) -> str:
         "|---|---|---|---|---|",
         f"| RecBole 1.2.1 `Trainer.evaluate` (FullSortEvalDataLoader) | {rb['prepare_seconds']:.2f} | {fmt(rb['evaluate_seconds'])} | {min(rb['evaluate_seconds']):.2f} | |",
     ]
-    labels = {"padded": "histories padded to 50 (`SequentialRecommender.user_vectors`)",
-              "bucketed": "histories grouped by length (`recx.evaluate.encode.encode_users`)"}
+    labels = {"bucketed": "histories sorted by length, batches trimmed (`SequentialRecommender.user_vectors`)"}
     for how, runs in rx["runs"].items():
         lines.append(f"| recx encode + `evaluate_arrays`, {labels[how]} | {rx['prepare_seconds']:.2f} | {fmt([r['total_s'] for r in runs])} | "
                      f"{min(r['total_s'] for r in runs):.2f} | {c[f'ratio_best_{how}']:.1f}x, {c[f'ratio_median_{how}']:.1f}x |")
@@ -291,6 +289,8 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=1_000_000)
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--noise", type=float, default=1.0, help="per-dimension noise around the 1,000 cluster centres")
+    ap.add_argument("--methods", default="faiss_flat,matmul_topk,exact_eval,ivf,hnsw")
     ap.add_argument("--nlist", type=int, default=1024)
     ap.add_argument("--hnsw-m", type=int, default=16)
     ap.add_argument("--ef-construction", type=int, default=64)
@@ -303,11 +303,11 @@ def main() -> None:
     import recx  # noqa: F401  (import hook before anything imports torchvision)
 
     if a.what == "_method":
-        print(json.dumps(run_method(a.method, a.items, a.users, a.dim, a.out, json.loads(a.params))))
+        print(json.dumps(run_method(a.method, a.items, a.users, a.dim, a.noise, a.out, json.loads(a.params))))
         return
     out: dict = {"machine": machine(), "command": " ".join(sys.argv)}
     if a.what in ("scaling", "all"):
-        out["scaling"] = scaling(a.items, a.users, a.dim, a.nlist, a.hnsw_m, a.ef_construction)
+        out["scaling"] = scaling(a.items, a.users, a.dim, a.noise, a.nlist, a.hnsw_m, a.ef_construction, a.methods.split(","))
         print(scaling_markdown(out["scaling"]), "\n")
     if a.what in ("recbole", "all"):
         out["recbole"] = recbole_comparison(a.repeats, a.threads)

@@ -101,7 +101,7 @@ def evaluate_models(
     what = f"{opts.split} split, {'history excluded' if opts.exclude_history else 'history kept'}, ties {opts.ties}"
     if opts.index != "flat":
         what += f", metrics exact; index {opts.index} {results[models[-1].name].info.get('index_params')}"
-    title = f"{dataset.name if dataset is not None else 'full catalog'}: {len(targets)} users, {what}"
+    title = f"{dataset.name if dataset is not None else 'full catalog'}: {len(targets):,} users, {what}"
     if opts.n_boot:
         title += f"; [95% bootstrap CI, {opts.n_boot} resamples]"
     report.print_table(report.results_table([(n, r.metrics) for n, r in results.items()], cis, title=title), console)
@@ -115,7 +115,7 @@ def evaluate_models(
             raise EvalError(f"--compare needs exactly two runs; got {len(models)}")
         a, b = models
         paired = paired_test(results[a.name].per_user, results[b.name].per_user, max(opts.n_boot, 1), seed=opts.seed)
-        report.print_table(report.comparison_table(a.name, b.name, paired, title=f"{b.name} vs {a.name}: paired over {len(targets)} users"), console)
+        report.print_table(report.comparison_table(a.name, b.name, paired, title=f"{b.name} vs {a.name}: paired over {len(targets):,} users"), console)
     if per_user is not None:
         user_ids = getattr(dataset, "user_ids", None) if dataset is not None and len(getattr(dataset, "user_ids", [])) == len(targets) else None
         write_per_user_csv(per_user, [(n, r) for n, r in results.items()], targets, user_ids)

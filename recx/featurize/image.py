@@ -141,7 +141,7 @@ def map_by_position(model: nn.Module, state: dict[str, torch.Tensor], source: st
     return out
 
 
-def load_efficientnet_lite0(name: str, weights: Path) -> CNNEncoder:
+def load_efficientnet_lite0(name: str, weights: Path, source: str | None = None) -> CNNEncoder:
     """timm ``tf_efficientnet_lite0`` (1280-d, global average pool) with weights mapped by position."""
     import timm
 
@@ -152,7 +152,7 @@ def load_efficientnet_lite0(name: str, weights: Path) -> CNNEncoder:
         model,
         model.num_features,
         name=name,
-        source=str(weights),
+        source=source or str(weights),
         weight_files=[weights],
         transform=ImageTransform(224, 256, IMAGENET_MEAN, IMAGENET_STD, "bicubic"),
         block_names=[f"blocks.{i}" for i in range(len(model.blocks))],
@@ -182,7 +182,7 @@ def build_torchvision(arch: str, state: dict[str, torch.Tensor] | None = None, *
     return model
 
 
-def load_torchvision(name: str, arch: str, weights: Path, **builder_kwargs: Any) -> CNNEncoder:
+def load_torchvision(name: str, arch: str, weights: Path, source: str | None = None, **builder_kwargs: Any) -> CNNEncoder:
     """A torchvision CNN with ImageNet weights from a local ``.pth`` (resize 256, crop 224, bilinear).
 
     ``builder_kwargs`` go to the torchvision builder (e.g. ``width_mult`` for small test models).
@@ -194,7 +194,7 @@ def load_torchvision(name: str, arch: str, weights: Path, **builder_kwargs: Any)
         model,
         dim,
         name=name,
-        source=str(weights),
+        source=source or str(weights),
         weight_files=[weights],
         transform=ImageTransform(224, 256, IMAGENET_MEAN, IMAGENET_STD, "bilinear"),
         block_names=blocks,

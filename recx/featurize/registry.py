@@ -176,11 +176,11 @@ def load_encoder(
     if spec.kind == "effnet-lite":
         from recx.featurize.image import load_efficientnet_lite0
 
-        return load_efficientnet_lite0(spec.name, where)
+        return load_efficientnet_lite0(spec.name, where, source)
     if spec.kind == "torchvision":
         from recx.featurize.image import load_torchvision
 
-        return load_torchvision(spec.name, spec.arch, where)
+        return load_torchvision(spec.name, spec.arch, where, source)
     if spec.kind == "open_clip":
         from recx.featurize.clip import load_open_clip
 

@@ -25,6 +25,7 @@ from recx.data.dataset import SequenceDataset
 from recx.featurize import distributed as dist_utils
 from recx.featurize.base import Encoder
 from recx.featurize.registry import REGISTRY, load_encoder, store_name
+from recx.errors import RecxError
 from recx.featurize.store import StoreError, StoreWriter
 
 # below this per-item cosine to the float32 output, reduced precision is not used
@@ -239,17 +240,38 @@ def run(
         topk = TrunkCache(encoder, cache_top_k)
         attrs.update(topk.attrs())
 
-    writer = StoreWriter(
-        out, dataset.num_items + 1, encoder.dim, attrs, dtype=dtype, chunk_rows=chunk_rows, force=force,
-        resume=resume, hidden_shape=topk.hidden_shape if topk else None,
-    ) if ctx.is_main else None
-    try:
-        start_row = ctx.broadcast(writer.rows_done if writer else None)
-        chunk_size = max(1, min(chunk_rows, dataset.num_items + 1))
-        chunks = [(s, min(s + chunk_size, dataset.num_items + 1)) for s in range(start_row, dataset.num_items + 1, chunk_size)]
-        plans = plan_chunks(encoder, raw, present, chunks, batch_size)
+    # rank 0 owns the file: it opens (or resumes) it and calibrates the compute dtype, then tells
+    # the other ranks where to start; a failure there is sent along instead of leaving them waiting
+    writer: StoreWriter | None = None
+    num_rows = dataset.num_items + 1
+    chunk_size = max(1, min(chunk_rows, num_rows))
 
-        compute = ctx.broadcast(_compute_dtype(writer, encoder, raw, plans, device_t, compute_dtype) if writer else None)
+    def remaining(start: int) -> list[Plan]:
+        chunks = [(s, min(s + chunk_size, num_rows)) for s in range(start, num_rows, chunk_size)]
+        return plan_chunks(encoder, raw, present, chunks, batch_size)
+
+    plans: list[Plan] | None = None
+    setup: tuple[int, str] | str | None = None
+    if ctx.is_main:
+        try:
+            writer = StoreWriter(
+                out, dataset.num_items + 1, encoder.dim, attrs, dtype=dtype, chunk_rows=chunk_rows, force=force,
+                resume=resume, hidden_shape=topk.hidden_shape if topk else None,
+            )
+            plans = remaining(writer.rows_done)
+            setup = (writer.rows_done, _compute_dtype(writer, encoder, raw, plans, device_t, compute_dtype))
+        except BaseException as e:
+            if writer is not None:
+                writer.close()
+            ctx.broadcast(f"rank 0 failed: {e}")
+            raise
+    setup = ctx.broadcast(setup)
+    if isinstance(setup, str):
+        raise RecxError(setup)
+    start_row, compute = setup
+    if plans is None:
+        plans = remaining(start_row)
+    try:
         if writer is not None and writer.resumed_from and progress:
             print(f"resuming {writer.tmp} at row {writer.resumed_from} of {writer.num_rows}", file=sys.stderr)
 

@@ -52,24 +52,31 @@ class SequentialRecommender(nn.Module):
 
     @torch.no_grad()
     def user_vectors(self, histories: list[np.ndarray], max_len: int, batch_size: int = 1024, autocast=None) -> torch.Tensor:
-        """The state after each history's last item: [U, D] float32."""
+        """The state after each history's last item: [U, D] float32, in the order given.
+
+        Users are sorted by history length and each batch is trimmed to its longest history,
+        so short histories (most of them) cost what they hold, not max_len.  Exact for every
+        encoder here, since none lets left padding change a real position's state.
+        """
         device = next(self.parameters()).device
-        # a bidirectional model reads a mask position appended after the history
-        padded = torch.from_numpy(left_pad(histories, max_len if self.causal else max_len - 1))
+        width = max_len if self.causal else max_len - 1  # a bidirectional model reads a mask position after the history
+        padded = torch.from_numpy(left_pad(histories, width))
         if not self.causal:
             padded = torch.cat([padded, torch.ones(len(padded), 1, dtype=padded.dtype)], dim=1)
-        out = []
-        for start in range(0, len(padded), batch_size):
-            chunk = padded[start : start + batch_size]
-            width = max(1, int((chunk > 0).sum(1).max()))  # drop all-padding leading columns
-            chunk = chunk[:, chunk.shape[1] - width :].to(device)
+        lengths = (padded > 0).sum(1)
+        order = torch.argsort(lengths, stable=True)
+        out = torch.zeros(len(histories), self.tower.dim, device=device)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            longest = max(1, int(lengths[idx].max()))
+            chunk = padded[idx, padded.shape[1] - longest :].to(device)
             masked = None
             if not self.causal:
                 masked = torch.zeros_like(chunk, dtype=torch.bool)
                 masked[:, -1] = True
             with autocast() if autocast else torch.autocast(device.type, enabled=False):
-                out.append(self(chunk, masked)[:, -1].float())
-        return torch.cat(out) if out else torch.zeros(0, self.tower.dim, device=device)
+                out[idx.to(device)] = self(chunk, masked)[:, -1].float()
+        return out
 
 
 StoreLoader = Callable[[str, SequenceDataset, str], tuple[torch.Tensor, torch.Tensor]]

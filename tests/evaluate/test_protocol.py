@@ -93,3 +93,28 @@ def test_random_baseline_equals_enumeration():
         assert res.per_user["mrr"][u] == pytest.approx(np.mean(1 / ranks))
     assert res.metrics["hr@1"] == pytest.approx((1 / 5 + 1 / 7) / 2)
     assert math.isclose(random_result(n, targets, None, ks=(10,)).metrics["hr@10"], 1.0)
+
+
+@pytest.mark.parametrize("ties", ["pessimistic", "expected"])
+def test_evaluate_arrays_matches_brute_force_with_ties_and_history(ties):
+    rng = np.random.default_rng(5)
+    n, users = 40, 70
+    table = rng.integers(-1, 2, size=(n + 1, 3)).astype(np.float32)  # few distinct scores: many ties
+    uv = rng.integers(-1, 2, size=(users, 3)).astype(np.float32)
+    targets = rng.integers(1, n + 1, users)
+    histories = [rng.integers(1, n + 1, size=rng.integers(1, 15)) for _ in range(users)]
+    res = evaluate_arrays(uv, table, targets, histories, ks=(1, 5, 20), exclude_history=True, ties=ties)
+    scores = uv @ table.T
+    ref_ranks = []
+    for u in range(users):
+        t = int(targets[u])
+        others = [j for j in range(1, n + 1) if j != t and j not in set(histories[u].tolist())]
+        greater = sum(scores[u, j] > scores[u, t] for j in others)
+        equal = sum(scores[u, j] == scores[u, t] for j in others)
+        ref_ranks.append(1 + greater + (equal if ties == "pessimistic" else equal / 2))
+    np.testing.assert_array_equal(res.ranks, ref_ranks)
+    r = np.array(ref_ranks, dtype=float)
+    for k in (1, 5, 20):
+        assert res.metrics[f"hr@{k}"] == pytest.approx(np.mean(r <= k))
+        assert res.metrics[f"ndcg@{k}"] == pytest.approx(np.mean(np.where(r <= k, 1 / np.log2(r + 1), 0)))
+    assert res.metrics["mrr"] == pytest.approx(np.mean(1 / r))

@@ -58,3 +58,24 @@ def test_per_user_csv(tmp_path):
     assert rows[2] == ["m", "1", "u1", "3", "3.0", "0", "0", "0.333333"]
     with pytest.raises(RecxError, match="already exists"):
         write_per_user_csv(out, [("m", _result())], np.array([1, 3]))
+
+
+def test_run_writes_results_json(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from recx.data.dataset import Item, write_dataset
+    from recx.evaluate import results as R_
+
+    ds = write_dataset(tmp_path / "ds", [Item(id=f"i{i}") for i in range(1, 4)], ["a", "b"], [[1, 2, 3], [3, 2, 1]], {"source": "t"})
+    histories, targets = ds.split("test")  # targets 3 and 1
+    emb = SimpleNamespace(user_vectors=np.ones((2, 1), np.float32), item_table=TABLE, targets=targets,
+                          histories=histories, dataset=ds, config={"name": "run-x", "item_tower": "id"})
+    monkeypatch.setattr(R_, "load_run", lambda run_dir, split: emb)
+    (tmp_path / "run").mkdir()
+    from recx.evaluate import run
+
+    rec = run(tmp_path / "run", ks=(1, 3), n_boot=0)
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["run"] == "run-x" and saved["metrics"] == rec["metrics"]
+    assert saved["metrics"]["hr@1"] == 0.5 and saved["metrics"]["hr@3"] == 1.0  # ranks 3 and 1
+    assert saved["dataset"]["fingerprint"] == ds.fingerprint and saved["ci95"] is None

@@ -54,7 +54,6 @@ def test_paired_clear_improvement():
     assert r["improv"] == pytest.approx((b.mean() - a.mean()) / a.mean())
     assert r["ci_low"] > 0.05 and r["ci_high"] < 0.06
     assert r["p_permutation"] == pytest.approx(1 / 501)  # no sign flip reaches the observed mean
-    pytest.importorskip("scipy")
     assert r["p_wilcoxon"] < 1e-10
 
 
@@ -71,3 +70,18 @@ def test_paired_permutation_matches_loop_reference():
 def test_paired_needs_same_users():
     with pytest.raises(ValueError, match="same users"):
         paired_test({"m": np.zeros(3)}, {"m": np.zeros(4)})
+
+
+def test_wilcoxon_hand_made_and_against_scipy():
+    # d = [1, -2, 3, 0]: the zero is dropped; ranks 1, 2, 3; R+ = 4, R- = 2; n = 3
+    # mean 3, var 3.5 -> z = (2 - 3) / sqrt(3.5)
+    import math
+
+    assert stats.wilcoxon_p(np.array([1.0, -2.0, 3.0, 0.0])) == pytest.approx(math.erfc(1 / math.sqrt(3.5) / math.sqrt(2)))
+    assert np.isnan(stats.wilcoxon_p(np.zeros(5)))
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    d = rng.integers(-2, 3, size=300).astype(float) * 0.5  # many ties and zeros, like HR differences
+    assert stats.wilcoxon_p(d) == pytest.approx(scipy_stats.wilcoxon(d, method="approx").pvalue, rel=1e-9)
+    d = rng.standard_normal(80) + 0.2
+    assert stats.wilcoxon_p(d) == pytest.approx(scipy_stats.wilcoxon(d, method="approx").pvalue, rel=1e-9)

@@ -1,0 +1,29 @@
+import numpy as np
+import pytest
+import torch
+
+from recx.trainer.config import TrainConfig
+from recx.trainer.data import left_pad
+from recx.trainer.model import SequentialRecommender, build_encoder
+from recx.trainer.towers import IdTower
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec", "bert4rec"])
+def test_user_vectors_equal_one_padded_user_at_a_time(name):
+    torch.manual_seed(0)
+    cfg = TrainConfig(model=name, hidden=16, layers=1, heads=2, max_len=8, dropout=0.0)
+    model = SequentialRecommender(IdTower(30, 16), build_encoder(cfg)).eval()
+    rng = np.random.default_rng(0)
+    histories = [rng.integers(1, 31, size=n) for n in [1, 12, 3, 3, 7, 2, 9, 5]]
+    fast = model.user_vectors(histories, max_len=8, batch_size=3)
+    for u, h in enumerate(histories):
+        width = 8 if model.causal else 7
+        row = torch.from_numpy(left_pad([h], width))
+        masked = None
+        if not model.causal:
+            row = torch.cat([row, torch.ones(1, 1, dtype=row.dtype)], 1)
+            masked = torch.zeros_like(row, dtype=torch.bool)
+            masked[:, -1] = True
+        with torch.no_grad():
+            slow = model(row, masked)[0, -1]
+        torch.testing.assert_close(fast[u], slow, rtol=1e-4, atol=1e-5)
