@@ -42,7 +42,7 @@ def run_quickstart(directory: Path, items: int = 2000, users: int = 1000, epochs
 
     from recx.data.dataset import SequenceDataset
     from recx.data.synth import synthesize
-    from recx.evaluate.cli import EvalOptions, ModelInput, evaluate_models
+    from recx.evaluate.compare import EvalOptions, ModelInput, evaluate_models
     from recx.featurize import run as featurize
     from recx.trainer import TrainConfig, fit
     from recx.trainer.export import export_embeddings

@@ -7,20 +7,29 @@ Python API::
     res = evaluate_arrays(user_vectors, item_table, targets, histories, ks=(10,))
 """
 
-from recx.evaluate.metrics import metrics_from_ranks, per_user_metrics, target_ranks
-from recx.evaluate.protocol import EvalError, EvalResult, evaluate_arrays, popularity_result, random_result
-from recx.evaluate.results import run, run_detailed, write_results
+from __future__ import annotations
 
-__all__ = [
-    "EvalError",
-    "EvalResult",
-    "evaluate_arrays",
-    "metrics_from_ranks",
-    "per_user_metrics",
-    "popularity_result",
-    "random_result",
-    "run",
-    "run_detailed",
-    "target_ranks",
-    "write_results",
-]
+import importlib
+from typing import Any
+
+# imported lazily so `recx --help` does not load torch
+_EXPORTS = {
+    "EvalError": "recx.evaluate.protocol",
+    "EvalResult": "recx.evaluate.protocol",
+    "evaluate_arrays": "recx.evaluate.protocol",
+    "popularity_result": "recx.evaluate.protocol",
+    "random_result": "recx.evaluate.protocol",
+    "metrics_from_ranks": "recx.evaluate.metrics",
+    "per_user_metrics": "recx.evaluate.metrics",
+    "target_ranks": "recx.evaluate.metrics",
+    "run": "recx.evaluate.results",
+    "run_detailed": "recx.evaluate.results",
+    "write_results": "recx.evaluate.results",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'recx.evaluate' has no attribute {name!r}")

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from recx.data.dataset import Item, write_dataset
 from recx.evaluate import cli as eval_cli
-from recx.evaluate.cli import EvalOptions, ModelInput, evaluate_models
+from recx.evaluate.compare import EvalOptions, ModelInput, evaluate_models
+from recx.evaluate.protocol import EvalError
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def test_evaluate_models_rejects_mismatched_targets(tmp_path, dataset):
     a = embeddings(dataset, [4.0, 3.0, 2.0, 1.0], "a")
     b = embeddings(dataset, [4.0, 3.0, 2.0, 1.0], "b")
     b.targets = b.targets[::-1].copy()
-    with pytest.raises(eval_cli.EvalError, match="same users"):
+    with pytest.raises(EvalError, match="same users"):
         evaluate_models([ModelInput("a", a), ModelInput("b", b)], EvalOptions(n_boot=0), console=quiet())
 
 
@@ -76,7 +77,7 @@ def test_eval_command_options(tmp_path, dataset, monkeypatch):
         scores = [4.0, 3.0, 2.0, 1.0] if Path(run_dir).name == "ra" else [1.0, 2.0, 3.0, 4.0]
         return embeddings(dataset, scores, "same-name")
 
-    monkeypatch.setattr(eval_cli, "load_run", fake_load_run)
+    monkeypatch.setattr("recx.evaluate.results.load_run", fake_load_run)
     monkeypatch.chdir(tmp_path)
     for d in ("ra", "rb"):
         (tmp_path / d).mkdir()
