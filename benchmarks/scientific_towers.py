@@ -19,14 +19,14 @@ import time
 from pathlib import Path
 
 ROWS = [
+    ("SASRec", "id", "debiased_ce", {}),
+    ("SASRec", "text", "debiased_ce", {}),
     ("SASRec", "id", "full_ce", {}),
     ("GRU4Rec", "id", "full_ce", {"model": "gru4rec", "layers": 1, "dropout": 0.3}),
     ("BERT4Rec", "id", "full_ce", {"model": "bert4rec", "dropout": 0.2}),
-    ("SASRec", "id", "debiased_ce", {}),
     ("SASRec", "text", "bce", {}),
     ("SASRec", "text", "sampled_softmax", {}),
     ("SASRec", "text", "full_ce", {}),
-    ("SASRec", "text", "debiased_ce", {}),
 ]
 
 

@@ -9,8 +9,7 @@ Python API::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from recx.lazy import lazy_exports
 
 # imported lazily so `recx --help` does not load torch
 _EXPORTS = {
@@ -28,8 +27,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'recx.evaluate' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

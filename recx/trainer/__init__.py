@@ -9,8 +9,7 @@ Public API (imported lazily so `recx --help` does not load torch)::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from recx.lazy import lazy_exports
 
 _EXPORTS = {
     "TrainConfig": "recx.trainer.config",
@@ -21,8 +20,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'recx.trainer' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
