@@ -26,8 +26,14 @@ the best one.  Data preparation is reported separately.
 Usage::
 
     python benchmarks/train_vs_recbole.py --data ../shared/data/amazon-scientific \\
-        --epochs-cap 30 --json train_benchmark.json --markdown docs/train_benchmark.md
+        --epochs-cap 200 --budget-s 2100 --parallel --json train_benchmark.json \\
+        --markdown docs/train_benchmark.md
     python benchmarks/train_vs_recbole.py --quick      # 2 epochs each, smoke test
+
+On a shared 2-core machine RecBole needs several minutes per epoch, so ``--budget-s`` caps each
+side's training wall clock (a side stops after the first epoch whose validation ends past it;
+the report says which side was stopped by what).  ``--parallel`` trains both sides at once so
+both see the same background load (they then also slow each other down).
 """
 
 from __future__ import annotations
@@ -44,7 +50,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

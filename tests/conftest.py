@@ -8,22 +8,10 @@ from pathlib import Path
 import pytest
 
 import recx  # noqa: F401 - the torchvision guard before timm / open_clip
+from tiny_models import WORDS, save_bert_tokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-WORDS = "red blue green widget gadget sensor cable roll grit sanding tape glue acid lab glass steel".split()
-
-
-def save_bert_tokenizer(folder: Path):
-    from transformers import BertTokenizer
-
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n", encoding="utf-8")
-    tok = BertTokenizer(vocab=str(vocab))  # transformers 5.x ignores vocab_file=
-    tok.save_pretrained(str(folder))
-    return tok
 
 
 @pytest.fixture(scope="session")

@@ -8,14 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import recx  # noqa: F401 - torchvision guard before timm / open_clip
 from recx.data.dataset import Item, SequenceDataset, write_dataset
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-WORDS = "red blue green widget gadget sensor cable roll grit sanding tape glue acid lab glass steel".split()
-
+from tiny_models import WORDS, save_bert_tokenizer
 
 def make_dataset(root: Path, texts: list[str | None], images: list[str | None] | None = None, name: str = "data") -> SequenceDataset:
     """A dataset whose item k+1 has texts[k] (and images[k], paths relative to root)."""
@@ -32,32 +26,6 @@ def random_texts(n: int, seed: int = 0, missing_every: int = 4) -> list[str | No
         None if k % missing_every == 0 else " ".join(rng.choice(WORDS, size=int(rng.integers(1, 12))))
         for k in range(n)
     ]
-
-
-def save_bert_tokenizer(folder: Path):
-    from transformers import BertTokenizer
-
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n", encoding="utf-8")
-    tok = BertTokenizer(vocab=str(vocab))
-    tok.save_pretrained(str(folder))
-    return tok
-
-
-@pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory) -> Path:
-    """A randomly initialised 2-layer BERT (hidden 32) with a handwritten vocab, saved to a folder."""
-    import torch
-    from transformers import BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    save_bert_tokenizer(folder)
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=5 + len(WORDS), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=64)
-    BertModel(cfg).eval().save_pretrained(str(folder))
-    return folder
 
 
 def write_images(root: Path, n: int, size: tuple[int, int] = (40, 30), seed: int = 0) -> list[str]:
