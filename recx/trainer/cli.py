@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -112,6 +113,8 @@ def train_command(
             wanted = set(cfg.tower_parts) | ({"topk", "text", "image"} if "topk" in cfg.tower_parts else set())
             cfg.stores = {m: p for m, p in cfg.stores.items() if m in wanted}
         result = fit(cfg, progress=not quiet)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports the run
+        return
     best = result.best_valid
     typer.echo(
         f"run {result.run_dir}: best epoch {result.best_epoch}, valid "
