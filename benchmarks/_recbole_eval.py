@@ -20,7 +20,7 @@ import torch
 
 
 def main() -> None:
-    data_path, config_json, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    config_json, repeats = sys.argv[2], int(sys.argv[3])  # argv[1]: the data path, named inside the config
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.model.sequential_recommender import SASRec

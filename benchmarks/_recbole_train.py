@@ -30,7 +30,7 @@ class BudgetReached(Exception):
 
 
 def main() -> None:
-    data_path, config_json = sys.argv[1], sys.argv[2]
+    config_json = sys.argv[2]  # argv[1]: the data path, named inside the config
     budget = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation

@@ -41,7 +41,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import recx  # noqa: F401
-    from recx.data.dataset import SequenceDataset
     from recx.data.importers.unisrec import import_unisrec
     from recx.evaluate import run as evaluate
     from recx.featurize import run as featurize
@@ -49,7 +48,8 @@ def main() -> None:
 
     work = args.work.resolve()
     data_dir = work / "data"
-    dataset = SequenceDataset(data_dir) if (data_dir / "dataset.json").is_file() else import_unisrec(args.data, data_dir)
+    if not (data_dir / "dataset.json").is_file():
+        import_unisrec(args.data, data_dir)
     store = work / "stores" / "minilm.h5"
     t = time.perf_counter()
     if not store.is_file():

@@ -54,7 +54,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _recbole_env import REPO, ensure_recbole_venv, recbole_config, recbole_dataset_dir, recbole_env, shared_data_dir  # noqa: E402
+from _recbole_env import ensure_recbole_venv, recbole_config, recbole_dataset_dir, recbole_env, shared_data_dir  # noqa: E402
 
 HIDDEN, LAYERS, HEADS, INNER, MAX_LEN, DROPOUT, LR = 64, 2, 2, 256, 50, 0.5, 1e-3
 
