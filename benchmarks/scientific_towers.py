@@ -67,7 +67,7 @@ def main() -> None:
         )
         run_dir = work / "runs" / key
         t = time.perf_counter()
-        if (run_dir / "last.pt").is_file():
+        if (run_dir / "config.json").is_file():  # finished or interrupted: continue it
             result = fit(cfg, run_dir=run_dir, resume=True, progress=False)
         else:
             result = fit(cfg, progress=False)
