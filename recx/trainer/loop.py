@@ -242,7 +242,7 @@ def fit(
             break
         model.train()
         t0 = time.perf_counter()
-        total, count, positions = 0.0, 0, 0
+        total, positions = 0.0, 0
         bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), desc=f"epoch {epoch}", disable=not (progress and ctx.is_main), leave=False, unit="batch")
         for batch in bar:
             batch = model.training_batch(type(batch)(*(None if t is None else t.to(device) for t in batch)), mask_generator)
@@ -257,7 +257,7 @@ def fit(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
-            total, count, positions = total + loss.item() * n, count + 1, positions + n
+            total, positions = total + loss.item() * n, positions + n
             bar.set_postfix(loss=f"{total / max(positions, 1):.4f}", pos_s=f"{positions / (time.perf_counter() - t0):.0f}")
         seconds = time.perf_counter() - t0
         train_seconds += seconds
