@@ -21,11 +21,12 @@ import numpy as np
 import torch
 
 import recx
+from recx import device as devices
 from recx.data.dataset import SequenceDataset
+from recx.errors import RecxError
 from recx.featurize import distributed as dist_utils
 from recx.featurize.base import Encoder
 from recx.featurize.registry import REGISTRY, load_encoder, store_name
-from recx.errors import RecxError
 from recx.featurize.store import StoreError, StoreWriter
 
 # below this per-item cosine to the float32 output, reduced precision is not used
@@ -97,12 +98,6 @@ def _identity(x: Any) -> Any:
     return x
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def autocast(device: torch.device, compute_dtype: str):
     """The autocast context for ``compute_dtype`` ('float32' = none)."""
     if compute_dtype == "float32":
@@ -117,16 +112,6 @@ def encode_batch(encoder: Encoder, batch: dict[str, torch.Tensor], device: torch
         return encoder(batch).float().cpu().numpy()
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def choose_compute_dtype(encoder: Encoder, batch: dict[str, torch.Tensor], device: torch.device, requested: str) -> tuple[str, float]:
     """Reduced precision if every item of ``batch`` keeps cosine > 0.999 to float32 and it is faster.
 
@@ -137,7 +122,7 @@ def choose_compute_dtype(encoder: Encoder, batch: dict[str, torch.Tensor], devic
         return "float32", 1.0
     if requested == "auto":
         if device.type == "cpu":
-            candidates = ["bfloat16"] if cpu_has_native_bf16() else []
+            candidates = ["bfloat16"] if devices.cpu_has_fast_bf16() else []
         else:
             candidates = ["float16", "bfloat16"]
     else:
@@ -216,7 +201,7 @@ def run(
     if out.exists() and not force:
         raise StoreError(f"{out}: a finished store already exists; pass --force to replace it")
 
-    device_t = resolve_device(device) if not ctx.active else ctx.device(device)
+    device_t = devices.resolve_device(device) if not ctx.active else ctx.device(device)
     if encoder is None:
         encoder = load_encoder(model, model_path=model_path, pooling=pooling, layer=layer, max_length=max_length, modality=modality)
     encoder = encoder.eval().to(device_t)

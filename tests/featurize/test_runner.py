@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import torch
 
-from recx.featurize import runner
 from recx.featurize.base import Encoder
 from recx.featurize.registry import load_encoder
 from recx.featurize.runner import choose_compute_dtype, run
@@ -100,7 +99,7 @@ def test_reduced_precision_only_when_cosine_holds(monkeypatch):
     dev = torch.device("cpu")
     torch.manual_seed(0)
     assert choose_compute_dtype(_Flaky(), batch, dev, "bfloat16") == ("float32", 1.0)
-    monkeypatch.setattr(runner, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("recx.device.cpu_has_fast_bf16", lambda: False)
     assert choose_compute_dtype(_Flaky(), batch, dev, "auto") == ("float32", 1.0)
     assert choose_compute_dtype(_Flaky(), batch, dev, "float32") == ("float32", 1.0)
 
