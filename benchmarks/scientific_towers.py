@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -28,6 +29,30 @@ ROWS = [
     ("SASRec", "text", "sampled_softmax", {}),
     ("SASRec", "text", "full_ce", {}),
 ]
+
+
+def write_markdown(args: argparse.Namespace, records: list[dict]) -> None:
+    import torch
+
+    lines = [
+        "# amazon-scientific: sequence models, towers and losses",
+        "",
+        f"Command: `.venv/bin/python benchmarks/scientific_towers.py --epochs {args.epochs} --patience {args.patience}`  ",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} when written "
+        f"(train seconds are wall time on a shared machine); torch {torch.__version__}.  ",
+        "Protocol: leave-one-out test split (8,442 users), full catalog (4,385 items), history kept, pessimistic ties; "
+        "early stopping on valid NDCG@10; hidden 64, 2 blocks, 2 heads, max length 50, dropout 0.5 unless noted; "
+        "text tower = all-MiniLM-L6-v2 mean-pooled store + linear adapter.",
+        "",
+        "| model | tower | loss | HR@10 | NDCG@10 | MRR | best epoch | train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        ci = r["ci95"].get("ndcg@10")
+        ndcg = f"{r['test']['ndcg@10']:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+        lines.append(f"| {r['model']} | {r['tower']} | {r['loss']} | {r['test']['hr@10']:.4f} | {ndcg} | {r['test']['mrr']:.4f} | {r['best_epoch']} | {r['train_seconds']:.0f} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -81,25 +106,8 @@ def main() -> None:
         })
         print(key, rec["metrics"], flush=True)
         (work / "scientific.json").write_text(json.dumps(records, indent=2))
+        write_markdown(args, records)
 
-    lines = [
-        "# amazon-scientific: sequence models, towers and losses",
-        "",
-        f"Command: `.venv/bin/python benchmarks/scientific_towers.py --epochs {args.epochs} --patience {args.patience}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores; torch {__import__('torch').__version__}.  ",
-        "Protocol: leave-one-out test split (8,442 users), full catalog (4,385 items), history kept, pessimistic ties; "
-        "early stopping on valid NDCG@10; hidden 64, 2 blocks, 2 heads, max length 50, dropout 0.5 unless noted; "
-        "text tower = all-MiniLM-L6-v2 mean-pooled store + linear adapter.",
-        "",
-        "| model | tower | loss | HR@10 | NDCG@10 | MRR | best epoch | train s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in records:
-        ci = r["ci95"].get("ndcg@10")
-        ndcg = f"{r['test']['ndcg@10']:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
-        lines.append(f"| {r['model']} | {r['tower']} | {r['loss']} | {r['test']['hr@10']:.4f} | {ndcg} | {r['test']['mrr']:.4f} | {r['best_epoch']} | {r['train_seconds']:.0f} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 
 
