@@ -17,24 +17,15 @@ import sys
 import time
 
 import torch
+from _recbole_setup import prepare_recbole
 
 
 def main() -> None:
     config_json, repeats = sys.argv[2], int(sys.argv[3])  # argv[1]: the data path, named inside the config
-    from recbole.config import Config
-    from recbole.data import create_dataset, data_preparation
     from recbole.model.sequential_recommender import SASRec
     from recbole.trainer import Trainer
-    from recbole.utils import init_seed
 
-    cfg = json.loads(config_json)
-    torch.set_num_threads(int(cfg.pop("threads", torch.get_num_threads())))
-    t0 = time.perf_counter()
-    config = Config(model="SASRec", dataset=cfg["dataset"], config_dict=cfg)
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    prepare = time.perf_counter() - t0
+    config, dataset, train_data, valid_data, test_data, prepare = prepare_recbole(config_json)
     model = SASRec(config, train_data.dataset).to(config["device"])
     model.eval()
     trainer = Trainer(config, model)

@@ -23,6 +23,7 @@ import sys
 import time
 
 import torch
+from _recbole_setup import prepare_recbole
 
 
 class BudgetReached(Exception):
@@ -32,20 +33,11 @@ class BudgetReached(Exception):
 def main() -> None:
     config_json = sys.argv[2]  # argv[1]: the data path, named inside the config
     budget = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
-    from recbole.config import Config
-    from recbole.data import create_dataset, data_preparation
     from recbole.model.sequential_recommender import SASRec
     from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
-    cfg = json.loads(config_json)
-    torch.set_num_threads(int(cfg.pop("threads", torch.get_num_threads())))
-    t0 = time.perf_counter()
-    config = Config(model="SASRec", dataset=cfg["dataset"], config_dict=cfg)
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    prepare = time.perf_counter() - t0
+    config, dataset, train_data, valid_data, test_data, prepare = prepare_recbole(config_json)
     init_seed(config["seed"], config["reproducibility"])
     model = SASRec(config, train_data.dataset).to(config["device"])
 

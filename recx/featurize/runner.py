@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -99,10 +98,8 @@ def _identity(x: Any) -> Any:
 
 
 def autocast(device: torch.device, compute_dtype: str):
-    """The autocast context for ``compute_dtype`` ('float32' = none)."""
-    if compute_dtype == "float32":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=getattr(torch, compute_dtype))
+    """The autocast context for ``compute_dtype`` by name ('float32' = none)."""
+    return devices.autocast(device, None if compute_dtype == "float32" else getattr(torch, compute_dtype))
 
 
 def encode_batch(encoder: Encoder, batch: dict[str, torch.Tensor], device: torch.device, compute_dtype: str) -> np.ndarray:
