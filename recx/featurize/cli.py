@@ -26,7 +26,7 @@ def featurize_command(
     dtype: str = typer.Option("float16", "--dtype", help="Storage dtype: float16 or float32."),
     compute_dtype: str = typer.Option("auto", "--compute-dtype", help="auto (bf16/fp16 when faster and per-item cosine to fp32 > 0.999), float32, bfloat16, float16."),
     cache_top_k: int = typer.Option(0, "--cache-top-k", help="Also store the hidden states entering the top K blocks (for partial tuning)."),
-    chunk_rows: int = typer.Option(1024, "--chunk-rows", help="Rows per store chunk (resume granularity)."),
+    chunk_rows: int = typer.Option(1024, "--chunk-rows", help="Items per work chunk (resume granularity), rounded down to whole batches."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Image decoding workers (default: min(4, CPUs))."),
     force: bool = typer.Option(False, "--force", help="Replace a finished store."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run from its last chunk."),

@@ -1,6 +1,6 @@
 """Sharding `recx featurize` across processes started by ``torchrun`` (gloo on CPU, nccl on GPU).
 
-Every rank plans the same batches; rank r encodes batches r, r+W, r+2W ... of each chunk, and
+Every rank plans the same batches; rank r encodes batches r, r+W, r+2W ... of each work chunk, and
 rank 0 gathers them and writes the store, so the merged store equals a single-process one.
 """
 

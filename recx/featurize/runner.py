@@ -1,10 +1,15 @@
 """`recx.featurize.run`: every item of a dataset through an encoder, into a resumable H5 store.
 
-Rows are processed in chunks of ``chunk_rows`` item indices, in order.  Inside a chunk the items
-are sorted by cost (token count) and cut into batches, so padding stays short while the store
-is still written row-chunk by row-chunk (and an interrupted run resumes at the last chunk).
-Batches are a pure function of the dataset, the encoder and ``batch_size``, so a resumed or a
-multi-process run computes exactly the same batches as a single uninterrupted one.
+The plan: every present item of the catalog sorted by (cost, row) (cost = the encoder's
+``sort_keys``, e.g. token count; row order for encoders without one), cut into batches of
+``batch_size``, and consecutive batches grouped into work chunks of ``chunk_rows // batch_size``
+batches (at least one), so a chunk holds about ``chunk_rows`` items.  Sorting the whole catalog
+keeps padding short (similar lengths share a batch however the rows are ordered); each chunk
+is written to the store as one unit, its rows scattered over the file, and the store counts
+the items written in plan order, so an interrupted run recomputes the plan and resumes after
+the last finished chunk.  The plan is a pure function of the dataset, the encoder,
+``batch_size`` and ``chunk_rows``, so a resumed or a multi-process run computes exactly the
+same batches as a single uninterrupted one.
 """
 
 from __future__ import annotations
@@ -26,20 +31,32 @@ from recx.errors import RecxError
 from recx.featurize import distributed as dist_utils
 from recx.featurize.base import Encoder
 from recx.featurize.registry import REGISTRY, load_encoder, store_name
-from recx.featurize.store import StoreError, StoreWriter
+from recx.featurize.store import StoreError, StoreWriter, partial_path
 
 # below this per-item cosine to the float32 output, reduced precision is not used
 MIN_COSINE = 0.999
 DEFAULT_BATCH = {"text": 128, "image": 64}
 
 
+# items per sort_keys call while planning (bounds the tokenizer output held at once)
+_SORT_SLICE = 8192
+
+
 @dataclass
-class Plan:
-    """The batches of one row chunk: item indices per batch (absolute row numbers)."""
+class Chunk:
+    """One work chunk of the plan: consecutive batches of row indices, from plan position ``start``."""
 
     start: int
-    stop: int
     batches: list[np.ndarray]
+
+    @property
+    def stop(self) -> int:
+        """Plan position after the chunk (the store's ``rows_done`` once it is written)."""
+        return self.start + sum(len(b) for b in self.batches)
+
+    @property
+    def rows(self) -> np.ndarray:
+        return np.concatenate(self.batches)
 
 
 def default_store_path(dataset_dir: str | os.PathLike, model: str, modality: str | None = None) -> Path:
@@ -64,18 +81,27 @@ def item_inputs(dataset: SequenceDataset, modality: str) -> tuple[list[Any], np.
     return raw, present
 
 
-def plan_chunks(
-    encoder: Encoder, raw: Sequence[Any], present: np.ndarray, chunks: Sequence[tuple[int, int]], batch_size: int
-) -> list[Plan]:
-    """Batches per chunk: present rows sorted by (cost, row), cut every ``batch_size``."""
-    plans = []
-    for start, stop in chunks:
-        rows = np.flatnonzero(present[start:stop]) + start
-        keys = encoder.sort_keys([raw[r] for r in rows]) if len(rows) else None
-        if keys is not None:
-            rows = rows[np.lexsort((rows, np.asarray(keys)))]
-        plans.append(Plan(start, stop, [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]))
-    return plans
+def plan_order(encoder: Encoder, raw: Sequence[Any], present: np.ndarray) -> np.ndarray:
+    """Every present row, sorted by (``encoder.sort_keys`` cost, row) over the whole catalog (row order without keys)."""
+    rows = np.flatnonzero(present)
+    keys: list[int] | None = []
+    for i in range(0, len(rows), _SORT_SLICE):
+        part = encoder.sort_keys([raw[r] for r in rows[i : i + _SORT_SLICE]])
+        if part is None:
+            keys = None
+            break
+        keys.extend(part)
+    if keys is not None and len(rows):
+        rows = rows[np.lexsort((rows, np.asarray(keys)))]
+    return rows
+
+
+def plan_chunks(encoder: Encoder, raw: Sequence[Any], present: np.ndarray, batch_size: int, chunk_rows: int) -> list[Chunk]:
+    """The plan: :func:`plan_order` cut into batches of ``batch_size``, grouped ``max(1, chunk_rows // batch_size)`` to a chunk."""
+    order = plan_order(encoder, raw, present)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    per_chunk = max(1, chunk_rows // batch_size)
+    return [Chunk(i * batch_size, batches[i : i + per_chunk]) for i in range(0, len(batches), per_chunk)]
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -182,11 +208,11 @@ def run(
         modality: CLIP models only: ``image`` or ``text``.
         compute_dtype: ``auto`` (bf16 on CPUs with native bf16, fp16 on GPU, when faster and every calibration item keeps
             cosine > 0.999 to float32), ``float32``, ``bfloat16`` or ``float16``.
-        chunk_rows: rows per store chunk (the resume granularity).
+        chunk_rows: items per work chunk (the resume granularity), rounded down to whole batches (at least one).
         num_workers: DataLoader workers for image decoding (default: min(4, CPU count)).
         cache_top_k: also store the hidden states entering the top K blocks (transformers).
         encoder: an already-built Encoder (then ``model`` only names the store).
-        on_chunk: called with the number of rows done after each chunk is flushed.
+        on_chunk: called with the store's ``rows_done`` (items written, in plan order) after each chunk is flushed.
     """
     dataset = SequenceDataset(dataset_dir)
     ctx = dist_utils.context()
@@ -222,26 +248,29 @@ def run(
         topk = TrunkCache(encoder, cache_top_k)
         attrs.update(topk.attrs())
 
-    # rank 0 owns the file: it opens (or resumes) it and calibrates the compute dtype, then tells
-    # the other ranks where to start; a failure there is sent along instead of leaving them waiting
+    # every rank computes the same plan.  rank 0 owns the file: it opens (or resumes) it and
+    # calibrates the compute dtype, then tells the other ranks how many planned items are done;
+    # a failure there is sent along instead of leaving them waiting
+    chunks = plan_chunks(encoder, raw, present, batch_size, chunk_rows)
+    planned = int(present.sum())
     writer: StoreWriter | None = None
-    num_rows = dataset.num_items + 1
-    chunk_size = max(1, min(chunk_rows, num_rows))
 
-    def remaining(start: int) -> list[Plan]:
-        chunks = [(s, min(s + chunk_size, num_rows)) for s in range(start, num_rows, chunk_size)]
-        return plan_chunks(encoder, raw, present, chunks, batch_size)
+    def remaining(done: int) -> list[Chunk]:
+        if done not in {c.start for c in chunks} | {planned}:
+            raise StoreError(f"{partial_path(out)}: {done} items written, not a chunk boundary of this run's plan; "
+                             "rerun with --no-resume to start over")
+        return [c for c in chunks if c.start >= done]
 
-    plans: list[Plan] | None = None
+    todo: list[Chunk] | None = None
     setup: tuple[int, str] | str | None = None
     if ctx.is_main:
         try:
             writer = StoreWriter(
                 out, dataset.num_items + 1, encoder.dim, attrs, dtype=dtype, chunk_rows=chunk_rows, force=force,
-                resume=resume, hidden_shape=topk.hidden_shape if topk else None,
+                resume=resume, hidden_shape=topk.hidden_shape if topk else None, planned=planned,
             )
-            plans = remaining(writer.rows_done)
-            setup = (writer.rows_done, _compute_dtype(writer, encoder, raw, plans, device_t, compute_dtype))
+            todo = remaining(writer.rows_done)
+            setup = (writer.rows_done, _compute_dtype(writer, encoder, raw, chunks, device_t, compute_dtype))
         except BaseException as e:
             if writer is not None:
                 writer.close()
@@ -250,15 +279,15 @@ def run(
     setup = ctx.broadcast(setup)
     if isinstance(setup, str):
         raise RecxError(setup)
-    start_row, compute = setup
-    if plans is None:
-        plans = remaining(start_row)
+    done, compute = setup
+    if todo is None:
+        todo = remaining(done)
     try:
         if writer is not None and writer.resumed_from and progress:
-            print(f"resuming {writer.tmp} at row {writer.resumed_from} of {writer.num_rows}", file=sys.stderr)
+            print(f"resuming {writer.tmp} after {writer.resumed_from} of {planned} items", file=sys.stderr)
 
         workers = (min(4, os.cpu_count() or 1) if num_workers is None else num_workers) if encoder.preprocess_in_workers else 0
-        mine = [[b for i, b in enumerate(p.batches) if i % ctx.world_size == ctx.rank] for p in plans]
+        mine = [[b for i, b in enumerate(c.batches) if i % ctx.world_size == ctx.rank] for c in todo]
         flat = [b for bs in mine for b in bs]
         loader = torch.utils.data.DataLoader(
             _Batches(encoder, raw, flat), batch_size=None, shuffle=False, num_workers=workers, collate_fn=_identity
@@ -266,7 +295,7 @@ def run(
         total = sum(len(b) for b in flat)
         bar = _progress(total, f"{encoder.name} ({compute})", progress and ctx.is_main)
         it = iter(loader)
-        for plan, my_batches in zip(plans, mine):
+        for chunk, my_batches in zip(todo, mine):
             results: dict[int, tuple[np.ndarray, Any]] = {}
             for b in my_batches:
                 batch = next(it)
@@ -278,9 +307,9 @@ def run(
                 bar.update(len(b) * ctx.world_size)
             results = ctx.gather_dicts(results)
             if writer is not None:
-                _write_plan(writer, plan, present, results, encoder.dim, topk)
+                _write_chunk(writer, chunk, results, encoder.dim, topk)
                 if on_chunk is not None:
-                    on_chunk(plan.stop)
+                    on_chunk(writer.rows_done)
             ctx.barrier()
         bar.close()
         if writer is not None:
@@ -296,37 +325,45 @@ def _key(rows: np.ndarray) -> int:
     return int(rows[0])
 
 
-def _compute_dtype(writer: StoreWriter, encoder: Encoder, raw: Sequence[Any], plans: list[Plan], device: torch.device, requested: str) -> str:
-    """The compute dtype recorded in the partial store, or calibrated now on the first batch and recorded."""
+def _compute_dtype(writer: StoreWriter, encoder: Encoder, raw: Sequence[Any], chunks: list[Chunk], device: torch.device, requested: str) -> str:
+    """The compute dtype recorded in the partial store, or calibrated now on the plan's middle batch and recorded.
+
+    The plan is sorted by cost, so its first batch holds the catalog's shortest items; the middle
+    one holds typical items.
+    """
     have = writer.attrs.get("compute_dtype")
     if have:
         return str(have)
-    first = next((b for p in plans for b in p.batches), None)
-    if first is None:
+    batches = [b for c in chunks for b in c.batches]
+    if not batches:
         chosen, worst = "float32", 1.0
     else:
-        chosen, worst = choose_compute_dtype(encoder, encoder.preprocess([raw[r] for r in first]), device, requested)
+        sample = batches[len(batches) // 2]
+        chosen, worst = choose_compute_dtype(encoder, encoder.preprocess([raw[r] for r in sample]), device, requested)
     writer.set_attr("compute_dtype", chosen)
     writer.set_attr("calibration_min_cosine", worst)
     return chosen
 
 
-def _write_plan(writer: StoreWriter, plan: Plan, present: np.ndarray, results: dict[int, tuple[np.ndarray, Any]], dim: int, topk: Any) -> None:
-    n = plan.stop - plan.start
+def _write_chunk(writer: StoreWriter, chunk: Chunk, results: dict[int, tuple[np.ndarray, Any]], dim: int, topk: Any) -> None:
+    """The chunk's gathered batch results, in plan order, into the store."""
+    n = chunk.stop - chunk.start
     emb = np.zeros((n, dim), dtype=np.float32)
     hidden = mask = None
     if topk is not None:
         t, h = topk.hidden_shape
         hidden = np.zeros((n, t, h), dtype=np.float16)
         mask = np.zeros((n, t), dtype=bool)
-    for rows in plan.batches:
+    pos = 0
+    for rows in chunk.batches:
         e, hid = results[_key(rows)]
-        emb[rows - plan.start] = e
+        emb[pos : pos + len(rows)] = e
         if hid is not None:
             hs, hm = hid
-            hidden[rows - plan.start, : hs.shape[1]] = hs
-            mask[rows - plan.start, : hm.shape[1]] = hm
-    writer.write_chunk(plan.start, emb, present[plan.start : plan.stop], hidden, mask)
+            hidden[pos : pos + len(rows), : hs.shape[1]] = hs
+            mask[pos : pos + len(rows), : hm.shape[1]] = hm
+        pos += len(rows)
+    writer.write_rows(chunk.rows, emb, hidden, mask)
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -8,11 +8,22 @@ Layout (DESIGN.md, "H5 embedding store")::
     hidden_mask  [N+1, T] bool, optional: their attention mask
     attrs        format_version, recx_version, encoder, source, weight_hash, modality, layer,
                  pooling, max_length | image_size + mean/std, normalize, dtype, compute_dtype,
-                 catalog_fingerprint, item_count, rows_done, complete
+                 catalog_fingerprint, item_count, rows_planned, rows_done, complete
 
-A store is written to ``<path>.partial`` chunk by chunk, in row order; ``rows_done`` is
-flushed after every chunk so an interrupted featurize resumes from the last finished chunk.
-The finished file is renamed onto ``<path>`` with ``complete = True``.
+A store is written to ``<path>.partial`` one work chunk at a time.  The runner plans the items
+in its own order (globally sorted by cost, see runner.py), so a chunk's rows are scattered over
+the file; ``rows_done`` counts the items written so far in that plan order and is flushed after
+every chunk, so an interrupted featurize recomputes the same plan and resumes after the last
+finished chunk.  ``rows_planned`` is the number of items the plan holds (the present ones);
+absent rows are never written and keep the fill value (zeros, ``present = False``).  The
+finished file is renamed onto ``<path>`` with ``complete = True``.
+
+Scattered writes: the partial file is opened without a chunk cache, so HDF5 writes each row
+straight to its place (one write per row, whatever the catalog size) instead of reading and
+rewriting whole cached chunks; ``hidden`` rows are written one hyperslab per run of consecutive
+rows (a fancy-index write of [R, T, H] is cut by HDF5 into R*T pieces), and ``hidden`` is
+chunked by about 64 KiB of rows (one row of a real model), so a first write to a chunk fills
+little besides the row itself.
 """
 
 from __future__ import annotations
@@ -28,7 +39,10 @@ import numpy as np
 
 from recx.errors import RecxError
 
-FORMAT_VERSION = 1
+# 2: rows_done counts items written in plan order (1: a prefix of rows); the finished layout is
+# the same, so finished version-1 stores stay readable
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 PARTIAL_SUFFIX = ".partial"
 # attributes that change while a store is being written; all others identify what is written
 _PROGRESS_ATTRS = ("rows_done", "complete")
@@ -159,8 +173,9 @@ def check_store(store: EmbeddingStore, dataset: Any, expect: Mapping[str, Any] |
     if not attrs.get("complete", False):
         raise StoreMismatchError(f"{where}: incomplete store (complete=false); rerun `recx featurize` to finish it")
     version = attrs.get("format_version")
-    if version != FORMAT_VERSION:
-        raise StoreMismatchError(f"{where}: store format version {version}, this recx reads {FORMAT_VERSION}")
+    if version not in READABLE_VERSIONS:
+        readable = " or ".join(str(v) for v in READABLE_VERSIONS)
+        raise StoreMismatchError(f"{where}: store format version {version}, this recx reads {readable}")
     fp = attrs.get("catalog_fingerprint")
     if fp != dataset.catalog_fingerprint:
         raise StoreMismatchError(
@@ -178,11 +193,18 @@ def check_store(store: EmbeddingStore, dataset: Any, expect: Mapping[str, Any] |
             raise StoreMismatchError(f"{where}: attribute {key}={have!r}, expected {want!r}")
 
 
-class StoreWriter:
-    """Writes a store chunk by chunk into ``<path>.partial``; :meth:`finish` renames it onto ``path``.
+def _hidden_chunk_rows(num_rows: int, t: int, h: int) -> int:
+    """Rows per HDF5 chunk of ``hidden``: about 64 KiB (one row for real models), at most 64."""
+    return max(1, min(64, num_rows, (64 << 10) // max(1, t * h * 2)))
 
-    Resuming: when a partial file with the same identifying attributes exists (and ``resume``),
-    writing continues at its ``rows_done``; otherwise the partial file is started over.
+
+class StoreWriter:
+    """Writes a store one work chunk at a time into ``<path>.partial``; :meth:`finish` renames it onto ``path``.
+
+    ``planned`` is the number of items the caller will write (each row once, in any order);
+    ``rows_done`` counts those written so far.  Resuming: when a partial file with the same
+    identifying attributes (``planned`` included) exists (and ``resume``), writing continues
+    at its ``rows_done``; otherwise the partial file is started over.
     """
 
     def __init__(
@@ -196,18 +218,23 @@ class StoreWriter:
         force: bool = False,
         resume: bool = True,
         hidden_shape: tuple[int, int] | None = None,
+        *,
+        planned: int,
     ):
         self.path = Path(path)
         self.tmp = partial_path(self.path)
         if dtype not in ("float16", "float32"):
             raise ValueError(f"store dtype must be float16 or float32, not {dtype!r}")
+        if not 0 <= planned < max(1, num_rows):
+            raise ValueError(f"{planned} items planned for {num_rows} rows (row 0 is padding)")
         if self.path.exists() and not force:
             raise StoreError(f"{self.path}: a finished store already exists; pass --force to replace it")
         self.num_rows = num_rows
+        self.rows_planned = int(planned)
         self.force = force
         self.chunk_rows = max(1, min(chunk_rows, num_rows))
         ident = {k: v for k, v in attrs.items() if v is not None and k not in _PROGRESS_ATTRS}
-        ident.update(format_version=FORMAT_VERSION, dtype=dtype, chunk_rows=self.chunk_rows)
+        ident.update(format_version=FORMAT_VERSION, dtype=dtype, chunk_rows=int(chunk_rows), rows_planned=self.rows_planned)
         if hidden_shape is not None:
             ident["hidden_shape"] = list(hidden_shape)
         self.resumed_from = 0
@@ -220,7 +247,7 @@ class StoreWriter:
         if not self.tmp.is_file():
             return None
         try:
-            f = h5py.File(self.tmp, "r+")
+            f = h5py.File(self.tmp, "r+", rdcc_nbytes=0)
         except (OSError, ValueError):
             return None  # killed mid-write: start over
         try:
@@ -237,12 +264,15 @@ class StoreWriter:
     def _create(self, ident: dict[str, Any], dim: int, dtype: str, hidden_shape: tuple[int, int] | None) -> h5py.File:
         self.tmp.parent.mkdir(parents=True, exist_ok=True)
         self.tmp.unlink(missing_ok=True)
-        f = h5py.File(self.tmp, "w")
+        # no chunk cache: rows arrive scattered, and writing each straight to the file costs one
+        # write per row, where a cache smaller than the data re-reads and rewrites whole chunks
+        f = h5py.File(self.tmp, "w", rdcc_nbytes=0)
         f.create_dataset("embeddings", shape=(self.num_rows, dim), dtype=dtype, chunks=(self.chunk_rows, dim), fillvalue=0)
         f.create_dataset("present", shape=(self.num_rows,), dtype=bool, chunks=(self.chunk_rows,), fillvalue=False)
         if hidden_shape is not None:
             t, h = hidden_shape
-            f.create_dataset("hidden", shape=(self.num_rows, t, h), dtype="float16", chunks=(min(64, self.num_rows), t, h), fillvalue=0)
+            rows = _hidden_chunk_rows(self.num_rows, t, h)
+            f.create_dataset("hidden", shape=(self.num_rows, t, h), dtype="float16", chunks=(rows, t, h), fillvalue=0)
             f.create_dataset("hidden_mask", shape=(self.num_rows, t), dtype=bool, chunks=(min(64, self.num_rows), t), fillvalue=False)
         for k, v in ident.items():
             f.attrs[k] = _to_attr(v)
@@ -254,6 +284,7 @@ class StoreWriter:
     # -- writing ---------------------------------------------------------------------------
     @property
     def rows_done(self) -> int:
+        """Items written so far (in the caller's plan order), not a row number."""
         return int(self.f.attrs["rows_done"])
 
     @property
@@ -265,39 +296,48 @@ class StoreWriter:
         self.f.attrs[key] = _to_attr(value)
         self.f.flush()
 
-    def chunks(self) -> list[tuple[int, int]]:
-        """The remaining (start, stop) row ranges, in order."""
-        return [(s, min(s + self.chunk_rows, self.num_rows)) for s in range(self.rows_done, self.num_rows, self.chunk_rows)]
-
-    def write_chunk(
+    def write_rows(
         self,
-        start: int,
+        rows: np.ndarray,
         embeddings: np.ndarray,
-        present: np.ndarray,
         hidden: np.ndarray | None = None,
         hidden_mask: np.ndarray | None = None,
     ) -> None:
-        """Write rows ``start:start+len(embeddings)``; chunks must arrive in order.
+        """Write the items at ``rows`` (any order, each once), mark them present and advance ``rows_done``.
 
         Args:
-            embeddings: [R, D] float; present: [R] bool; hidden: [R, T, H]; hidden_mask: [R, T].
+            rows: [R] int row indices (>= 1); embeddings: [R, D] float; hidden: [R, T, H]; hidden_mask: [R, T].
         """
-        if start != self.rows_done:
-            raise ValueError(f"chunk starts at row {start}, expected {self.rows_done}")
-        stop = start + len(embeddings)
-        self.f["embeddings"][start:stop] = embeddings
-        self.f["present"][start:stop] = present
-        if hidden is not None:
-            self.f["hidden"][start:stop] = hidden
-            self.f["hidden_mask"][start:stop] = hidden_mask
-        self.f.attrs["rows_done"] = stop
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        n = len(rows)
+        if len(embeddings) != n:
+            raise ValueError(f"{n} rows but {len(embeddings)} embeddings")
+        if (hidden is not None) != ("hidden" in self.f):
+            raise ValueError(f"{self.tmp}: hidden states {'missing' if hidden is None else 'given'} for a store "
+                             f"{'with' if 'hidden' in self.f else 'without'} a hidden dataset")
+        if self.rows_done + n > self.rows_planned:
+            raise ValueError(f"{self.tmp}: {self.rows_done} + {n} items exceed the {self.rows_planned} planned")
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]  # h5py writes need increasing indices
+        if n and (rows[0] < 1 or rows[-1] >= self.num_rows or bool((np.diff(rows) == 0).any())):
+            raise ValueError(f"rows must be distinct and in 1..{self.num_rows - 1}")
+        if n:
+            self.f["embeddings"][rows] = np.asarray(embeddings)[order]
+            self.f["present"][rows] = True
+            if hidden is not None:
+                _write_runs(self.f["hidden"], rows, np.asarray(hidden)[order])
+                self.f["hidden_mask"][rows] = np.asarray(hidden_mask)[order]
+        self.f.attrs["rows_done"] = self.rows_done + n
         self.f.flush()
 
     def finish(self, force: bool | None = None) -> Path:
         """Mark complete, close and rename onto the final path (``force`` defaults to the constructor's)."""
         force = self.force if force is None else force
-        if self.rows_done != self.num_rows:
-            raise ValueError(f"{self.tmp}: {self.rows_done} of {self.num_rows} rows written")
+        if self.rows_done != self.rows_planned:
+            raise ValueError(f"{self.tmp}: {self.rows_done} of {self.rows_planned} planned items written")
+        present = int(np.count_nonzero(self.f["present"][...]))
+        if present != self.rows_planned:
+            raise ValueError(f"{self.tmp}: {present} rows present, {self.rows_planned} planned (a row was written twice)")
         self.f.attrs["complete"] = True
         self.f.close()
         if self.path.exists() and not force:
@@ -309,3 +349,13 @@ class StoreWriter:
         """Close without finishing (the partial file stays for a later resume)."""
         if self.f.id.valid:
             self.f.close()
+
+
+def _write_runs(ds: h5py.Dataset, rows: np.ndarray, values: np.ndarray) -> None:
+    """``ds[rows] = values`` for increasing ``rows``, one hyperslab write per run of consecutive rows."""
+    cuts = np.flatnonzero(np.diff(rows) != 1) + 1
+    fspace = ds.id.get_space()
+    for a, b in zip([0, *cuts], [*cuts, len(rows)]):
+        block = np.ascontiguousarray(values[a:b], dtype=ds.dtype)
+        fspace.select_hyperslab((int(rows[a]),) + (0,) * (ds.ndim - 1), block.shape)
+        ds.id.write(h5py.h5s.create_simple(block.shape), fspace, block)

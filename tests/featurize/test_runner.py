@@ -4,7 +4,7 @@ import torch
 
 from recx.featurize.base import Encoder
 from recx.featurize.registry import load_encoder
-from recx.featurize.runner import choose_compute_dtype, run
+from recx.featurize.runner import choose_compute_dtype, plan_chunks, run
 from recx.featurize.store import StoreError, check_store, open_store, partial_path
 
 
@@ -26,19 +26,20 @@ def test_run_tiny_bert_rows_present_and_values(tiny_bert, dataset_factory, texts
     rows = np.flatnonzero(want_present)
     direct = _encode_direct(tiny_bert, [texts[r - 1] for r in rows])
     np.testing.assert_allclose(store.embeddings[rows], direct, atol=1e-5)
-    assert store.attrs["rows_done"] == 24 and store.attrs["batch_size"] == 4
+    assert store.attrs["rows_done"] == len(rows) == store.attrs["rows_planned"] and store.attrs["batch_size"] == 4
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(tiny_bert, dataset_factory, texts_factory, tmp_path):
-    ds = dataset_factory(texts_factory(41, seed=3))
-    kw = dict(model=str(tiny_bert), batch_size=3, chunk_rows=8, progress=False)
+    ds = dataset_factory(texts_factory(41, seed=3))  # 30 present texts
+    # 2 batches of 3 per work chunk: chunks end at plan positions 6, 12, 18, 24, 30
+    kw = dict(model=str(tiny_bert), batch_size=3, chunk_rows=8, cache_top_k=1, max_length=16, progress=False)
     full = run(ds.path, out=tmp_path / "full.h5", **kw)
 
     class Killed(Exception):
         pass
 
     def die_after_second_chunk(rows_done):
-        if rows_done == 16:
+        if rows_done == 12:
             raise Killed
 
     target = tmp_path / "resumed.h5"
@@ -47,14 +48,15 @@ def test_interrupted_then_resumed_equals_uninterrupted(tiny_bert, dataset_factor
     assert not target.exists() and partial_path(target).exists()
     seen = []
     run(ds.path, out=target, on_chunk=seen.append, **kw)
-    assert seen == [24, 32, 40, 42]  # resumed after row 16: the first two chunks were not redone
+    assert seen == [18, 24, 30]  # resumed after 12 items: the first two chunks were not redone
     a, b = open_store(full), open_store(target)
     assert a.embeddings.tobytes() == b.embeddings.tobytes()
     np.testing.assert_array_equal(a.present, b.present)
     import h5py
 
     with h5py.File(full) as fa, h5py.File(target) as fb:
-        assert fa["embeddings"][...].tobytes() == fb["embeddings"][...].tobytes()  # float16 bytes on disk
+        for name in ("embeddings", "present", "hidden", "hidden_mask"):  # float16 bytes on disk
+            assert fa[name][...].tobytes() == fb[name][...].tobytes(), name
 
 
 def test_refuses_finished_store_and_no_resume_restarts(tiny_bert, dataset_factory, texts_factory, tmp_path):
@@ -124,3 +126,63 @@ def test_reduced_precision_kept_when_close():
     enc = _Linear()
     dtype, worst = choose_compute_dtype(enc, enc.preprocess(list("abcd")), torch.device("cpu"), "bfloat16")
     assert dtype == "bfloat16" and 0.999 < worst <= 1.0
+
+
+class _Lengths(Encoder):
+    """Cost = text length (``sort_keys``), or no sort keys at all."""
+
+    modality = "text"
+    dim = 2
+
+    def __init__(self, sort: bool = True):
+        super().__init__("lengths", "test", [], "mean")
+        self.sort = sort
+
+    def sort_keys(self, raw_items):
+        return [len(t) for t in raw_items] if self.sort else None
+
+
+def _inputs(texts):
+    raw = [None] + list(texts)
+    present = np.array([t is not None for t in raw])
+    return raw, present
+
+
+def test_plan_is_globally_sorted_and_covers_present_rows_once():
+    rng = np.random.default_rng(0)
+    texts = [None if k % 5 == 2 else "x" * int(rng.integers(1, 30)) for k in range(57)]
+    raw, present = _inputs(texts)
+    chunks = plan_chunks(_Lengths(), raw, present, batch_size=4, chunk_rows=10)
+    order = np.concatenate([c.rows for c in chunks])
+    keys = [(len(raw[r]), r) for r in order]
+    assert keys == sorted(keys)  # (cost, row) over the whole catalog, not per chunk
+    assert sorted(order.tolist()) == np.flatnonzero(present).tolist()  # every present row once, absent ones never
+    assert [len(c.batches) for c in chunks] == [2] * 6  # 46 items: 12 batches of 4 (the last of 2), 2 per chunk
+    assert [len(b) for c in chunks for b in c.batches] == [4] * 11 + [2]
+    assert [(c.start, c.stop) for c in chunks] == [(0, 8), (8, 16), (16, 24), (24, 32), (32, 40), (40, 46)]
+    # no sort keys: row order; a chunk_rows below one batch still gives one batch per chunk
+    chunks = plan_chunks(_Lengths(sort=False), raw, present, batch_size=4, chunk_rows=3)
+    assert np.concatenate([c.rows for c in chunks]).tolist() == np.flatnonzero(present).tolist()
+    assert all(len(c.batches) == 1 for c in chunks)
+    assert plan_chunks(_Lengths(), [None, None], np.array([False, False]), batch_size=4, chunk_rows=8) == []
+
+
+def test_batches_are_cut_from_the_global_sort():
+    """Long and short texts alternating in row order, chunks smaller than the catalog: the global
+    sort gives batches of one length each, sorting inside row chunks (the old plan) does not."""
+    texts = ["x" * (40 if k % 2 else 2) for k in range(32)]
+    raw, present = _inputs(texts)
+    chunks = plan_chunks(_Lengths(), raw, present, batch_size=4, chunk_rows=6)
+    batches = [b for c in chunks for b in c.batches]
+    assert all(len({len(raw[r]) for r in b}) == 1 for b in batches)
+
+    def padded(batches):
+        return sum(len(b) * max(len(raw[r]) for r in b) for b in batches)
+
+    assert padded(batches) == sum(len(t) for t in texts)  # no padding at all
+    assert [len(c.batches) for c in chunks] == [1] * 8  # 6 // 4: one batch per chunk, still resumable
+    per_row_chunk = []  # the old plan: rows 0-5, 6-11 ... each sorted on its own, then batched
+    for start in range(0, len(raw), 6):
+        rows = sorted((len(raw[r]), r) for r in range(start, min(start + 6, len(raw))) if present[r])
+        per_row_chunk += [[r for _, r in rows[i : i + 4]] for i in range(0, len(rows), 4)]
+    assert padded(per_row_chunk) > 1.3 * padded(batches)

@@ -1,0 +1,272 @@
+"""The IDvs.MoRec study: ID vs modality item towers, BCE vs debiased CE, frozen vs tuned blocks.
+
+Every cell of the tables is one `recx train` command (printed in docs/results.md) run in a
+per-dataset workspace, evaluated with `recx eval` under both history conventions.  Each row is
+tuned on the validation split only, over the same search space for every row (``GRID``); the
+test split is read once, for the trial with the best validation NDCG@10.
+
+    .venv/bin/python benchmarks/study.py run --dataset amazon-scientific   # one dataset's table
+    .venv/bin/python benchmarks/study.py run                               # all four
+    .venv/bin/python benchmarks/study.py report                            # docs/results.md + plots
+
+Finished trials are reused and interrupted ones resumed (`recx train --resume`), so the driver
+can be stopped and rerun at any point.  Results: <work>/<dataset>/study.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_ROOT = REPO.parent / "shared" / "data"
+DEFAULT_WORK = Path("/tmp/recx-study")
+
+# The search space every row gets (same budget for ID and MoRec rows): dropout is the setting
+# that moved valid NDCG@10 most between the sparse Amazon sets and dense MovieLens in pilot runs.
+GRID: dict[str, list[Any]] = {"dropout": [0.2, 0.5]}
+EPOCHS, PATIENCE = 60, 5
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to build one dataset's workspace: importer, source folder, encoders per modality."""
+
+    name: str
+    importer: str
+    source: str
+    import_args: tuple[str, ...] = ()
+    text_encoder: str | None = "minilm"
+    image_encoder: str | None = None
+
+    @property
+    def modalities(self) -> list[str]:
+        return [m for m, enc in (("text", self.text_encoder), ("image", self.image_encoder)) if enc]
+
+
+DATASETS = {
+    "amazon-scientific": DatasetSpec("amazon-scientific", "unisrec", "amazon-scientific"),
+    "amazon-office": DatasetSpec("amazon-office", "rechorus", "amazon-office"),
+    "ml-100k": DatasetSpec("ml-100k", "movielens", "ml-100k", image_encoder="efficientnet-lite0"),
+    "hm-sample": DatasetSpec("hm-sample", "hm", "hm-sample", image_encoder="efficientnet-lite0"),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: a label, its group (ID / MoRec / Fusion) and its `recx train` options."""
+
+    key: str
+    label: str
+    group: str
+    args: tuple[str, ...]
+    grid: dict[str, list[Any]] = field(default_factory=lambda: GRID)
+
+
+def rows_for(spec: DatasetSpec, grid: dict[str, list[Any]] | None = None) -> list[Row]:
+    """The rows of one dataset's table, in display order, each searched over ``grid`` (default GRID)."""
+    rows = _rows(spec)
+    return rows if grid is None else [Row(r.key, r.label, r.group, r.args, grid) for r in rows]
+
+
+def _rows(spec: DatasetSpec) -> list[Row]:
+    rows = []
+    for loss in ("bce", "debiased_ce"):
+        rows.append(Row(f"sasrec-id-{loss}", "SASRec, ID", "ID", ("--item-tower", "id", "--loss", loss)))
+        for mod in spec.modalities:
+            rows.append(Row(f"sasrec-{mod}-{loss}", f"SASRec, {mod} (frozen store + linear)", "MoRec", ("--item-tower", mod, "--loss", loss)))
+    if spec.text_encoder:  # the trunk cache exists for transformer encoders only
+        rows.append(Row("sasrec-topk1-debiased_ce", "SASRec, text, top block tuned (trunk cache)", "MoRec",
+                        ("--item-tower", "topk", "--tune-blocks", "1", "--loss", "debiased_ce")))
+    for mod in spec.modalities:
+        rows.append(Row(f"sasrec-id+{mod}-debiased_ce", f"SASRec, ID + {mod} (add)", "Fusion", ("--item-tower", f"id+{mod}", "--loss", "debiased_ce")))
+    if len(spec.modalities) == 2:
+        rows.append(Row("sasrec-text+image-debiased_ce", "SASRec, text + image (add)", "MoRec", ("--item-tower", "text+image", "--loss", "debiased_ce")))
+    rows.append(Row("gru4rec-id-debiased_ce", "GRU4Rec, ID", "ID", ("--model", "gru4rec", "--layers", "1", "--item-tower", "id", "--loss", "debiased_ce")))
+    rows.append(Row("bert4rec-id-debiased_ce", "BERT4Rec, ID", "ID", ("--model", "bert4rec", "--item-tower", "id", "--loss", "debiased_ce")))
+    return rows
+
+
+def recx(*args: str) -> list[str]:
+    return [sys.executable, "-m", "recx.cli", *args]
+
+
+def shown(cmd: list[str]) -> str:
+    """The command as a user types it (`recx ...`)."""
+    return shlex.join(["recx", *cmd[3:]] if cmd[:3] == recx() else cmd)
+
+
+def call(cmd: list[str], cwd: Path, threads: int, log: Path) -> float:
+    """Run one command with ``threads`` torch threads, append its output to ``log``; wall seconds."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
+    t = time.perf_counter()
+    with log.open("a") as out:
+        out.write(f"\n$ {shown(cmd)}\n")
+        out.flush()
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"failed ({proc.returncode}): {shown(cmd)} (cwd {cwd}); see {log}")
+    return time.perf_counter() - t
+
+
+def prepare(spec: DatasetSpec, ws: Path, threads: int) -> dict[str, Any]:
+    """Import the dataset and write its stores (skipped when present); seconds per step."""
+    ws.mkdir(parents=True, exist_ok=True)
+    log, steps = ws / "study.log", {}
+    if not (ws / "data" / "dataset.json").is_file():
+        cmd = recx("data", "import", spec.importer, str(DATA_ROOT / spec.source), "-o", "data", "--workspace", ".", *spec.import_args)
+        steps[shown(cmd)] = call(cmd, ws, threads, log)
+    if spec.text_encoder and not (ws / "stores" / f"{spec.text_encoder}.h5").is_file():
+        cmd = recx("featurize", "--model", spec.text_encoder, "--cache-top-k", "1")
+        steps[shown(cmd)] = call(cmd, ws, threads, log)
+    if spec.image_encoder and not (ws / "stores" / f"{spec.image_encoder}.h5").is_file():
+        cmd = recx("featurize", "--model", spec.image_encoder)
+        steps[shown(cmd)] = call(cmd, ws, threads, log)
+    return steps
+
+
+def trial_name(row: Row, setting: dict[str, Any]) -> str:
+    return row.key + "".join(f"--{k}{v}" for k, v in setting.items())
+
+
+def train_command(row: Row, setting: dict[str, Any], epochs: int, patience: int) -> list[str]:
+    opts = [x for k, v in setting.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+    return recx("train", *row.args, *opts, "--epochs", str(epochs), "--patience", str(patience), "--name", trial_name(row, setting), "--quiet")
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def run_trial(row: Row, setting: dict[str, Any], ws: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Train (or resume) one trial; its best validation metrics and time."""
+    run_dir = ws / "runs" / trial_name(row, setting)
+    cmd = train_command(row, setting, args.epochs, args.patience)
+    todo = recx("train", "--resume", str(run_dir), "--quiet") if (run_dir / "config.json").is_file() else cmd
+    wall = call(todo, ws, args.threads, ws / "study.log")
+    history = read_metrics(run_dir)
+    best = max(history, key=lambda r: r["valid"]["ndcg@10"])
+    return {
+        "name": run_dir.name, "setting": setting, "command": shown(cmd), "valid": best["valid"], "best_epoch": best["epoch"],
+        "epochs": len(history), "train_seconds": sum(r["seconds"] for r in history), "wall_seconds_last_call": wall,
+        "curve": [[r["epoch"], r["valid"]["ndcg@10"]] for r in history],
+    }
+
+
+def test_metrics(ws: Path, run_name: str, threads: int) -> dict[str, Any]:
+    """`recx eval` on the test split with history kept and with history excluded."""
+    run_dir = ws / "runs" / run_name
+    out = {}
+    for convention, flag in (("kept", []), ("excluded", ["--exclude-history"])):
+        call(recx("eval", "--run", str(run_dir), "--split", "test", "--k", "10", "--no-baselines", *flag), ws, threads, ws / "study.log")
+        record = json.loads((run_dir / "results.json").read_text())
+        out[convention] = {"metrics": record["metrics"], "ci95": record.get("ci95", {})}
+    return out
+
+
+def popularity_row(ws: Path) -> dict[str, Any]:
+    """Most-popular baseline on test, both conventions, with bootstrap CIs."""
+    import recx  # noqa: F401
+    from recx.data.dataset import SequenceDataset
+    from recx.evaluate.protocol import popularity_result
+    from recx.evaluate.stats import bootstrap_ci
+
+    dataset = SequenceDataset(ws / "data")
+    out = {}
+    for convention, exclude in (("kept", False), ("excluded", True)):
+        res = popularity_result(dataset, "test", (10,), exclude_history=exclude)
+        out[convention] = {"metrics": res.metrics, "ci95": {k: list(v) for k, v in bootstrap_ci(res.per_user).items()}}
+    return {"key": "popularity", "label": "Popularity", "group": "Baseline", "test": out}
+
+
+def run_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
+    ws = args.work / spec.name
+    t0 = time.perf_counter()
+    steps = prepare(spec, ws, args.threads * args.jobs)
+    out_path = ws / "study.json"
+    rows = [r for r in rows_for(spec, args.grid) if not args.only or r.key in args.only]
+    trials = [(row, dict(zip(row.grid, values))) for row in rows for values in itertools.product(*row.grid.values())]
+
+    def one(trial: tuple[Row, dict[str, Any]]) -> tuple[Row, dict[str, Any]]:
+        row, setting = trial
+        result = run_trial(row, setting, ws, args)
+        print(f"[{spec.name}] {result['name']}: valid ndcg@10 {result['valid']['ndcg@10']:.4f} "
+              f"(epoch {result['best_epoch']}, {result['train_seconds']:.0f}s)", flush=True)
+        return row, result
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        done = list(pool.map(one, trials))
+    # another driver may have finished rows meanwhile: merge into what is on disk now
+    state = json.loads(out_path.read_text()) if out_path.is_file() else {"rows": {}}
+    state.update(dataset=spec.name, prepare_seconds={**state.get("prepare_seconds", {}), **steps})
+    state["rows"]["popularity"] = popularity_row(ws)
+    for row in rows:
+        # trials of earlier calls (other grids) stay candidates: the row's budget is all of them
+        trials = {t["name"]: t for t in state["rows"].get(row.key, {}).get("trials", [])}
+        trials.update({r["name"]: r for rr, r in done if rr.key == row.key})
+        chosen = max(trials.values(), key=lambda r: r["valid"]["ndcg@10"])
+        state["rows"][row.key] = {
+            "key": row.key, "label": row.label, "group": row.group, "trials": list(trials.values()), "chosen": chosen["name"],
+            "test": test_metrics(ws, chosen["name"], args.threads * args.jobs),
+        }
+        print(f"[{spec.name}] {row.key}: chose {chosen['name']}, test ndcg@10 "
+              f"{state['rows'][row.key]['test']['kept']['metrics']['ndcg@10']:.4f}", flush=True)
+    budget = {"grid": args.grid or GRID, "rows": [r.key for r in rows], "epochs": args.epochs, "patience": args.patience}
+    state["budgets"] = [b for b in state.get("budgets", []) if b != budget] + [budget]
+    state["wall_seconds_last_call"] = time.perf_counter() - t0
+    state["machine"] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                        "threads_per_job": args.threads, "jobs": args.jobs, "load_average_end": os.getloadavg()}
+    tmp = out_path.with_suffix(f".json.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(out_path)
+
+
+def _grid_item(text: str) -> tuple[str, list[Any]]:
+    key, _, values = text.partition("=")
+    if not key or not values:
+        raise argparse.ArgumentTypeError(f"expected KEY=V1,V2,..., got {text!r}")
+    return key, [json.loads(v) if v[:1].isdigit() or v[:1] == "-" else v for v in values.split(",")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("action", choices=["run", "report", "list"])
+    ap.add_argument("--dataset", nargs="*", default=list(DATASETS), choices=list(DATASETS))
+    ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    ap.add_argument("--only", nargs="*", help="row keys to run (default: all)")
+    ap.add_argument("--epochs", type=int, default=EPOCHS)
+    ap.add_argument("--patience", type=int, default=PATIENCE)
+    ap.add_argument("--jobs", type=int, default=1, help="trials trained at the same time")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per trial")
+    ap.add_argument("--grid", nargs="*", type=_grid_item, help="search space replacing GRID, e.g. temperature=0.05,0.1 hidden=64,128")
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "results.md")
+    args = ap.parse_args()
+    args.work = args.work.resolve()
+    args.grid = dict(args.grid) if args.grid else None
+    if args.action == "list":
+        for name in args.dataset:
+            for row in rows_for(DATASETS[name], args.grid):
+                for values in itertools.product(*row.grid.values()):
+                    print(f"{name}: {shown(train_command(row, dict(zip(row.grid, values)), args.epochs, args.patience))}")
+    elif args.action == "run":
+        for name in args.dataset:
+            run_dataset(DATASETS[name], args)
+    else:
+        from study_report import write_report
+
+        write_report(args.work, [n for n in args.dataset if (args.work / n / "study.json").is_file()], args.out)
+
+
+if __name__ == "__main__":
+    main()

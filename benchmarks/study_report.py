@@ -1,0 +1,186 @@
+"""Render the study's JSON (benchmarks/study.py) into docs/results.md and its plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# Published on the same amazon-scientific split (UniSRec files) and protocol (RecBole full
+# ranking, history kept): MISSRec (Wang et al., MM 2023), Table 2.
+MISSREC_SCIENTIFIC = [
+    ("MISSRec, ID (trained from scratch)", 0.1282, 0.0711),
+    ("MISSRec, text only (pre-trained)", 0.1278, 0.0658),
+    ("MISSRec, ID + pre-trained", 0.1360, 0.0753),
+]
+TARGET_NDCG, TARGET_RECALL = 0.080, 0.140
+
+
+def _fmt_ci(metrics: dict[str, float], ci: dict[str, list[float]], key: str) -> str:
+    value = f"{metrics[key]:.4f}"
+    return value + (f" [{ci[key][0]:.4f}, {ci[key][1]:.4f}]" if key in ci else "")
+
+
+def _chosen(row: dict[str, Any]) -> dict[str, Any] | None:
+    return next((t for t in row.get("trials", []) if t["name"] == row.get("chosen")), None)
+
+
+def dataset_table(state: dict[str, Any]) -> list[str]:
+    lines = [
+        "| row | group | HR@10 | NDCG@10 [95% CI] | MRR | HR@10 / NDCG@10, history excluded | chosen on valid | valid NDCG@10 | best epoch | train s (chosen / all trials) |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for row in state["rows"].values():
+        kept, excl = row["test"]["kept"], row["test"]["excluded"]
+        m, ci = kept["metrics"], kept["ci95"]
+        chosen = _chosen(row)
+        if chosen is None:
+            tail = "- | - | - | -"
+        else:
+            setting = ", ".join(f"{k}={v}" for k, v in chosen["setting"].items())
+            total = sum(t["train_seconds"] for t in row["trials"])
+            tail = f"{setting} | {chosen['valid']['ndcg@10']:.4f} | {chosen['best_epoch']} | {chosen['train_seconds']:.0f} / {total:.0f}"
+        lines.append(
+            f"| {row['label']}{'' if chosen is None else f', {_loss_of(row)}'} | {row['group']} | {m['hr@10']:.4f} | {_fmt_ci(m, ci, 'ndcg@10')} | {m['mrr']:.4f} "
+            f"| {excl['metrics']['hr@10']:.4f} / {excl['metrics']['ndcg@10']:.4f} | {tail} |"
+        )
+    return lines
+
+
+def _loss_of(row: dict[str, Any]) -> str:
+    return row["key"].rsplit("-", 1)[-1]
+
+
+def improvement_table(state: dict[str, Any]) -> list[str]:
+    """Per loss: ID-SASRec vs the best MoRec SASRec row (test NDCG@10, history kept)."""
+    lines = ["| loss | ID SASRec NDCG@10 | best MoRec SASRec (row) | MoRec NDCG@10 | Improv. |", "|---|---:|---|---:|---:|"]
+    rows = state["rows"]
+    for loss in ("bce", "debiased_ce"):
+        id_row = rows.get(f"sasrec-id-{loss}")
+        morec = [r for r in rows.values() if r["group"] == "MoRec" and r["key"].startswith("sasrec-") and _loss_of(r) == loss]
+        if id_row is None or not morec:
+            continue
+        best = max(morec, key=lambda r: r["test"]["kept"]["metrics"]["ndcg@10"])
+        a, b = id_row["test"]["kept"]["metrics"]["ndcg@10"], best["test"]["kept"]["metrics"]["ndcg@10"]
+        lines.append(f"| {loss} | {a:.4f} | {best['label']} | {b:.4f} | {100 * (b - a) / a:+.1f}% |")
+    return lines
+
+
+def missrec_table(state: dict[str, Any]) -> list[str]:
+    rows = [r for r in state["rows"].values() if r["key"] != "popularity"]
+    best_id = max((r for r in rows if r["group"] == "ID"), key=lambda r: r["test"]["kept"]["metrics"]["ndcg@10"])
+    best_text = max((r for r in rows if r["group"] == "MoRec"), key=lambda r: r["test"]["kept"]["metrics"]["ndcg@10"])
+    best_any = max(rows, key=lambda r: r["test"]["kept"]["metrics"]["ndcg@10"])
+    lines = ["| model | Recall@10 | NDCG@10 |", "|---|---:|---:|"]
+    lines += [f"| {name} (published) | {r:.4f} | {n:.4f} |" for name, r, n in MISSREC_SCIENTIFIC]
+    for tag, r in (("best recx ID row", best_id), ("best recx modality row", best_text), ("best recx row", best_any)):
+        m = r["test"]["kept"]["metrics"]
+        lines.append(f"| {tag}: {r['label']}, {_loss_of(r)} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} |")
+    m = best_any["test"]["kept"]["metrics"]
+    lines += ["", f"Target (NDCG@10 >= {TARGET_NDCG}, Recall@10 >= {TARGET_RECALL}): "
+              + ("met." if m["ndcg@10"] >= TARGET_NDCG and m["hr@10"] >= TARGET_RECALL else
+                 f"**not met**; the best row reaches {m['ndcg@10'] / TARGET_NDCG:.0%} of the NDCG@10 target and {m['hr@10'] / TARGET_RECALL:.0%} of the Recall@10 target.")]
+    return lines
+
+
+def plot_dataset(state: dict[str, Any], out_dir: Path) -> list[str]:
+    """Bar chart of test NDCG@10 (with CIs) per row, and valid curves of the chosen trials."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    name = state["dataset"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = list(state["rows"].values())
+    colors = {"Baseline": "#999999", "ID": "#4c72b0", "MoRec": "#dd8452", "Fusion": "#55a868"}
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.2))
+    labels = [r["label"] + ("" if r["key"] == "popularity" else f", {_loss_of(r)}") for r in rows]
+    values = [r["test"]["kept"]["metrics"]["ndcg@10"] for r in rows]
+    errs = [[v - r["test"]["kept"]["ci95"]["ndcg@10"][0] for v, r in zip(values, rows)],
+            [r["test"]["kept"]["ci95"]["ndcg@10"][1] - v for v, r in zip(values, rows)]]
+    ax.barh(range(len(rows)), values, xerr=errs, color=[colors[r["group"]] for r in rows])
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("test NDCG@10 (history kept), 95% bootstrap CI")
+    ax.set_title(name)
+    fig.tight_layout()
+    bars = out_dir / f"{name}-ndcg.png"
+    fig.savefig(bars, dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in rows:
+        chosen = _chosen(r)
+        if chosen:
+            xs, ys = zip(*chosen["curve"])
+            ax.plot(xs, ys, label=f"{r['label']}, {_loss_of(r)}", lw=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("valid NDCG@10")
+    ax.set_title(f"{name}: training curves of the chosen trials")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    curves = out_dir / f"{name}-curves.png"
+    fig.savefig(curves, dpi=110)
+    plt.close(fig)
+    return [bars.name, curves.name]
+
+
+def _unique(items: Any) -> list[Any]:
+    out: list[Any] = []
+    for x in items:
+        if x not in out:
+            out.append(x)
+    return out
+
+
+def _grid_text(grid: dict[str, list[Any]]) -> str:
+    return " x ".join(f"{k} in {{{', '.join(map(str, v))}}}" for k, v in grid.items())
+
+
+def write_report(work: Path, datasets: list[str], out: Path) -> None:
+    states = [json.loads((work / name / "study.json").read_text()) for name in datasets]
+    img_dir = out.parent / "img"
+    total = sum(t["train_seconds"] for s in states for r in s["rows"].values() for t in r.get("trials", []))
+    prep = sum(v for s in states for v in s.get("prepare_seconds", {}).values())
+    lines = [
+        "# Results: ID vs modality item towers (the IDvs.MoRec table on our data)",
+        "",
+        "Generated by `benchmarks/study_report.py` from the JSON that `benchmarks/study.py run` writes; "
+        "the hand-written discussion is in docs/results-notes.md.",
+        "",
+        f"Regenerate: `.venv/bin/python benchmarks/study.py run --dataset {' '.join(datasets)} --jobs 2 --threads 1` then "
+        "`.venv/bin/python benchmarks/study.py report`; `benchmarks/study.py list` prints every trial's `recx train` command.",
+        "",
+        "Protocol: leave-one-out (valid = second-to-last item, test = last), the full catalog ranked for every user, "
+        "pessimistic ties, bootstrap 95% CIs over users (1,000 resamples). \"history kept\" is RecBole's convention "
+        "(the user's past items stay candidates), \"history excluded\" removes them.",
+        "",
+        "Tuning: hyperparameters are chosen on the validation split only. Search spaces (every listed row gets "
+        "the whole space; a row's chosen trial is the best valid NDCG@10 over all trials it has had):",
+        "",
+        *[f"- {_grid_text(b['grid'])}, at most {b['epochs']} epochs each, early stopping on valid NDCG@10 (patience {b['patience']}): "
+          + ("every row" if len(b['rows']) > 6 else ", ".join(b['rows'])) + f" ({', '.join(s['dataset'] for s in states if b in s['budgets'])})"
+          for b in _unique(b for s in states for b in s["budgets"])],
+        "",
+        "Everything else is recx's default: hidden 64, 2 blocks, 2 heads, max length 50, batch 256 users, AdamW lr 1e-3, "
+        "text = all-MiniLM-L6-v2 (mean pooled, 64 tokens), image = EfficientNet-Lite0 (ImageNet, global pool), "
+        "adapters linear, fusions add. Weights for BERT/RoBERTa/ResNet/Swin are not available offline here.",
+        "",
+        f"CPU time: {total / 60:.0f} min of training (all trials, summed epoch times) plus {prep / 60:.0f} min of import and featurize, "
+        f"on a {states[0]['machine']['cpus']}-core {states[0]['machine']['processor']} ({states[0]['machine']['jobs']} trials at a time, "
+        f"{states[0]['machine']['threads_per_job']} torch thread each).",
+        "",
+    ]
+    for s in states:
+        lines += [f"## {s['dataset']}", ""]
+        lines += dataset_table(s) + [""]
+        lines += ["ID vs the best modality row per loss (test NDCG@10, history kept):", ""] + improvement_table(s) + [""]
+        if s["dataset"] == "amazon-scientific":
+            lines += ["Against published numbers on the same split and protocol:", ""] + missrec_table(s) + [""]
+        bars, curves = plot_dataset(s, img_dir)
+        lines += [f"![{s['dataset']} NDCG@10](img/{bars})", "", f"![{s['dataset']} curves](img/{curves})", ""]
+    tmp = out.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(out)
+    print(f"wrote {out}")
