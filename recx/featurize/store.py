@@ -115,20 +115,28 @@ class EmbeddingStore:
         """Whether the store caches the hidden states entering the top-k blocks."""
         return int(self.attrs.get("cache_top_k", 0)) > 0
 
-    def read_hidden(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Cached hidden states of ``rows`` (sorted int indices): (float32 [B, T, H], bool [B, T])."""
+    def read_hidden(self, rows: np.ndarray, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
+        """Cached hidden states of ``rows`` (int indices, any order): (``dtype`` [B, T, H], bool [B, T])."""
         if not self.has_hidden:
             raise StoreError(f"{self.path}: no cached hidden states (featurize with --cache-top-k K)")
         rows = np.asarray(rows, dtype=np.int64)
         order = np.argsort(rows, kind="stable")
         uniq, inverse = np.unique(rows[order], return_inverse=True)
         with _open_h5(self.path) as f:
-            hidden = f["hidden"][uniq].astype(np.float32)
-            mask = f["hidden_mask"][uniq].astype(bool)
+            hidden = _read_rows(f["hidden"], uniq).astype(dtype, copy=False)
+            mask = _read_rows(f["hidden_mask"], uniq).astype(bool, copy=False)
         back = np.empty_like(order)
         back[order] = np.arange(len(order))
         sel = inverse[back]
         return hidden[sel], mask[sel]
+
+
+def _read_rows(dset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """``dset[rows]`` for sorted unique rows, one slice per run of consecutive rows (h5py's
+    fancy-index read costs ~1.5 ms per row of a [N, 64, 384] dataset; a slice reads at disk speed)."""
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    parts = [dset[int(run[0]) : int(run[-1]) + 1] for run in np.split(rows, breaks) if len(run)]
+    return np.concatenate(parts) if parts else dset[0:0]
 
 
 def _open_h5(path: Path, mode: str = "r") -> h5py.File:

@@ -127,8 +127,8 @@ def load_cached_trunk(store_path: str, dataset: Any) -> tuple[nn.Module, torch.T
         raise StoreMismatchError(f"{store_path}: --item-tower topk needs cached trunk states; featurize with --cache-top-k K")
     top = TopBlocks.from_store(store).train()
     rows = np.arange(store.num_items + 1)
-    hidden, mask = store.read_hidden(rows)
-    return top, torch.from_numpy(hidden.astype(np.float16)), torch.from_numpy(mask), torch.from_numpy(np.asarray(store.present, dtype=bool))
+    hidden, mask = store.read_hidden(rows, dtype=np.float16)
+    return top, torch.from_numpy(hidden), torch.from_numpy(mask), torch.from_numpy(np.asarray(store.present, dtype=bool))
 
 
 class StepMemo:
