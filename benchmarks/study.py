@@ -100,7 +100,7 @@ def _rows(spec: DatasetSpec) -> list[Row]:
         for mod in spec.modalities:
             rows.append(Row(f"sasrec-{mod}-{loss}", f"SASRec, {mod} (frozen store + linear)", "MoRec", ("--item-tower", mod, "--loss", loss)))
     if spec.text_encoder and spec.tune_top_block:  # the trunk cache exists for transformer encoders only
-        rows.append(Row("sasrec-topk1-debiased_ce", "SASRec, text, top block tuned (trunk cache)", "MoRec",
+        rows.append(Row("sasrec-topk1-debiased_ce", f"SASRec, text, top block tuned (trunk cache; {TOPK_EPOCHS}-epoch probe)", "MoRec",
                         ("--item-tower", "topk", "--tune-blocks", "1", "--loss", "debiased_ce"), TOPK_GRID, TOPK_EPOCHS))
     for loss in ("bce", "debiased_ce"):
         for mod in spec.modalities:

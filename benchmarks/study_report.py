@@ -23,8 +23,11 @@ def _fmt_ci(metrics: dict[str, float], ci: dict[str, list[float]], key: str) -> 
 
 def shown_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
     """Popularity, then the dataset's current rows in study order (rows since removed are left out)."""
+    from study import DATASETS, rows_for
+
     keys = ["popularity", *state.get("row_order", [k for k in state["rows"] if k != "popularity"])]
-    return [state["rows"][k] for k in keys if k in state["rows"]]
+    labels = {r.key: r.label for r in rows_for(DATASETS[state["dataset"]])} if state["dataset"] in DATASETS else {}
+    return [{**state["rows"][k], "label": labels.get(k, state["rows"][k]["label"])} for k in keys if k in state["rows"]]
 
 
 def _chosen(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -179,9 +182,9 @@ def write_report(work: Path, datasets: list[str], out: Path) -> None:
         "text = all-MiniLM-L6-v2 (mean pooled, 64 tokens), image = EfficientNet-Lite0 (ImageNet, global pool), "
         "adapters linear, fusions add. Weights for BERT/RoBERTa/ResNet/Swin are not available offline here.",
         "",
-        f"CPU time: {total / 60:.0f} min of training (all trials, summed epoch times) plus {prep / 60:.0f} min of import and featurize, "
-        f"on a {states[0]['machine']['cpus']}-core {states[0]['machine']['processor']} ({states[0]['machine']['jobs']} trials at a time, "
-        f"{states[0]['machine']['threads_per_job']} torch thread each).",
+        (f"Training time: {total / 60:.0f} min summed over all trials (epoch times, validation excluded) plus {prep / 60:.0f} min of "
+         f"import and featurize recorded by the driver, on a {states[0]['machine']['cpus']}-core {states[0]['machine']['processor']}; "
+         "trials ran with 1-2 torch threads, 2-3 at a time, so per-trial seconds carry that contention."),
         "",
     ]
     for s in states:
