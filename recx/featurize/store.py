@@ -119,24 +119,25 @@ class EmbeddingStore:
         """Cached hidden states of ``rows`` (int indices, any order): (``dtype`` [B, T, H], bool [B, T])."""
         if not self.has_hidden:
             raise StoreError(f"{self.path}: no cached hidden states (featurize with --cache-top-k K)")
-        rows = np.asarray(rows, dtype=np.int64)
-        order = np.argsort(rows, kind="stable")
-        uniq, inverse = np.unique(rows[order], return_inverse=True)
+        uniq, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
         with _open_h5(self.path) as f:
             hidden = _read_rows(f["hidden"], uniq).astype(dtype, copy=False)
             mask = _read_rows(f["hidden_mask"], uniq).astype(bool, copy=False)
-        back = np.empty_like(order)
-        back[order] = np.arange(len(order))
-        sel = inverse[back]
-        return hidden[sel], mask[sel]
+        return hidden[inverse], mask[inverse]
+
+
+def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
+    """(a, b) index ranges of ``rows`` (increasing) whose values are consecutive: rows[a:b] is one run."""
+    cuts = (np.flatnonzero(np.diff(rows) != 1) + 1).tolist()
+    return [(a, b) for a, b in zip([0, *cuts], [*cuts, len(rows)]) if b > a]
 
 
 def _read_rows(dset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
-    """``dset[rows]`` for sorted unique rows, one slice per run of consecutive rows (h5py's
-    fancy-index read costs ~1.5 ms per row of a [N, 64, 384] dataset; a slice reads at disk speed)."""
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    parts = [dset[int(run[0]) : int(run[-1]) + 1] for run in np.split(rows, breaks) if len(run)]
-    return np.concatenate(parts) if parts else dset[0:0]
+    """``dset[rows]`` for sorted unique rows, one slice read per run of consecutive rows: on 400
+    scattered rows of a [1683, 64, 384] float16 cache, 0.09 ms per row against 1.47 ms for h5py's
+    fancy index (equal for one contiguous run)."""
+    parts = [dset[int(rows[a]) : int(rows[b - 1]) + 1] for a, b in _runs(rows)]
+    return dset[0:0] if not parts else parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _open_h5(path: Path, mode: str = "r") -> h5py.File:
@@ -361,9 +362,8 @@ class StoreWriter:
 
 def _write_runs(ds: h5py.Dataset, rows: np.ndarray, values: np.ndarray) -> None:
     """``ds[rows] = values`` for increasing ``rows``, one hyperslab write per run of consecutive rows."""
-    cuts = np.flatnonzero(np.diff(rows) != 1) + 1
     fspace = ds.id.get_space()
-    for a, b in zip([0, *cuts], [*cuts, len(rows)]):
+    for a, b in _runs(rows):
         block = np.ascontiguousarray(values[a:b], dtype=ds.dtype)
         fspace.select_hyperslab((int(rows[a]),) + (0,) * (ds.ndim - 1), block.shape)
         ds.id.write(h5py.h5s.create_simple(block.shape), fspace, block)
