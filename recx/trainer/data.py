@@ -121,14 +121,3 @@ class SequenceBatches:
         mask[flat_rows, cols] = True
         return mask
 
-
-def history_mask(histories: Sequence[np.ndarray], num_items: int) -> torch.Tensor:
-    """[U, N+1] bool, True where item j is in user u's history."""
-    mask = torch.zeros(len(histories), num_items + 1, dtype=torch.bool)
-    lengths = [len(h) for h in histories]
-    if sum(lengths):
-        rows = torch.repeat_interleave(torch.arange(len(histories)), torch.tensor(lengths))
-        cols = torch.from_numpy(np.concatenate(histories).astype(np.int64))
-        mask[rows, cols] = True
-    mask[:, 0] = False
-    return mask

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 
 from recx.data.dataset import SequenceDataset
 from recx.device import autocast, autocast_dtype
-from recx.evaluate.metrics import metrics_from_ranks, target_ranks
+from recx.evaluate.metrics import metrics_from_ranks
+from recx.evaluate.retrieval import ranks_matmul
 from recx.trainer.checkpoint import (
     BEST,
     CURVE,
@@ -36,7 +37,7 @@ from recx.trainer.checkpoint import (
     write_run_config,
 )
 from recx.trainer.config import TrainConfig
-from recx.trainer.data import SequenceBatches, history_mask
+from recx.trainer.data import SequenceBatches
 from recx.trainer.distributed import init_distributed
 from recx.trainer.encoder_towers import StepMemo
 from recx.trainer.losses import build_loss
@@ -120,15 +121,11 @@ def evaluate_split(
     device = next(model.parameters()).device
     histories, targets = dataset.split(split)
     table = model.item_table().float()  # [N+1, D]
-    ranks = []
-    for start in range(0, len(histories), cfg.eval_batch_size):
-        hist = histories[start : start + cfg.eval_batch_size]
-        users = model.user_vectors(hist, cfg.max_len, cfg.eval_batch_size, lambda: autocast(device, amp_dtype))
-        scores = users @ table.T  # [b, N+1]
-        excluded = history_mask(hist, dataset.num_items).to(device) if exclude_history else None
-        tgt = torch.from_numpy(targets[start : start + cfg.eval_batch_size]).to(device)
-        ranks.append(target_ranks(scores, tgt, excluded).cpu())
-    return metrics_from_ranks(torch.cat(ranks), ks)
+    # one call over the whole split: user_vectors sorts by history length globally, so its
+    # batches of short histories are trimmed (per chunk, every chunk would hold a long one)
+    users = model.user_vectors(histories, cfg.max_len, cfg.eval_batch_size, lambda: autocast(device, amp_dtype))  # [U, D]
+    ranks = ranks_matmul(users.cpu().numpy(), table.cpu().numpy(), targets, histories if exclude_history else None, device=str(device))
+    return metrics_from_ranks(ranks, ks)
 
 
 def _rng_state() -> dict[str, Any]:

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from recx.trainer.data import SequenceBatches, history_mask, left_pad
+from recx.trainer.data import SequenceBatches, left_pad
 
 
 def test_left_pad_keeps_the_newest_items():
@@ -49,7 +49,3 @@ def test_item_mask_covers_whole_training_sequence():
     assert mask[0].nonzero().flatten().tolist() == [2, 3]
     assert mask[1].nonzero().flatten().tolist() == [1, 5, 6, 7, 8, 9]  # beyond the max_len window too
 
-
-def test_history_mask():
-    m = history_mask([np.array([1, 3]), np.array([], dtype=np.int64)], 4)
-    assert m.tolist() == [[False, True, False, True, False], [False] * 5]

@@ -85,3 +85,28 @@ def test_other_sequence_models_train_and_resume(tiny_dataset, tmp_path, model):
     a = torch.load(straight.run_dir / "last.pt", weights_only=False)["model"]
     b = torch.load(run / "last.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("exclude_history", [False, True])
+def test_evaluate_split_equals_one_user_at_a_time(make_text_dataset, tmp_path, exclude_history):
+    """Ranks from the batched path equal a naive per-user loop: score every item, drop padding
+    and (optionally) the history except the target, count items scoring at least the target."""
+    from recx.evaluate.metrics import metrics_from_ranks
+    from recx.trainer.loop import evaluate_split
+    from recx.trainer.model import build_model
+
+    dataset = make_text_dataset(tmp_path, n_items=30, n_users=40)
+    cfg = TrainConfig(dataset=str(dataset.path), hidden=16, layers=1, heads=2, max_len=5, dropout=0.0, eval_batch_size=7)
+    torch.manual_seed(0)
+    model = build_model(cfg, dataset).eval()
+    histories, targets = dataset.split("valid")
+    table = model.item_table().detach()
+    ranks = []
+    for history, target in zip(histories, targets):
+        user = model.user_vectors([history], cfg.max_len)[0]
+        scores = (table @ user).tolist()
+        dropped = {0} | (set(int(i) for i in history) - {int(target)} if exclude_history else set())
+        ranks.append(1 + sum(1 for j, s in enumerate(scores) if j not in dropped and j != target and s >= scores[target]))
+    expected = metrics_from_ranks(torch.tensor(ranks, dtype=torch.float64), (1, 5))
+    got = evaluate_split(model, dataset, "valid", cfg, ks=(1, 5), exclude_history=exclude_history)
+    assert got == pytest.approx(expected, abs=1e-12)
