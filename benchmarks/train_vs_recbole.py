@@ -115,7 +115,7 @@ def recx_epoch_flops(dataset_dir: Path, batch_size: int, seed: int) -> dict[str,
     flops, encoded, real = 0.0, 0, 0
     for b in batches.epoch(0):
         rows, width = b.inputs.shape
-        p = int((b.targets > 0).sum())
+        p = int(((b.inputs > 0) & (b.targets > 0)).sum())  # what model.training_batch keeps
         flops += 3 * sasrec_forward_flops(rows * width, width, p, ds.num_items)
         encoded, real = encoded + rows * width, real + p
     return {"flops": flops, "encoded_positions": encoded, "target_positions": real, "batches": batches.num_batches(), "rows": batches.num_rows}

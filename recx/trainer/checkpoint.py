@@ -73,7 +73,9 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
 
 def saved_options(run_dir: Path) -> dict[str, Any]:
     """The TrainConfig values of a run (config.json without its bookkeeping keys)."""
-    return {k: v for k, v in read_run_config(run_dir).items() if k not in RUN_META_KEYS}
+    values = {k: v for k, v in read_run_config(run_dir).items() if k not in RUN_META_KEYS}
+    values.setdefault("loss_weighting", "batch")  # runs written before the option trained this way
+    return values
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

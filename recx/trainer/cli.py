@@ -77,6 +77,7 @@ def train_command(
     schedule: Optional[str] = typer.Option(None, help=_h("constant | cosine.", "schedule")),
     warmup_steps: Optional[int] = typer.Option(None, help=_h("Linear warmup steps.", "warmup_steps")),
     grad_clip: Optional[float] = typer.Option(None, help=_h("Gradient norm clip (0 = off).", "grad_clip")),
+    loss_weighting: Optional[str] = typer.Option(None, help=_h("positions: each target position weighs the same over the epoch; batch: each batch's mean weighs the same (over-weights short sequences, which share batches).", "loss_weighting")),
     amp: Optional[str] = typer.Option(None, help=_h("Mixed precision: auto | bf16 | fp16 | off (auto = bf16 only where the hardware has it).", "amp")),
     patience: Optional[int] = typer.Option(None, help=_h("Early stopping: epochs without validation improvement.", "patience")),
     metric: Optional[str] = typer.Option(None, help=_h("Validation metric for early stopping and the best checkpoint.", "metric")),
@@ -99,7 +100,7 @@ def train_command(
         hidden=hidden, layers=layers, heads=heads, dropout=dropout, max_len=max_len, mask_ratio=mask_ratio, alpha=alpha,
         temperature=temperature, mask_scope=mask_scope, num_negatives=num_negatives, negative_sampler=negative_sampler,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
-        warmup_steps=warmup_steps, grad_clip=grad_clip, amp=amp, patience=patience, metric=metric, seed=seed,
+        warmup_steps=warmup_steps, grad_clip=grad_clip, loss_weighting=loss_weighting, amp=amp, patience=patience, metric=metric, seed=seed,
         device=device, name=name, dataset=str(dataset.resolve()) if dataset else None,
     )
     if resume is not None:

@@ -71,6 +71,9 @@ class TrainConfig:
     schedule: str = "constant"
     warmup_steps: int = 0
     grad_clip: float = 1.0
+    # positions: every target position of the epoch weighs the same; batch: every batch's mean
+    # weighs the same, which with length-bucketed batches over-weights short sequences
+    loss_weighting: str = "positions"
     amp: str = "auto"  # auto | bf16 | fp16 | off
     patience: int = 10
     metric: str = "ndcg@10"
@@ -139,6 +142,7 @@ class TrainConfig:
         one_of("schedule", SCHEDULES)
         one_of("amp", ("auto", "bf16", "fp16", "off"))
         one_of("mask_scope", ("sequence", "past"))
+        one_of("loss_weighting", ("positions", "batch"))
         one_of("negative_sampler", ("uniform", "popularity"))
         parts = self.tower_parts
         bad = [p for p in parts if p != "id" and p not in MODALITY_TOWERS + ENCODER_TOWERS]

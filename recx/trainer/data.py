@@ -82,6 +82,11 @@ class SequenceBatches:
         per_rank = -(-self.num_rows // self.world_size)
         return -(-per_rank // self.batch_size)
 
+    def targets_per_batch(self) -> float:
+        """Next-item targets (positions with a real input and a real next item) per step,
+        averaged over an epoch and summed over ranks."""
+        return float((self.lengths - 1).sum()) / self.num_batches()
+
     def permutation(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.num_rows, generator=g)

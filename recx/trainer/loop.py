@@ -75,6 +75,18 @@ def default_run_name(cfg: TrainConfig) -> str:
     return f"{stamp}-{cfg.model}-{cfg.item_tower.replace('+', '_')}-{cfg.loss}"
 
 
+def loss_scale(n: int, global_n: int, world_size: int, reference: float | None) -> float:
+    """Factor on one rank's mean loss over its ``n`` target positions before ``backward``.
+
+    DDP averages gradients over ranks, so the step's gradient is that of
+    ``sum_r scale_r * mean_r / world_size``.  With ``reference`` None every step is the mean over
+    its ``global_n`` positions (each batch weighs the same); with ``reference`` (the epoch's
+    average positions per step) the step is ``sum of position losses / reference``, so every
+    position weighs the same over the epoch however the batches group long and short rows.
+    """
+    return n * world_size / (global_n if reference is None else reference)
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW with groups: biases, norms and 1-d parameters get no weight decay; pretrained
     encoder blocks (topk / e2e towers) get ``encoder_lr`` and ``encoder_weight_decay``."""
@@ -212,6 +224,8 @@ def fit(
     if ctx.enabled:
         step_module = torch.nn.parallel.DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = make_optimizer(model, cfg)
+    # a cloze batch predicts ~mask_ratio of its items; the reference only sets the loss's overall scale
+    reference = None if cfg.loss_weighting == "batch" else batches.targets_per_batch() * (1.0 if model.causal else cfg.mask_ratio)
     scheduler = make_scheduler(optimizer, cfg, batches.num_batches())
 
     mask_generator = torch.Generator().manual_seed(cfg.seed + 1)  # BERT4Rec cloze masks
@@ -245,9 +259,7 @@ def fit(
             batch = model.training_batch(type(batch)(*(None if t is None else t.to(device) for t in batch)), mask_generator)
             loss = step_module(batch, amp_dtype)
             n = int((batch.targets > 0).sum())
-            # DDP averages gradients over ranks; weighting each rank's mean by its share of the
-            # global positions makes the step equal to one process on the whole global batch
-            scale = n * ctx.world_size / ctx.global_count(n) if ctx.enabled else 1.0
+            scale = loss_scale(n, ctx.global_count(n) if reference is None else n, ctx.world_size, reference)
             optimizer.zero_grad(set_to_none=True)
             (loss * scale).backward()
             if cfg.grad_clip > 0:

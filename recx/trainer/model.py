@@ -43,8 +43,14 @@ class SequentialRecommender(nn.Module):
         return self.encoder(vectors, inputs > 0)
 
     def training_batch(self, batch: Batch, generator: torch.Generator) -> Batch:
-        """The batch the loss sees: seq2seq as is for causal models, a cloze batch for BERT4Rec."""
-        return batch if self.causal else self.encoder.mask_batch(batch, generator)
+        """The batch the loss sees: seq2seq for causal models, a cloze batch for BERT4Rec.
+
+        A causal position whose input is padding has no history, so it predicts nothing: a row
+        shorter than its batch would otherwise ask the padding state for its first item.
+        """
+        if not self.causal:
+            return self.encoder.mask_batch(batch, generator)
+        return batch._replace(targets=torch.where(batch.inputs > 0, batch.targets, torch.zeros_like(batch.targets)))
 
     def item_table(self) -> torch.Tensor:
         """[N+1, D] catalog vectors for scoring."""

@@ -49,3 +49,12 @@ def test_item_mask_covers_whole_training_sequence():
     assert mask[0].nonzero().flatten().tolist() == [2, 3]
     assert mask[1].nonzero().flatten().tolist() == [1, 5, 6, 7, 8, 9]  # beyond the max_len window too
 
+
+
+def test_targets_per_batch_counts_next_item_targets_in_the_window():
+    # rows keep the last max_len + 1 = 3 items: targets 1, 2 and 2 (the 5-item user is cut); 2 batches
+    seqs = [np.array([1, 2]), np.array([3, 4, 5]), np.array([1, 2, 3, 4, 5])]
+    batches = SequenceBatches(seqs, max_len=2, batch_size=2)
+    assert batches.targets_per_batch() == 5 / 2
+    # a shorter row's first item sits behind a padding input: not a target (model.training_batch)
+    assert sum(int(((b.inputs > 0) & (b.targets > 0)).sum()) for b in batches.epoch(0)) == 5

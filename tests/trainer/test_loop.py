@@ -110,3 +110,31 @@ def test_evaluate_split_equals_one_user_at_a_time(make_text_dataset, tmp_path, e
     expected = metrics_from_ranks(torch.tensor(ranks, dtype=torch.float64), (1, 5))
     got = evaluate_split(model, dataset, "valid", cfg, ks=(1, 5), exclude_history=exclude_history)
     assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_loss_scale_weighs_positions_or_batches():
+    from recx.trainer.loop import loss_scale
+
+    # one process, two batches whose position losses are [1, 2] and [3, 4, 5, 6]
+    batches = [torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0, 5.0, 6.0])]
+    reference = 6 / 2  # average positions per step
+    by_position = sum(loss_scale(len(b), len(b), 1, reference) * b.mean() for b in batches)
+    assert by_position.item() == pytest.approx(21 / reference)  # every position weighs 1 / reference
+    by_batch = sum(loss_scale(len(b), len(b), 1, None) * b.mean() for b in batches)
+    assert by_batch.item() == pytest.approx(1.5 + 4.5)  # every batch's mean weighs 1
+    # two ranks of one step: DDP's gradient average of scale_r * mean_r equals the global mean
+    ranks = [torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0, 5.0, 6.0])]
+    ddp = sum(loss_scale(len(b), 6, 2, None) * b.mean() for b in ranks) / 2
+    assert ddp.item() == pytest.approx(21 / 6)
+    ddp_positions = sum(loss_scale(len(b), 6, 2, 4.0) * b.mean() for b in ranks) / 2
+    assert ddp_positions.item() == pytest.approx(21 / 4.0)
+
+
+def test_runs_written_before_loss_weighting_resume_with_batch_weighting(tiny_dataset, tmp_path):
+    from recx.trainer.checkpoint import read_run_config, saved_options, write_run_config
+
+    result = fit(config(tiny_dataset, tmp_path, epochs=1), run_dir=tmp_path / "run", progress=False)
+    assert saved_options(result.run_dir)["loss_weighting"] == "positions"
+    old = {k: v for k, v in read_run_config(result.run_dir).items() if k != "loss_weighting"}
+    write_run_config(result.run_dir, old)
+    assert saved_options(result.run_dir)["loss_weighting"] == "batch"

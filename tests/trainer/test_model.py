@@ -27,3 +27,14 @@ def test_user_vectors_equal_one_padded_user_at_a_time(name):
         with torch.no_grad():
             slow = model(row, masked)[0, -1]
         torch.testing.assert_close(fast[u], slow, rtol=1e-4, atol=1e-5)
+
+
+def test_causal_training_batch_never_predicts_from_padding():
+    from recx.trainer.data import Batch
+
+    model = SequentialRecommender(IdTower(9, 8), build_encoder(TrainConfig(hidden=8, layers=1, heads=2, max_len=3)))
+    # rows [0, 1, 2] and [3, 4, 5] in one batch of width 3: the first row's item 1 follows padding
+    batch = Batch(torch.tensor([[0, 1], [3, 4]]), torch.tensor([[1, 2], [4, 5]]), torch.tensor([0, 1]))
+    out = model.training_batch(batch, torch.Generator())
+    assert out.targets.tolist() == [[0, 2], [4, 5]]
+    assert out.inputs is batch.inputs
