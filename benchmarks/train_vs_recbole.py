@@ -30,7 +30,7 @@ setting; pass ``--recbole-batch-size 2048`` for RecBole's default.
 
 Usage::
 
-    python benchmarks/train_vs_recbole.py --epochs-cap 200 --json train_benchmark.json \
+    python benchmarks/train_vs_recbole.py --epochs-cap 200 --json train_benchmark.json \\
         --markdown docs/train_benchmark.md
     python benchmarks/train_vs_recbole.py --quick      # 2 epochs each, smoke test
 
