@@ -108,14 +108,14 @@ def sasrec_forward_flops(positions: int, width: int, logit_rows: int, catalog: i
 def recx_epoch_flops(dataset_dir: Path, batch_size: int, seed: int) -> dict[str, float]:
     """fwd+bwd FLOPs (3x forward) of one recx epoch, from the actual batch shapes of epoch 0."""
     from recx.data.dataset import SequenceDataset
-    from recx.trainer.data import SequenceBatches
+    from recx.trainer.data import SequenceBatches, causal_targets
 
     ds = SequenceDataset(dataset_dir)
     batches = SequenceBatches(ds.train_sequences(), MAX_LEN, batch_size, seed)
     flops, encoded, real = 0.0, 0, 0
     for b in batches.epoch(0):
         rows, width = b.inputs.shape
-        p = int(((b.inputs > 0) & (b.targets > 0)).sum())  # what model.training_batch keeps
+        p = int((causal_targets(b) > 0).sum())  # the positions model.training_batch keeps
         flops += 3 * sasrec_forward_flops(rows * width, width, p, ds.num_items)
         encoded, real = encoded + rows * width, real + p
     return {"flops": flops, "encoded_positions": encoded, "target_positions": real, "batches": batches.num_batches(), "rows": batches.num_rows}

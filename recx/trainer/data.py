@@ -31,6 +31,12 @@ class Batch(NamedTuple):
     masked: torch.Tensor | None = None  # [B, L] bool, positions shown as the mask vector (BERT4Rec)
 
 
+def causal_targets(batch: Batch) -> torch.Tensor:
+    """[B, L] next-item targets, 0 where the input is padding: such a position has no history
+    (a row shorter than its trimmed batch would otherwise predict its first item from padding)."""
+    return torch.where(batch.inputs > 0, batch.targets, torch.zeros_like(batch.targets))
+
+
 class SequenceBatches:
     """Shuffled, length-bucketed seq2seq batches over users' training sequences.
 

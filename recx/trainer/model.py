@@ -11,7 +11,7 @@ from torch import nn
 from recx.data.dataset import SequenceDataset
 from recx.errors import RecxError
 from recx.trainer.config import TrainConfig
-from recx.trainer.data import Batch, left_pad
+from recx.trainer.data import Batch, causal_targets, left_pad
 from recx.trainer.sequence.bert4rec import BERT4Rec
 from recx.trainer.sequence.gru4rec import GRU4Rec
 from recx.trainer.sequence.sasrec import SASRec
@@ -43,14 +43,10 @@ class SequentialRecommender(nn.Module):
         return self.encoder(vectors, inputs > 0)
 
     def training_batch(self, batch: Batch, generator: torch.Generator) -> Batch:
-        """The batch the loss sees: seq2seq for causal models, a cloze batch for BERT4Rec.
-
-        A causal position whose input is padding has no history, so it predicts nothing: a row
-        shorter than its batch would otherwise ask the padding state for its first item.
-        """
+        """The batch the loss sees: seq2seq from real inputs only for causal models, a cloze batch for BERT4Rec."""
         if not self.causal:
             return self.encoder.mask_batch(batch, generator)
-        return batch._replace(targets=torch.where(batch.inputs > 0, batch.targets, torch.zeros_like(batch.targets)))
+        return batch._replace(targets=causal_targets(batch))
 
     def item_table(self) -> torch.Tensor:
         """[N+1, D] catalog vectors for scoring."""
