@@ -18,6 +18,7 @@ _EXPORTS = {
     "evaluate_arrays": "recx.evaluate.protocol",
     "popularity_result": "recx.evaluate.protocol",
     "random_result": "recx.evaluate.protocol",
+    "recent_popularity_result": "recx.evaluate.protocol",
     "metrics_from_ranks": "recx.evaluate.metrics",
     "per_user_metrics": "recx.evaluate.metrics",
     "target_ranks": "recx.evaluate.metrics",

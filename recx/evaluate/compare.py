@@ -14,7 +14,7 @@ import numpy as np
 from rich.console import Console
 
 from recx.evaluate import report
-from recx.evaluate.protocol import EvalError, EvalResult, evaluate_arrays, popularity_result, random_result
+from recx.evaluate.protocol import EvalError, EvalResult, evaluate_arrays, popularity_result, random_result, recent_popularity_result
 from recx.evaluate.results import result_record, write_per_user_csv, write_results
 from recx.evaluate.stats import bootstrap_ci, paired_test
 
@@ -80,6 +80,7 @@ def evaluate_models(
         results["Random"] = random_result(n_items, targets, models[0].emb.histories, opts.ks, opts.exclude_history)
         if dataset is not None:
             results["Pop"] = popularity_result(dataset, opts.split, opts.ks, opts.exclude_history, opts.ties)  # type: ignore[arg-type]
+            results["Pop (recent)"] = recent_popularity_result(dataset, opts.split, opts.ks, opts.exclude_history, opts.ties)  # type: ignore[arg-type]
     for m in models:
         res = evaluate_arrays(
             m.emb.user_vectors, m.emb.item_table, targets, m.emb.histories, opts.ks, opts.exclude_history,

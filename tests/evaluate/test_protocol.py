@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recx.data.dataset import Item, write_dataset
-from recx.evaluate.protocol import EvalError, evaluate_arrays, popularity_result, random_result
+from recx.evaluate.protocol import EvalError, evaluate_arrays, popularity_result, random_result, recent_popularity_result
 
 # 1-D embeddings: item j scores user_vector * table[j]; items 1..5 score 5,4,3,2,1 for a user of 1.
 TABLE = np.array([[0.0], [5.0], [4.0], [3.0], [2.0], [1.0]], dtype=np.float32)
@@ -79,6 +79,18 @@ def test_popularity_baseline(tiny_dataset):
     # every user's more popular items are in its history: a {1,2,3}, b {2,3,4}, c {1,2}
     assert ex.ranks.tolist() == [1.0, 1.0, 1.0]
     assert ex.metrics["hr@1"] == 1.0
+
+
+def test_recent_popularity_baseline(tiny_dataset):
+    # test histories (seq[:-1]): [1,1,2,3], [2,3,4], [1,2] -> last items 3, 4, 2: one count each
+    res = recent_popularity_result(tiny_dataset, "test", ks=(1,))
+    # test targets 4, 1, 3; items 2, 3, 4 tie at 1 and item 1 has 0: pessimistic ranks 3, 4, 3
+    assert res.ranks.tolist() == [3.0, 4.0, 3.0]
+    # the last two history items: counts 1:1, 2:2, 3:2, 4:1 -> target 4 ties with 1 below 2 and 3
+    two = recent_popularity_result(tiny_dataset, "test", ks=(1,), last=2)
+    assert two.ranks.tolist() == [4.0, 4.0, 2.0]
+    # valid histories (seq[:-2]): last items 2, 3, 1; targets 3, 4, 2
+    assert recent_popularity_result(tiny_dataset, "valid", ks=(1,)).ranks.tolist() == [3.0, 4.0, 3.0]
 
 
 def test_random_baseline_equals_enumeration():
