@@ -53,6 +53,7 @@ def train_command(
     model: Optional[str] = typer.Option(None, help=_h("Sequence encoder: sasrec | gru4rec | bert4rec.", "model")),
     adapter: Optional[str] = typer.Option(None, help=_h("Store -> hidden adapter: linear | mlp | moe.", "adapter")),
     fusion: Optional[str] = typer.Option(None, help=_h("How a '+' tower combines parts: add | concat | gated.", "fusion")),
+    whiten: Optional[bool] = typer.Option(None, "--whiten/--no-whiten", help=_h("PCA-whiten frozen store features before the adapter.", "whiten")),
     encoder: Optional[str] = typer.Option(None, help="e2e tower: encoder name or local folder (`recx models`)."),
     tune_blocks: Optional[int] = typer.Option(None, help=_h("e2e tower: top encoder blocks unfrozen.", "tune_blocks")),
     encoder_lr: Optional[float] = typer.Option(None, help=_h("topk/e2e: learning rate of the encoder blocks.", "encoder_lr")),
@@ -94,7 +95,7 @@ def train_command(
     from recx.trainer.loop import fit
 
     cli = dict(
-        loss=loss, item_tower=item_tower, model=model, adapter=adapter, fusion=fusion, stores=parse_stores(store),
+        loss=loss, item_tower=item_tower, model=model, adapter=adapter, fusion=fusion, whiten=whiten, stores=parse_stores(store),
         encoder=encoder, tune_blocks=tune_blocks, encoder_lr=encoder_lr, encoder_weight_decay=encoder_weight_decay,
         grad_checkpointing=grad_checkpointing,
         hidden=hidden, layers=layers, heads=heads, dropout=dropout, max_len=max_len, mask_ratio=mask_ratio, alpha=alpha,

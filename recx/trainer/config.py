@@ -44,6 +44,7 @@ class TrainConfig:
     model: str = "sasrec"
     item_tower: str = "id"  # id | text | image | clip | id+text | text+image | ...
     adapter: str = "linear"
+    whiten: bool = False  # PCA-whiten frozen store features before the adapter
     fusion: str = "add"
     encoder: str = ""  # e2e: registry name or local folder of the encoder to tune
     tune_blocks: int = 1  # e2e: top blocks unfrozen (topk: set by the store's --cache-top-k)

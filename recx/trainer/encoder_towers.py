@@ -6,8 +6,9 @@
 - :class:`EndToEndTower` (``--item-tower e2e``): the whole encoder on raw texts or images, its
   top K blocks unfrozen by block name.
 
-Both encode each distinct item of a step once (``unique``), and recompute the full item table
-from the tuned encoder for evaluation.
+Both encode each distinct item of a step once (``unique``), in chunks of similar token count
+(``encode_chunk`` items, sorted by ``lengths``) so short texts do not pay for the longest one's
+padding, and recompute the full item table from the tuned encoder for evaluation.
 """
 
 from __future__ import annotations
@@ -26,7 +27,17 @@ class _EncodedTower(ItemTower):
 
     expensive = True
 
-    def __init__(self, num_items: int, enc_dim: int, dim: int, present: torch.Tensor, adapter: str, table_batch: int):
+    def __init__(
+        self,
+        num_items: int,
+        enc_dim: int,
+        dim: int,
+        present: torch.Tensor,
+        adapter: str,
+        table_batch: int,
+        lengths: torch.Tensor | None = None,
+        encode_chunk: int = 256,
+    ):
         super().__init__()
         self.num_items, self.dim = num_items, dim
         self.register_buffer("present", present.bool().clone(), persistent=False)
@@ -34,17 +45,33 @@ class _EncodedTower(ItemTower):
         self.adapter = make_adapter(adapter, enc_dim, dim)
         self.missing = nn.Parameter(torch.randn(dim) * 0.02)
         self.table_batch = table_batch
+        # [N+1] token count (or a proxy) per item; None: all items cost the same
+        self.register_buffer("lengths", None if lengths is None else lengths.long().clone(), persistent=False)
+        self.encode_chunk = encode_chunk
 
     def encode(self, items: torch.Tensor) -> torch.Tensor:
         """items [M] distinct indices of present items -> encoder output [M, F]."""
         raise NotImplementedError
+
+    def encode_sorted(self, items: torch.Tensor) -> torch.Tensor:
+        """``encode`` over chunks of ``encode_chunk`` items of similar length: [M] -> [M, F].
+
+        Each chunk is trimmed to its own longest item, so padding costs what the chunk needs,
+        not what the step's longest item needs (amazon-scientific: 46 real of 64 cached tokens
+        on average).  The result equals one ``encode`` call, row for row.
+        """
+        if self.lengths is None or len(items) <= self.encode_chunk:
+            return self.encode(items)
+        order = torch.argsort(self.lengths[items], stable=True)
+        parts = [self.encode(items[order[s : s + self.encode_chunk]]) for s in range(0, len(items), self.encode_chunk)]
+        return torch.cat(parts)[torch.argsort(order)]
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         uniq, inverse = torch.unique(items.reshape(-1), return_inverse=True)
         out = self.missing.expand(len(uniq), self.dim).clone()
         has = self.present[uniq]
         if has.any():
-            out[has] = self.adapter(self.encode(uniq[has])).to(out.dtype)
+            out[has] = self.adapter(self.encode_sorted(uniq[has])).to(out.dtype)
         out = out * (uniq > 0).unsqueeze(-1).to(out.dtype)
         return out[inverse].view(*items.shape, self.dim)
 
@@ -65,7 +92,7 @@ class TopBlocksTower(_EncodedTower):
     """
 
     def __init__(self, top: nn.Module, hidden: torch.Tensor, mask: torch.Tensor, present: torch.Tensor, dim: int, adapter: str = "linear", table_batch: int = 256):
-        super().__init__(hidden.shape[0] - 1, int(top.dim), dim, present, adapter, table_batch)
+        super().__init__(hidden.shape[0] - 1, int(top.dim), dim, present, adapter, table_batch, lengths=mask.sum(1))
         self.top = top
         self.register_buffer("hidden", hidden, persistent=False)
         self.register_buffer("hidden_mask", mask.bool(), persistent=False)
@@ -86,7 +113,9 @@ class EndToEndTower(_EncodedTower):
 
     def __init__(self, encoder: nn.Module, raw_items: Sequence[Any], dim: int, tune_blocks: int = 1, adapter: str = "linear", table_batch: int = 128, grad_checkpointing: bool = False):
         present = torch.tensor([r is not None and r != "" for r in raw_items], dtype=torch.bool)
-        super().__init__(len(raw_items) - 1, int(encoder.dim), dim, present, adapter, table_batch)
+        # characters stand in for token counts (the tokenizer runs inside the step); images are all one size
+        lengths = torch.tensor([len(r) if isinstance(r, str) and encoder.modality == "text" else 0 for r in raw_items])
+        super().__init__(len(raw_items) - 1, int(encoder.dim), dim, present, adapter, table_batch, lengths=lengths)
         self.encoder = encoder
         self.raw_items = list(raw_items)
         self.tuned_blocks = unfreeze_top_blocks(encoder, tune_blocks)
@@ -139,6 +168,11 @@ class StepMemo:
         self.tower = tower
         self.ids = torch.zeros(0, dtype=torch.long, device=tower.missing.device)
         self.vectors: torch.Tensor | None = None
+
+    def prefetch(self, *index_tensors: torch.Tensor) -> None:
+        """Encode every distinct item of these tensors in one call (one length-sorted pass, under
+        the caller's autocast), so later lookups of any of them cost nothing."""
+        self(torch.cat([t.reshape(-1) for t in index_tensors]))
 
     def __call__(self, items: torch.Tensor) -> torch.Tensor:
         uniq = torch.unique(items.reshape(-1))

@@ -57,6 +57,8 @@ class TrainStep(torch.nn.Module):
         tower = self.model.tower
         items = StepMemo(tower) if getattr(tower, "expensive", False) else tower
         with autocast(device, amp_dtype):
+            if isinstance(items, StepMemo):  # inputs and targets: every item the loss can ask for
+                items.prefetch(batch.inputs, batch.targets)
             states = self.model(batch.inputs, batch.masked, items)
         return self.loss_fn(states.float(), batch, items)
 

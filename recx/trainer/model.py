@@ -109,7 +109,7 @@ def build_tower(cfg: TrainConfig, dataset: SequenceDataset, load_store: StoreLoa
                 f"(e.g. minilm for text) or pass --store {part}=PATH"
             )
         features, present = load_store(path, dataset, part)
-        towers.append(FeatureTower(features, present, cfg.hidden, cfg.adapter))
+        towers.append(FeatureTower(features, present, cfg.hidden, cfg.adapter, whitened=cfg.whiten))
     return towers[0] if len(towers) == 1 else FusionTower(towers, cfg.fusion)
 
 

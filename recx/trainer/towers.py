@@ -83,20 +83,45 @@ def make_adapter(kind: str, in_dim: int, out_dim: int, dropout: float = 0.1) -> 
     raise ValueError(f"unknown adapter {kind!r}; expected linear, mlp or moe")
 
 
+def whiten(features: torch.Tensor, present: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """PCA-whitened features (BERT-whitening): centred on the present items' mean, rotated onto
+    their covariance's eigenvectors and scaled to unit variance per direction, then by
+    1/sqrt(F) so a row's norm stays near 1; absent rows stay zero.
+
+    Sentence embeddings crowd into a narrow cone (every pair has a high cosine), which a linear
+    adapter trained from N(0, 0.02) has to undo; whitening spreads them out before training.
+    features [N+1, F], present [N+1] bool -> [N+1, F] float32.
+    """
+    x = features[present].double()
+    if len(x) < 2:
+        return features.float()
+    mean = x.mean(0)
+    cov = (x - mean).T @ (x - mean) / (len(x) - 1)
+    eigvals, eigvecs = torch.linalg.eigh(cov)
+    transform = eigvecs / eigvals.clamp(min=eps).sqrt() / features.shape[1] ** 0.5  # [F, F]
+    out = ((features.double() - mean) @ transform).float()
+    out[~present] = 0.0
+    return out
+
+
 class FeatureTower(ItemTower):
     """Frozen store features -> adapter -> D; items without the modality get a learned vector.
 
     Args:
         features: [N+1, F] float features (row 0 = padding).
         present: [N+1] bool, the item has this modality.
+        whitened: PCA-whiten the features first (:func:`whiten`).
     """
 
-    def __init__(self, features: torch.Tensor, present: torch.Tensor, dim: int, adapter: str = "linear"):
+    def __init__(self, features: torch.Tensor, present: torch.Tensor, dim: int, adapter: str = "linear", whitened: bool = False):
         super().__init__()
         self.num_items, self.dim = features.shape[0] - 1, dim
+        present = present.bool().clone()
+        present[0] = False
+        if whitened:
+            features = whiten(features, present)
         self.register_buffer("features", features.float(), persistent=False)
-        self.register_buffer("present", present.bool().clone(), persistent=False)
-        self.present[0] = False
+        self.register_buffer("present", present, persistent=False)
         self.adapter = make_adapter(adapter, features.shape[1], dim)
         self.missing = nn.Parameter(torch.randn(dim) * 0.02)
 

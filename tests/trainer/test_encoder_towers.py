@@ -38,6 +38,11 @@ def test_topk_tower_matches_the_store_and_trains(tiny_bert, text_dataset, tmp_pa
     items = torch.nonzero(present).flatten()
     torch.testing.assert_close(tower.encode(items), frozen[items], rtol=2e-2, atol=2e-2)
 
+    # length-sorted chunks trimmed to their own longest item give the same rows as one call
+    tower.encode_chunk = 4
+    assert len(items) > 2 * tower.encode_chunk and tower.lengths[items].unique().numel() > 1
+    torch.testing.assert_close(tower.encode_sorted(items), tower.encode(items), rtol=1e-5, atol=1e-5)
+
     cfg = TrainConfig(dataset=str(text_dataset.path), item_tower="topk", stores={"topk": str(store)}, hidden=8, layers=1, heads=2, max_len=6, epochs=2, batch_size=8, loss="debiased_ce", runs_dir=str(tmp_path / "runs"), name="topk")
     before = {k: v.clone() for k, v in tower.top.state_dict().items()}
     run = fit(cfg, progress=False).run_dir
@@ -72,3 +77,9 @@ def test_step_memo_encodes_each_item_once(tiny_bert, text_dataset):
     assert len(flat) == len(set(flat))
     torch.testing.assert_close(a, tower(torch.tensor([[0, 2, 3], [3, 2, 5]])))
     torch.testing.assert_close(b, tower(torch.tensor([5, 7, 2])))
+    calls.clear()
+    memo = StepMemo(tower)
+    memo.prefetch(torch.tensor([[0, 2, 3]]), torch.tensor([[2, 3, 5]]))
+    assert sorted(i for c in calls for i in c) == [2, 3, 5]
+    memo(torch.tensor([5, 3]))
+    assert sum(len(c) for c in calls) == 3  # already encoded: no further encoder call
