@@ -3,13 +3,16 @@
 bf16 autocast is a large win only where the CPU has native bf16 dot products (AVX512-BF16 or
 AMX).  On AVX2-only CPUs PyTorch emulates bf16 matmuls and they run tens of times slower than
 fp32 (measured here on a 2-core AMD EPYC: 52 GFLOP/s fp32 vs 0.9 GFLOP/s bf16 for 1024^3), so
-``"auto"`` only turns bf16 on where the hardware supports it.
+``"auto"`` only turns bf16 on where the hardware supports it.  ``RECX_CPU_BF16=off`` makes
+recx treat the CPU as bf16-less (fp32 everywhere "auto" decides), so results do not depend on
+which CPU a job lands on; the test suite sets it for exactly that reason.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 
 import torch
 
@@ -23,9 +26,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
-@functools.lru_cache(maxsize=None)
 def cpu_has_fast_bf16() -> bool:
-    """Native bf16 matmul support (AVX512-BF16 or AMX tiles)."""
+    """Native bf16 matmul support (AVX512-BF16 or AMX tiles), unless ``RECX_CPU_BF16=off``."""
+    if os.environ.get("RECX_CPU_BF16", "auto").lower() in ("off", "0", "false", "no"):
+        return False
+    return _cpu_bf16_instructions()
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_bf16_instructions() -> bool:
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(cpu, c, lambda: False)()) for c in checks)

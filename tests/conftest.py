@@ -12,6 +12,10 @@ from tiny_models import WORDS, save_bert_tokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# "auto" precision picks bf16 on CPUs with native bf16 (and featurize keeps it where it measures
+# faster, which depends on the load): pin fp32 so results do not depend on the CPU or its load;
+# the tests of the bf16 paths ask for bf16 explicitly
+os.environ["RECX_CPU_BF16"] = "off"
 
 
 @pytest.fixture(scope="session")

@@ -49,7 +49,7 @@ def test_evaluate_models_table_and_results(tmp_path, dataset):
     )
     assert out["results"]["a"].ranks.tolist() == [4.0, 1.0, 3.0]
     assert out["results"]["b"].ranks.tolist() == [1.0, 4.0, 2.0]
-    assert list(out["results"]) == ["Random", "Pop", "a", "b"]
+    assert list(out["results"]) == ["Random", "Pop", "Pop (recent)", "a", "b"]
     saved = json.loads((tmp_path / "ra" / "results.json").read_text())
     assert saved["metrics"]["hr@1"] == pytest.approx(1 / 3) and saved["dataset"]["name"] == "tiny"
     assert saved["dataset"]["fingerprint"] == dataset.fingerprint
@@ -58,7 +58,7 @@ def test_evaluate_models_table_and_results(tmp_path, dataset):
     text = console.export_text()
     assert "Improv." in text and "Pop" in text and "b vs a" in text
     assert (tmp_path / "k.png").stat().st_size > 0
-    assert len((tmp_path / "pu.csv").read_text().splitlines()) == 1 + 4 * 3
+    assert len((tmp_path / "pu.csv").read_text().splitlines()) == 1 + 5 * 3
 
 
 def test_evaluate_models_rejects_mismatched_targets(tmp_path, dataset):
