@@ -85,6 +85,12 @@ def open_clip_weights(arch: str, tag: str, model_name: str, *, offline: bool = F
     note(f"downloading {model_name} weights ({arch}/{tag}) from {hub_endpoint() + '/' + where if found else where} "
          "through open_clip (once; later runs use the cache)", progress)
     try:
+        if found is not None:
+            # ask the hub once first: an unreachable hub, a wrong repo or a refused token fails here at once,
+            # where hf_hub_download (inside open_clip) would retry with back-off for the better part of a minute
+            from huggingface_hub import HfApi
+
+            HfApi().model_info(found[0])
         with hub_progress(progress):
             target = open_clip.pretrained.download_pretrained(cfg)
     except Exception as e:  # noqa: BLE001 - every failure becomes one clear line
