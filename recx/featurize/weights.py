@@ -184,7 +184,7 @@ def hf_local_snapshot(repo_id: str, revision: str | None = None, require_weights
 def _offline_message(model_name: str, repo_id: str) -> str:
     return (
         f"{model_name}: weights for {repo_id!r} are not on this machine (no local folder, not in the Hugging Face "
-        f"cache {hub_cache_dir()}) and offline mode is on (--offline / HF_HUB_OFFLINE=1), so recx does not download; "
+        f"cache {hub_cache_dir()}, and offline mode is on (--offline / HF_HUB_OFFLINE=1), so recx does not download); "
         f"pass --model-path DIR with a saved copy (e.g. from `hf download {repo_id}` on a connected machine), "
         f"or rerun without offline mode to download it"
     )
@@ -297,7 +297,7 @@ def download_error(model_name: str, repo_id: str, error: BaseException) -> str:
     cause = root or (chain[-1] if len(chain) > 1 else error)
     return (f"{model_name}: downloading {repo_id!r} from {hub_endpoint()} failed ({_first_line(cause)}); nothing was "
             f"written to the store: check the network (or HF_ENDPOINT / proxy settings) and rerun, files already fetched "
-            f"stay in {hub_cache_dir()}; offline, {fallback}")
+            f"stay in {hub_cache_dir()}; {fallback}")
 
 
 def hf_download_size(repo_id: str, revision: str | None = None, files: Iterable[str] | None = None, timeout: float = 5.0) -> int | None:
