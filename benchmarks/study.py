@@ -33,11 +33,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = REPO.parent / "shared" / "data"
 DEFAULT_WORK = Path("/tmp/recx-study")
+# every run's study.json is also kept here (small; trials' metrics, commands and test results), so
+# the report can be regenerated after the work folder is gone
+KEPT = REPO / "docs" / "study"
 
 # The search space every row gets (same budget for ID and MoRec rows): dropout, the setting the
 # SASRec paper set per dataset (0.2 for dense MovieLens, 0.5 for the sparse Amazon sets).
 GRID: dict[str, list[Any]] = {"dropout": [0.2, 0.5]}
-EPOCHS, PATIENCE = 60, 5
+EPOCHS, PATIENCE = 60, 10  # patience 5 stopped slow-rising text rows early (docs/results-notes.md)
 # Tuning the top MiniLM block runs it forward and backward on every distinct item of a step
 # (~3,000 items x 64 tokens per step on amazon-scientific: ~2 TFLOP, about a minute on one
 # core), so that row gets one trial and a 3-epoch cap, on ml-100k only: a cost probe, not a tuned row
@@ -99,12 +102,19 @@ def _rows(spec: DatasetSpec) -> list[Row]:
         rows.append(Row(f"sasrec-id-{loss}", "SASRec, ID", "ID", ("--item-tower", "id", "--loss", loss)))
         for mod in spec.modalities:
             rows.append(Row(f"sasrec-{mod}-{loss}", f"SASRec, {mod} (frozen store + linear)", "MoRec", ("--item-tower", mod, "--loss", loss)))
+    # BERT-whitened store features (--whiten): the adapter starts from isotropic inputs
+    for mod in spec.modalities:
+        rows.append(Row(f"sasrec-{mod}w-debiased_ce", f"SASRec, {mod} (frozen store, whitened + linear)", "MoRec",
+                        ("--item-tower", mod, "--whiten", "--loss", "debiased_ce")))
     if spec.text_encoder and spec.tune_top_block:  # the trunk cache exists for transformer encoders only
         rows.append(Row("sasrec-topk1-debiased_ce", f"SASRec, text, top block tuned (trunk cache; {TOPK_EPOCHS}-epoch probe)", "MoRec",
                         ("--item-tower", "topk", "--tune-blocks", "1", "--loss", "debiased_ce"), TOPK_GRID, TOPK_EPOCHS))
     for loss in ("bce", "debiased_ce"):
         for mod in spec.modalities:
             rows.append(Row(f"sasrec-id+{mod}-{loss}", f"SASRec, ID + {mod} (add)", "Fusion", ("--item-tower", f"id+{mod}", "--loss", loss)))
+    for mod in spec.modalities:
+        rows.append(Row(f"sasrec-id+{mod}w-debiased_ce", f"SASRec, ID + {mod} (whitened, add)", "Fusion",
+                        ("--item-tower", f"id+{mod}", "--whiten", "--loss", "debiased_ce")))
     if len(spec.modalities) == 2:
         rows.append(Row("sasrec-text+image-debiased_ce", "SASRec, text + image (add)", "MoRec", ("--item-tower", "text+image", "--loss", "debiased_ce")))
     rows.append(Row("gru4rec-id-debiased_ce", "GRU4Rec, ID", "ID", ("--model", "gru4rec", "--layers", "1", "--item-tower", "id", "--loss", "debiased_ce")))
@@ -197,19 +207,26 @@ def test_metrics(ws: Path, run_name: str, threads: int) -> dict[str, Any]:
     return out
 
 
-def popularity_row(ws: Path) -> dict[str, Any]:
-    """Most-popular baseline on test, both conventions, with bootstrap CIs."""
+BASELINES = {"popularity": "Popularity", "popularity-recent": "Popularity among the histories' newest items"}
+
+
+def baseline_rows(ws: Path) -> dict[str, dict[str, Any]]:
+    """The popularity baselines on test (all-time training counts, and counts over each history's
+    newest item, which tracks catalogs that drift), both conventions, with bootstrap CIs."""
     import recx  # noqa: F401
     from recx.data.dataset import SequenceDataset
-    from recx.evaluate.protocol import popularity_result
+    from recx.evaluate.protocol import popularity_result, recent_popularity_result
     from recx.evaluate.stats import bootstrap_ci
 
     dataset = SequenceDataset(ws / "data")
-    out = {}
-    for convention, exclude in (("kept", False), ("excluded", True)):
-        res = popularity_result(dataset, "test", (10,), exclude_history=exclude)
-        out[convention] = {"metrics": res.metrics, "ci95": {k: list(v) for k, v in bootstrap_ci(res.per_user).items()}}
-    return {"key": "popularity", "label": "Popularity", "group": "Baseline", "test": out}
+    rows = {}
+    for key, baseline in (("popularity", popularity_result), ("popularity-recent", recent_popularity_result)):
+        out = {}
+        for convention, exclude in (("kept", False), ("excluded", True)):
+            res = baseline(dataset, "test", (10,), exclude_history=exclude)
+            out[convention] = {"metrics": res.metrics, "ci95": {k: list(v) for k, v in bootstrap_ci(res.per_user).items()}}
+        rows[key] = {"key": key, "label": BASELINES[key], "group": "Baseline", "test": out}
+    return rows
 
 
 def run_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
@@ -232,7 +249,7 @@ def run_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
     # another driver may have finished rows meanwhile: merge into what is on disk now
     state = json.loads(out_path.read_text()) if out_path.is_file() else {"rows": {}}
     state.update(dataset=spec.name, prepare_seconds={**state.get("prepare_seconds", {}), **steps})
-    state["rows"]["popularity"] = popularity_row(ws)
+    state["rows"].update(baseline_rows(ws))
     for row in rows:
         # trials of earlier calls (other grids) stay candidates: the row's budget is all of them
         trials = {t["name"]: t for t in state["rows"].get(row.key, {}).get("trials", [])}
@@ -250,9 +267,23 @@ def run_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
     state["wall_seconds_last_call"] = time.perf_counter() - t0
     state["machine"] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                         "threads_per_job": args.threads, "jobs": args.jobs, "load_average_end": os.getloadavg()}
-    tmp = out_path.with_suffix(f".json.{os.getpid()}.tmp")
+    save_json(out_path, state)
+    save_json(KEPT / f"{spec.name}.json", state)
+
+
+def save_json(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
-    tmp.replace(out_path)
+    tmp.replace(path)
+
+
+def study_state(work: Path, name: str) -> Path | None:
+    """A dataset's study.json: the work folder's, else the copy kept in the repository."""
+    for path in (work / name / "study.json", KEPT / f"{name}.json"):
+        if path.is_file():
+            return path
+    return None
 
 
 def _grid_item(text: str) -> tuple[str, list[Any]]:
@@ -288,7 +319,7 @@ def main() -> None:
     else:
         from study_report import write_report
 
-        write_report(args.work, [n for n in args.dataset if (args.work / n / "study.json").is_file()], args.out)
+        write_report({n: p for n in args.dataset if (p := study_state(args.work, n)) is not None}, args.out)
 
 
 if __name__ == "__main__":

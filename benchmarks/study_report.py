@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 # Published on the same amazon-scientific split (UniSRec files) and protocol (RecBole full
-# ranking, history kept): MISSRec (Wang et al., MM 2023), Table 2.
+# ranking, history kept): MISSRec (Wang et al., MM 2023), Table 2.  Its "ID, from scratch" row
+# is not an ID-only model: the reference log the authors publish for it
+# (reference_log/full/Scientific/ID1/PT0) runs with modal_type img_text, i.e. ID embeddings added
+# to projected CLIP text and image features, hidden 300, full CE over cosine / 0.07.
 MISSREC_SCIENTIFIC = [
-    ("MISSRec, ID (trained from scratch)", 0.1282, 0.0711),
+    ("MISSRec, ID + text + image features, from scratch", 0.1282, 0.0711),
     ("MISSRec, text only (pre-trained)", 0.1278, 0.0658),
     ("MISSRec, ID + pre-trained", 0.1360, 0.0753),
 ]
-TARGET_NDCG, TARGET_RECALL = 0.080, 0.140
+TARGET_NDCG, TARGET_RECALL = 0.070, 0.125  # issue 13; the stretch goal after it is NDCG@10 0.080
 
 
 def _fmt_ci(metrics: dict[str, float], ci: dict[str, list[float]], key: str) -> str:
@@ -22,10 +25,10 @@ def _fmt_ci(metrics: dict[str, float], ci: dict[str, list[float]], key: str) -> 
 
 
 def shown_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """Popularity, then the dataset's current rows in study order (rows since removed are left out)."""
-    from study import DATASETS, rows_for
+    """The baselines, then the dataset's current rows in study order (rows since removed are left out)."""
+    from study import BASELINES, DATASETS, rows_for
 
-    keys = ["popularity", *state.get("row_order", [k for k in state["rows"] if k != "popularity"])]
+    keys = [*BASELINES, *state.get("row_order", [k for k in state["rows"] if k not in BASELINES])]
     labels = {r.key: r.label for r in rows_for(DATASETS[state["dataset"]])} if state["dataset"] in DATASETS else {}
     return [{**state["rows"][k], "label": labels.get(k, state["rows"][k]["label"])} for k in keys if k in state["rows"]]
 
@@ -81,7 +84,7 @@ def _valid_ndcg(row: dict[str, Any]) -> float:
 
 
 def missrec_table(state: dict[str, Any]) -> list[str]:
-    rows = [r for r in shown_rows(state) if r["key"] != "popularity"]
+    rows = [r for r in shown_rows(state) if r["group"] != "Baseline"]
     # "best" is picked on the validation split, like everything else in the study
     best_id = max((r for r in rows if r["group"] == "ID"), key=_valid_ndcg)
     best_text = max((r for r in rows if r["group"] == "MoRec"), key=_valid_ndcg)
@@ -110,7 +113,7 @@ def plot_dataset(state: dict[str, Any], out_dir: Path) -> list[str]:
     rows = shown_rows(state)
     colors = {"Baseline": "#999999", "ID": "#4c72b0", "MoRec": "#dd8452", "Fusion": "#55a868"}
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.2))
-    labels = [r["label"] + ("" if r["key"] == "popularity" else f", {_loss_of(r)}") for r in rows]
+    labels = [r["label"] + ("" if r["group"] == "Baseline" else f", {_loss_of(r)}") for r in rows]
     values = [r["test"]["kept"]["metrics"]["ndcg@10"] for r in rows]
     errs = [[v - r["test"]["kept"]["ci95"]["ndcg@10"][0] for v, r in zip(values, rows)],
             [r["test"]["kept"]["ci95"]["ndcg@10"][1] - v for v, r in zip(values, rows)]]
@@ -153,8 +156,10 @@ def _grid_text(grid: dict[str, list[Any]]) -> str:
     return " x ".join(f"{k} in {{{', '.join(map(str, v))}}}" for k, v in grid.items())
 
 
-def write_report(work: Path, datasets: list[str], out: Path) -> None:
-    states = [json.loads((work / name / "study.json").read_text()) for name in datasets]
+def write_report(state_files: dict[str, Path], out: Path) -> None:
+    """docs/results.md from each dataset's study.json (``{dataset: path}``)."""
+    datasets = list(state_files)
+    states = [json.loads(p.read_text()) for p in state_files.values()]
     img_dir = out.parent / "img"
     total = sum(t["train_seconds"] for s in states for r in s["rows"].values() for t in r.get("trials", []))
     prep = sum(v for s in states for v in s.get("prepare_seconds", {}).values())
@@ -184,7 +189,9 @@ def write_report(work: Path, datasets: list[str], out: Path) -> None:
         "",
         (f"Training time: {total / 60:.0f} min summed over all trials (epoch times, validation excluded) plus {prep / 60:.0f} min of "
          f"import and featurize recorded by the driver, on a {states[0]['machine']['cpus']}-core {states[0]['machine']['processor']}; "
-         "trials ran with 1-2 torch threads, 2-3 at a time, so per-trial seconds carry that contention."),
+         f"trials ran with {states[0]['machine']['threads_per_job']} torch thread(s), {states[0]['machine']['jobs']} at a time, "
+         "beside other work on the same cores, so per-trial seconds carry that contention. Precision: `--amp auto` "
+         "(bf16 autocast where the CPU has native bf16, as this one does; losses in fp32)."),
         "",
     ]
     for s in states:
