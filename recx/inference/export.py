@@ -21,6 +21,7 @@ also refuses a folder without a manifest or with a file whose size or hash diffe
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import importlib.util
@@ -29,9 +30,10 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -64,6 +66,15 @@ def sha256_file(path: Path, block: int = 1 << 22) -> str:
         while chunk := f.read(block):
             h.update(chunk)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _quiet_jit() -> Iterator[None]:
+    """TorchScript is deprecated in recent torch but is the portable format this export promises
+    (torch.export cannot trace GRU4Rec's data-dependent packing); silence only that warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=DeprecationWarning)
+        yield
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -170,9 +181,10 @@ def export_run(
         catalog.write(tmp / ITEMS)
 
         module = enc.history_encoder()
-        torch.jit.script(module).save(str(tmp / ENCODER))
+        with _quiet_jit():
+            torch.jit.script(module).save(str(tmp / ENCODER))
+            scripted = ScriptedUserEncoder(torch.jit.load(str(tmp / ENCODER)), table, enc.max_len, enc.causal, enc.batch_size)
         width = enc.max_len if enc.causal else enc.max_len - 1
-        scripted = ScriptedUserEncoder(torch.jit.load(str(tmp / ENCODER)), table, enc.max_len, enc.causal, enc.batch_size)
         trained_users = enc.encode(histories)
         check = _encoder_check(trained_users, scripted.encode(histories), table, k)
         onnx_info = _write_onnx(module, tmp / ENCODER_ONNX, width) if onnx else {"written": False, "reason": "not requested"}
@@ -253,7 +265,8 @@ class ExportedRun:
 
     def user_encoder(self, table: np.ndarray | None = None) -> ScriptedUserEncoder:
         info = self.manifest["user_encoder"]
-        module = torch.jit.load(str(self.path / info["file"]), map_location="cpu")
+        with _quiet_jit():
+            module = torch.jit.load(str(self.path / info["file"]), map_location="cpu")
         return ScriptedUserEncoder(module, self.vectors() if table is None else table, info["max_len"], info["causal"])
 
     def index(self) -> R.ApproxIndex | None:
