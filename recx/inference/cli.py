@@ -29,15 +29,19 @@ def _default_run(run: Path | None) -> Path:
         raise WorkspaceError(f"{e}; or pass --run RUN_DIR") from None
 
 
-def _index_params(index: str, nlist: int | None, nprobe: int, hnsw_m: int, ef_construction: int, ef_search: int) -> dict[str, int]:
+def _check_index(index: str) -> None:
     from recx.inference.recommender import RecommendError
 
+    if index not in ("flat", "ivf", "hnsw"):
+        raise RecommendError(f"--index must be flat, ivf or hnsw; got {index!r}")
+
+
+def _index_params(index: str, nlist: int | None, nprobe: int, hnsw_m: int, ef_construction: int, ef_search: int) -> dict[str, int]:
+    _check_index(index)
     if index == "ivf":
         return {"nprobe": nprobe, **({"nlist": nlist} if nlist else {})}
     if index == "hnsw":
         return {"hnsw_m": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search}
-    if index != "flat":
-        raise RecommendError(f"--index must be flat, ivf or hnsw; got {index!r}")
     return {}
 
 
@@ -115,7 +119,8 @@ def recommend_command(
         ds_path = dataset or (Path(exported.manifest["dataset"]["path"]) if user_ids else None)
         rec = exported.recommender(ds_path)
     else:
-        rec = Recommender.from_run(_default_run(run), index=index, index_params=_index_params(index, None, 16, 32, 200, 128))
+        _check_index(index)
+        rec = Recommender.from_run(_default_run(run), index=index)  # the index's default parameters
     if user_ids:
         out = rec.recommend_users(user_ids, k, exclude_history)
     elif history:
