@@ -135,9 +135,17 @@ def test_an_existing_export_is_not_overwritten(trained, tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="onnx is not installed (optional)")
 def test_onnx_copy_where_onnx_is_installed(trained, tmp_path):
+    import torch
+    from onnx.reference import ReferenceEvaluator
+
     m = export_run(trained(), tmp_path / "exp")
     assert m["user_encoder"]["onnx"]["written"], m["user_encoder"]["onnx"]
     assert "user_encoder.onnx" in m["files"]
+    scripted = torch.jit.load(str(tmp_path / "exp" / "user_encoder.pt"))
+    onnx_model = ReferenceEvaluator(str(tmp_path / "exp" / "user_encoder.onnx"))
+    for padded in (np.array([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5]]), np.array([[0, 7]])):  # other lengths than exported with
+        want = scripted(torch.from_numpy(padded)).detach().numpy()
+        np.testing.assert_allclose(onnx_model.run(None, {"padded": padded})[0], want, atol=1e-5)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("onnx") is not None, reason="onnx is installed")
