@@ -34,9 +34,25 @@ def trained(tmp_path_factory, tiny_dataset):
     runs = tmp_path_factory.mktemp("runs")
     cache: dict[tuple[str, str], object] = {}
 
+    def text_store() -> str:
+        """A random 24-d 'text' store of the tiny catalog (every 5th item without text)."""
+        from recx.featurize.store import StoreWriter
+
+        path = runs / "text.h5"
+        if not path.exists():
+            n = tiny_dataset.num_items
+            rows = np.array([i for i in range(1, n + 1) if i % 5], dtype=np.int64)
+            attrs = {"modality": "text", "catalog_fingerprint": tiny_dataset.catalog_fingerprint, "item_count": n, "encoder": "random"}
+            w = StoreWriter(path, n + 1, 24, attrs, dtype="float32", planned=len(rows))
+            w.write_rows(rows, np.random.default_rng(0).standard_normal((len(rows), 24)).astype(np.float32))
+            w.finish()
+        return str(path)
+
     def get(model: str = "sasrec", item_tower: str = "id", **kw):
         key = (model, item_tower)
         if key not in cache:
+            if item_tower != "id":
+                kw["stores"] = {"text": text_store()}
             cfg = TrainConfig(
                 dataset=str(tiny_dataset.path), item_tower=item_tower, model=model, hidden=16, layers=1, heads=2,
                 max_len=8, epochs=2, batch_size=16, runs_dir=str(runs), name=f"{model}-{item_tower}", seed=0, **kw,

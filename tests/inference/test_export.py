@@ -20,9 +20,9 @@ def exported(trained, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("model", ["sasrec", "gru4rec", "bert4rec"])
-def test_exported_encoder_gives_the_trained_top_k(trained, tiny_dataset, tmp_path, model):
-    run = trained(model)
+@pytest.mark.parametrize("model,tower", [("sasrec", "id"), ("gru4rec", "id"), ("bert4rec", "id"), ("sasrec", "id+text")])
+def test_exported_encoder_gives_the_trained_top_k(trained, tiny_dataset, tmp_path, model, tower):
+    run = trained(model, tower)
     manifest = export_run(run, tmp_path / "exp", k=10)
     assert manifest["user_encoder"]["check"]["same_topk_fraction"] == 1.0
     histories, _ = tiny_dataset.split("test")
