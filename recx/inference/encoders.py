@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from recx.trainer.data import left_pad
+
 
 class UserEncoder(Protocol):
     """What the inference layer needs from a model."""
@@ -37,13 +39,6 @@ class UserEncoder(Protocol):
     def encode(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """[U, D] float32: the user vector after each history (int64 item indices 1..N)."""
         ...
-
-
-def left_pad(histories: Sequence[np.ndarray], width: int) -> np.ndarray:
-    """Last ``width`` items of each history, left-padded with 0: [U, width] int64."""
-    from recx.trainer.data import left_pad as _left_pad
-
-    return _left_pad(histories, width)
 
 
 def length_batches(padded: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
