@@ -11,6 +11,7 @@ import typer
 from recx.data.cli import app as data_app
 from recx.evaluate.cli import eval_command
 from recx.featurize.cli import featurize_command, models_command
+from recx.inference.cli import export_command, recommend_command
 from recx.quickstart import quickstart_command
 from recx.trainer.cli import train_command
 
@@ -27,6 +28,8 @@ app.command("featurize")(featurize_command)
 app.command("models")(models_command)
 app.command("train")(train_command)
 app.command("eval")(eval_command)
+app.command("recommend")(recommend_command)
+app.command("export")(export_command)
 app.command("quickstart")(quickstart_command)
 
 

@@ -45,7 +45,7 @@ def run_quickstart(directory: Path, items: int = 2000, users: int = 1000, epochs
     from recx.evaluate.compare import EvalOptions, ModelInput, evaluate_models
     from recx.featurize import run as featurize
     from recx.trainer import TrainConfig, fit
-    from recx.trainer.export import export_embeddings
+    from recx.inference.run import export_embeddings
     from recx.workspace import Workspace
 
     start = time.perf_counter()

@@ -39,7 +39,7 @@ class EvalOptions:
 class ModelInput:
     """One model to evaluate: its name, its run folder (None: results.json is not written) and
     its exported embeddings (anything with user_vectors, item_table, targets, histories,
-    dataset, config: e.g. ``recx.trainer.export.RunEmbeddings``)."""
+    dataset, config: e.g. ``recx.inference.RunEmbeddings``)."""
 
     name: str
     emb: Any

@@ -36,7 +36,7 @@ def evaluate_run_embeddings(
     index_params: dict[str, int] | None = None,
     device: str = "auto",
 ) -> EvalResult:
-    """Evaluate a ``recx.trainer.export.RunEmbeddings`` (user_vectors, item_table, targets, histories)."""
+    """Evaluate a ``recx.inference.RunEmbeddings`` (user_vectors, item_table, targets, histories)."""
     return evaluate_arrays(
         emb.user_vectors, emb.item_table, emb.targets, emb.histories, ks, exclude_history, ties,
         index=index, index_params=index_params, device=device,  # type: ignore[arg-type]
@@ -116,16 +116,16 @@ def run_name(run_dir: Path, config: dict[str, Any] | None) -> str:
 
 
 def load_run(run_dir: str | os.PathLike, split: str = "test") -> Any:
-    """``recx.trainer.export.export_embeddings`` for a run folder, with a clear error if absent."""
+    """``recx.inference.export_embeddings`` (the inference layer) for a run folder, with a clear error if absent."""
     if split not in ("valid", "test"):
         raise EvalError(f"unknown split {split!r}; expected valid or test")
     path = Path(run_dir)
     if not path.is_dir():
         raise EvalError(f"{path}: no such run folder")
     try:
-        from recx.trainer.export import export_embeddings
+        from recx.inference.run import export_embeddings
     except ImportError as e:
-        raise EvalError(f"cannot evaluate {path}: the trainer's embedding export is unavailable ({e})") from None
+        raise EvalError(f"cannot evaluate {path}: the inference layer is unavailable ({e})") from None
     return export_embeddings(path, split=split)
 
 

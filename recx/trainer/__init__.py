@@ -16,7 +16,6 @@ _EXPORTS = {
     "FitResult": "recx.trainer.loop",
     "fit": "recx.trainer.loop",
     "load_trained": "recx.trainer.loop",
-    "export_embeddings": "recx.trainer.export",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -22,7 +22,8 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """x [B, L, D]; allowed [B, 1, L, L] bool (query attends to key where True)."""
         B, L, D = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        # unbind, not tuple-unpacking a tensor: keeps the block scriptable (recx export)
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
         h = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=self.attn_dropout if self.training else 0.0)
         h = h.transpose(1, 2).reshape(B, L, D)
         x = self.norm1(x + self.dropout(self.out(h)))

@@ -1,0 +1,145 @@
+"""User encoders: histories of item indices -> user vectors, beside the catalog's item table.
+
+The inference layer only needs two things from a model (``UserEncoder``):
+
+- ``item_table()`` -> [N+1, D] float32 (row 0 padding; score = inner product), and
+- ``encode(histories)`` -> [U, D] float32, one vector per history of item indices 1..N.
+
+Two implementations:
+
+- :class:`ModelUserEncoder`: a trained ``SequentialRecommender`` (what ``recx eval`` scores).
+- :class:`ScriptedUserEncoder`: an exported TorchScript :class:`HistoryEncoder` plus the
+  exported item table (no recx training code needed to run it).
+
+Any other model family (e.g. one whose user encoder reads item tokens) plugs in by providing
+the same two methods.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from recx.trainer.data import left_pad
+
+
+class UserEncoder(Protocol):
+    """What the inference layer needs from a model."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def item_table(self) -> np.ndarray:
+        """[N+1, D] float32 catalog vectors (row 0 padding)."""
+        ...
+
+    def encode(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """[U, D] float32: the user vector after each history (int64 item indices 1..N)."""
+        ...
+
+
+def length_batches(padded: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Rows sorted by history length, cut into batches trimmed to their longest history.
+
+    padded [U, W] left-padded -> yields (row indices [B], trimmed rows [B, L<=W]); L >= 1.
+    """
+    lengths = (padded > 0).sum(1)
+    order = np.argsort(lengths, kind="stable")
+    for lo in range(0, len(order), batch_size):
+        idx = order[lo : lo + batch_size]
+        longest = max(1, int(lengths[idx].max()))
+        yield idx, padded[idx, padded.shape[1] - longest :]
+
+
+class HistoryEncoder(nn.Module):
+    """A self-contained, scriptable user encoder: left-padded item indices -> user vectors.
+
+    forward(padded [B, L] int64, 0 = padding, newest item last, L <= max_len, or max_len - 1
+    for a bidirectional encoder, which reads a mask position after the history) -> [B, D].
+    Input item vectors are rows of the frozen catalog table (what the tower gives in eval
+    mode), so the module needs neither the tower nor its stores or pretrained encoders.
+    """
+
+    def __init__(self, table: torch.Tensor, encoder: nn.Module, causal: bool, mask_vector: torch.Tensor | None = None):
+        super().__init__()
+        self.register_buffer("table", table.detach().float().clone())
+        self.encoder = encoder
+        self.causal = causal
+        mv = mask_vector if mask_vector is not None else torch.zeros(table.shape[1])
+        self.register_buffer("mask_vector", mv.detach().float().clone())
+
+    def forward(self, padded: torch.Tensor) -> torch.Tensor:
+        if not self.causal:  # a mask position after the history; its state predicts the next item
+            padded = torch.cat([padded, torch.ones(padded.shape[0], 1, dtype=padded.dtype, device=padded.device)], 1)
+        vectors = self.table[padded]
+        if not self.causal:
+            b, d = vectors.shape[0], vectors.shape[2]
+            vectors = torch.cat([vectors[:, :-1], self.mask_vector.view(1, 1, d).expand(b, 1, d)], 1)
+        return self.encoder(vectors, padded > 0)[:, -1]
+
+
+class ModelUserEncoder:
+    """A trained SequentialRecommender as a UserEncoder (exactly what ``recx eval`` ranks with)."""
+
+    def __init__(self, model, max_len: int, batch_size: int = 1024):
+        self.model = model.eval()
+        self.max_len = int(max_len)
+        self.batch_size = int(batch_size)
+        self._table: np.ndarray | None = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.tower.dim)
+
+    @property
+    def causal(self) -> bool:
+        return bool(self.model.causal)
+
+    @torch.no_grad()
+    def item_table(self) -> np.ndarray:
+        if self._table is None:
+            self._table = self.model.item_table().float().cpu().numpy()
+        return self._table
+
+    def encode(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        if not len(histories):
+            return np.zeros((0, self.dim), np.float32)
+        return self.model.user_vectors(list(histories), self.max_len, self.batch_size).cpu().numpy()
+
+    def history_encoder(self) -> HistoryEncoder:
+        """The frozen, scriptable form of this model (for ``recx export``)."""
+        import copy
+
+        table = torch.from_numpy(self.item_table())
+        encoder = copy.deepcopy(self.model.encoder).cpu().eval()
+        mask = getattr(encoder, "mask_vector", None)
+        return HistoryEncoder(table, encoder, self.causal, mask).eval()
+
+
+class ScriptedUserEncoder:
+    """An exported TorchScript HistoryEncoder + its item table as a UserEncoder."""
+
+    def __init__(self, module: torch.jit.ScriptModule, table: np.ndarray, max_len: int, causal: bool, batch_size: int = 1024):
+        self.module = module.eval()
+        self.table = np.ascontiguousarray(table, dtype=np.float32)
+        self.width = int(max_len) if causal else int(max_len) - 1
+        self.batch_size = int(batch_size)
+
+    @property
+    def dim(self) -> int:
+        return int(self.table.shape[1])
+
+    def item_table(self) -> np.ndarray:
+        return self.table
+
+    @torch.no_grad()
+    def encode(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(histories), self.dim), np.float32)
+        if not len(histories):
+            return out
+        for idx, chunk in length_batches(left_pad(histories, self.width), self.batch_size):
+            out[idx] = self.module(torch.from_numpy(np.ascontiguousarray(chunk))).float().numpy()
+        return out

@@ -1,0 +1,333 @@
+"""``recx export``: a trained run as files another service can load without recx's trainer.
+
+Export dir layout::
+
+    manifest.json      written last: format, recx version, run name and config, dataset
+                       (name, fingerprints, item count), encoder and index facts, and every
+                       other file's size and sha256
+    vectors.npy        [N+1, D] float32 item vectors (row 0 padding; score = inner product)
+    vectors.h5         the same vectors in recx's H5 store format (recx/featurize/store.py)
+    items.jsonl        items 1..N: {"index", "id", "title"}
+    index.faiss        FAISS inner-product index over items 1..N (FAISS id j = item j+1)
+    index.json         its kind and parameters, and its recall@K against exact top-K,
+                       measured at export time on the run's test users
+    user_encoder.pt    TorchScript: left-padded item indices [B, L] int64 -> user vectors [B, D]
+    user_encoder.onnx  the same, where the ``onnx`` package is installed
+
+The dir is assembled in a hidden ``.NAME.partial-*`` folder beside the target and renamed
+onto it when complete, so a folder named NAME always holds a finished export; ``load_export``
+also refuses a folder without a manifest or with a file whose size or hash differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from recx.errors import RecxError
+from recx.evaluate import retrieval as R
+from recx.inference.catalog import Catalog
+from recx.inference.encoders import ScriptedUserEncoder
+
+FORMAT = "recx-export"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+VECTORS_NPY = "vectors.npy"
+VECTORS_H5 = "vectors.h5"
+ITEMS = "items.jsonl"
+INDEX = "index.faiss"
+INDEX_INFO = "index.json"
+ENCODER = "user_encoder.pt"
+ENCODER_ONNX = "user_encoder.onnx"
+PARTIAL_MARK = ".partial-"
+
+
+class ExportError(RecxError, ValueError):
+    """An export dir is missing, unfinished, altered, or does not fit the request."""
+
+
+def sha256_file(path: Path, block: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _quiet_jit() -> Iterator[None]:
+    """TorchScript is deprecated in recent torch but is the portable format this export promises
+    (torch.export cannot trace GRU4Rec's data-dependent packing); silence only that warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=DeprecationWarning)
+        yield
+
+
+# -- writing ----------------------------------------------------------------------------------
+def _write_store(path: Path, table: np.ndarray, catalog: Catalog, run_name: str, run_dir: Path) -> None:
+    """The item vectors as a finished H5 store (row 0 and nothing else absent)."""
+    import recx
+    from recx.featurize.store import StoreWriter
+
+    n, d = table.shape[0] - 1, table.shape[1]
+    attrs = {
+        "recx_version": recx.__version__, "encoder": f"recx-run:{run_name}", "source": str(run_dir),
+        "modality": "item_vectors", "layer": "item_tower", "pooling": "none", "normalize": False,
+        "catalog_fingerprint": catalog.catalog_fingerprint, "item_count": n,
+    }
+    writer = StoreWriter(path, n + 1, d, attrs, dtype="float32", chunk_rows=min(4096, n + 1), resume=False, planned=n)
+    try:
+        for lo in range(1, n + 1, 1 << 16):
+            hi = min(n + 1, lo + (1 << 16))
+            writer.write_rows(np.arange(lo, hi), table[lo:hi])
+        writer.finish()
+    finally:
+        writer.close()
+
+
+def _index_recall(table: np.ndarray, users: np.ndarray, kind: str, params: dict[str, int], k: int) -> tuple[R.ApproxIndex, dict[str, Any]]:
+    """Build the index and measure its recall@k against exact top-k on ``users`` [U, D]."""
+    built = R.build_index(table, kind, device="cpu", **params)  # type: ignore[arg-type]
+    exact = R.topk_exact(users, table, k, backend="torch", device="cpu")
+    t0 = time.perf_counter()
+    found = R.topk_approx(users, table, k, built) if kind != "flat" else R.topk_faiss(users, table, k, index=built)
+    seconds = time.perf_counter() - t0
+    recall = float(R.recall_vs_exact(found, exact).mean()) if len(users) else None
+    info = {
+        "kind": kind, "params": built.params, "metric": "inner_product", "id_offset": 1, "k": k,
+        f"recall@{k}": recall, "recall_queries": int(len(users)), "recall_queries_from": "the run's test-split users",
+        "build_seconds": round(built.build_seconds, 3), "search_seconds": round(seconds, 3),
+    }
+    return built, info
+
+
+def _write_onnx(module: torch.nn.Module, path: Path, width: int) -> dict[str, Any]:
+    """ONNX copy of the user encoder where the ``onnx`` package is installed (never required)."""
+    if importlib.util.find_spec("onnx") is None:
+        return {"written": False, "reason": "the onnx package is not installed"}
+    example = torch.ones(2, width, dtype=torch.int64)
+    try:
+        torch.onnx.export(
+            module, (example,), str(path), input_names=["padded"], output_names=["user_vectors"],
+            dynamic_axes={"padded": {0: "batch", 1: "length"}, "user_vectors": {0: "batch"}}, dynamo=False,
+        )
+    except Exception as e:  # exporter coverage varies by torch version and operator
+        path.unlink(missing_ok=True)
+        return {"written": False, "reason": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+    return {"written": True, "file": ENCODER_ONNX}
+
+
+def _encoder_check(trained: np.ndarray, exported: np.ndarray, table: np.ndarray, k: int) -> dict[str, Any]:
+    """How closely the exported encoder reproduces the trained model on the same users."""
+    a = R.topk_exact(trained, table, k, backend="torch", device="cpu")
+    b = R.topk_exact(exported, table, k, backend="torch", device="cpu")
+    same = (a.items == b.items).all(1)
+    return {
+        "users": int(len(trained)), "k": k, "same_topk_fraction": float(same.mean()) if len(same) else None,
+        "max_abs_vector_diff": float(np.abs(trained - exported).max()) if len(trained) else None,
+    }
+
+
+def export_run(
+    run_dir: str | Path,
+    out: str | Path,
+    index: str = "flat",
+    index_params: dict[str, int] | None = None,
+    k: int = 10,
+    checkpoint: str = "best.pt",
+    force: bool = False,
+    onnx: bool = True,
+) -> dict[str, Any]:
+    """Write the export dir ``out`` for a finished run; returns its manifest.
+
+    ``index``: flat, ivf or hnsw (``index_params`` as ``recx eval``'s); its recall@``k``
+    against exact top-k over the test users is measured and written to ``index.json``.
+    ``out`` must not exist unless ``force`` (then it is replaced only once the new export is
+    complete)."""
+    import recx
+    from recx.inference.run import load_run
+
+    out = Path(out)
+    if out.exists() and not force:
+        raise ExportError(f"{out}: already exists; choose another --out or pass --force to replace it")
+    if PARTIAL_MARK in out.name:
+        raise ExportError(f"{out}: names containing {PARTIAL_MARK!r} are reserved for unfinished exports")
+    run = load_run(run_dir, checkpoint)
+    enc, ds = run.encoder, run.dataset
+    table = np.ascontiguousarray(enc.item_table(), dtype=np.float32)
+    catalog = Catalog.from_dataset(ds)
+    name = str(run.config.get("name"))
+    histories, _ = ds.split("test")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL_MARK}", dir=out.parent))
+    try:
+        np.save(tmp / VECTORS_NPY, table)
+        _write_store(tmp / VECTORS_H5, table, catalog, name, Path(run_dir).resolve())
+        catalog.write(tmp / ITEMS)
+
+        module = enc.history_encoder()
+        with _quiet_jit():
+            torch.jit.script(module).save(str(tmp / ENCODER))
+            scripted = ScriptedUserEncoder(torch.jit.load(str(tmp / ENCODER)), table, enc.max_len, enc.causal, enc.batch_size)
+        width = enc.max_len if enc.causal else enc.max_len - 1
+        trained_users = enc.encode(histories)
+        check = _encoder_check(trained_users, scripted.encode(histories), table, k)
+        onnx_info = _write_onnx(module, tmp / ENCODER_ONNX, width) if onnx else {"written": False, "reason": "not requested"}
+
+        if R.faiss_available():
+            import faiss
+
+            built, index_info = _index_recall(table, trained_users, index, dict(index_params or {}), k)
+            faiss.write_index(built.index, str(tmp / INDEX))
+            index_info["file"] = INDEX
+        elif index == "flat":
+            index_info = {"kind": "flat", "file": None, "reason": "faiss is not installed; exact top-K by matmul over vectors.npy"}
+        else:
+            raise ExportError(f"--index {index} needs faiss: pip install 'recx[cpu]'")
+        (tmp / INDEX_INFO).write_text(json.dumps(index_info, indent=2) + "\n", encoding="utf-8")
+
+        files = sorted(p.name for p in tmp.iterdir() if p.is_file())
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "recx_version": recx.__version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "run": {"name": name, "dir": str(Path(run_dir).resolve()), "checkpoint": checkpoint},
+            "config": run.config,
+            "dataset": {
+                "name": ds.name, "path": str(ds.path.resolve()), "fingerprint": ds.fingerprint,
+                "catalog_fingerprint": ds.catalog_fingerprint, "num_items": ds.num_items,
+            },
+            "dim": int(table.shape[1]),
+            "user_encoder": {
+                "file": ENCODER, "format": "torchscript", "model": run.config.get("model"),
+                "input": "int64 [B, L] item indices 1..N, left-padded with 0, newest last",
+                "max_len": enc.max_len, "max_input_length": width, "causal": enc.causal,
+                "output": f"float32 [B, {table.shape[1]}] user vectors; score = vector @ vectors.npy[item].T",
+                "check": check, "onnx": onnx_info,
+            },
+            "index": index_info,
+            "files": {f: {"bytes": (tmp / f).stat().st_size, "sha256": sha256_file(tmp / f)} for f in files},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _publish(tmp, out, force)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _publish(tmp: Path, out: Path, force: bool) -> None:
+    """Rename the finished temp dir onto ``out`` (an old export moves aside first, then goes)."""
+    old = None
+    if out.exists():
+        if not force:
+            raise ExportError(f"{out}: appeared while exporting; pass --force to replace it")
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rename(out, old / "export")
+    os.rename(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# -- reading ----------------------------------------------------------------------------------
+@dataclass
+class ExportedRun:
+    """A checked export dir: its manifest and paths; ``recommender()`` loads it for serving."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def catalog_fingerprint(self) -> str:
+        return str(self.manifest["dataset"]["catalog_fingerprint"])
+
+    def catalog(self) -> Catalog:
+        return Catalog.read(self.path / ITEMS, self.catalog_fingerprint, str(self.manifest["dataset"].get("name", "")))
+
+    def vectors(self) -> np.ndarray:
+        return np.load(self.path / VECTORS_NPY)
+
+    def user_encoder(self, table: np.ndarray | None = None) -> ScriptedUserEncoder:
+        info = self.manifest["user_encoder"]
+        with _quiet_jit():
+            module = torch.jit.load(str(self.path / info["file"]), map_location="cpu")
+        return ScriptedUserEncoder(module, self.vectors() if table is None else table, info["max_len"], info["causal"])
+
+    def index(self) -> R.ApproxIndex | None:
+        """The saved FAISS index (None when faiss is missing and the index is flat: matmul serves)."""
+        info = self.manifest["index"]
+        if not (self.path / INDEX).is_file() or not R.faiss_available():
+            if info["kind"] != "flat":
+                raise ExportError(f"{self.path / INDEX}: a {info['kind']} index needs faiss: pip install 'recx[cpu]'")
+            return None
+        import faiss
+
+        return R.ApproxIndex(kind=info["kind"], index=faiss.read_index(str(self.path / INDEX)), params=info.get("params", {}))
+
+    def check_dataset(self, dataset: Any) -> None:
+        """Refuse a dataset whose catalog is not the one this export was made from."""
+        if dataset.catalog_fingerprint != self.catalog_fingerprint:
+            ds = self.manifest["dataset"]
+            raise ExportError(
+                f"{self.path}: exported from dataset {ds.get('name')!r} (catalog {self.catalog_fingerprint[:12]}), "
+                f"but {dataset.path} has catalog {dataset.catalog_fingerprint[:12]}; its ids would map to the wrong items"
+            )
+
+    def recommender(self, dataset: Any | None = None):
+        from recx.data.dataset import SequenceDataset
+        from recx.inference.recommender import Recommender
+
+        if dataset is not None and not isinstance(dataset, SequenceDataset):
+            dataset = SequenceDataset(dataset)
+        if dataset is not None:
+            self.check_dataset(dataset)
+        table = self.vectors()
+        info = {"source": "export", "export_dir": str(self.path.resolve()), "run": self.manifest["run"]["name"], "config": self.manifest["config"]}
+        return Recommender(self.user_encoder(table), self.catalog(), self.index(), dataset, info=info)
+
+
+def load_export(path: str | Path, verify: bool = True) -> ExportedRun:
+    """Open an export dir, refusing an unfinished or altered one (``verify``: check sha256 too)."""
+    path = Path(path)
+    if PARTIAL_MARK in path.name:
+        raise ExportError(f"{path}: an unfinished export (recx export was interrupted); run it again")
+    if not path.is_dir():
+        raise ExportError(f"{path}: no such export dir; create one with `recx export --run RUN --out DIR`")
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise ExportError(f"{path}: no {MANIFEST}, so not a finished recx export; run `recx export` again")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ExportError(f"{mpath}: not valid JSON ({e.msg})") from None
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise ExportError(f"{mpath}: format {manifest.get('format')!r} version {manifest.get('format_version')!r}; this recx reads {FORMAT} {FORMAT_VERSION}")
+    files = manifest.get("files") or {}
+    for name in (VECTORS_NPY, ITEMS, ENCODER):
+        if name not in files:
+            raise ExportError(f"{mpath}: lists no {name}")
+    for name, meta in files.items():
+        f = path / name
+        if not f.is_file():
+            raise ExportError(f"{f}: missing (listed in {MANIFEST}); the export is incomplete")
+        if f.stat().st_size != meta["bytes"]:
+            raise ExportError(f"{f}: {f.stat().st_size} bytes, {MANIFEST} says {meta['bytes']}; the export is damaged or half-copied")
+        if verify and sha256_file(f) != meta["sha256"]:
+            raise ExportError(f"{f}: sha256 differs from {MANIFEST}; the file changed after export")
+    return ExportedRun(path, manifest)

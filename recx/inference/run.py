@@ -1,0 +1,66 @@
+"""A finished training run as the inference layer sees it: a user encoder, its catalog, its config.
+
+``recx eval`` (through :func:`export_embeddings`), ``recx recommend``, ``recx export`` and
+``Recommender.from_run`` all load runs here, so evaluation and serving rank with the same
+vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recx.data.dataset import SequenceDataset
+from recx.inference.encoders import ModelUserEncoder
+from recx.trainer.checkpoint import BEST
+
+
+@dataclass
+class LoadedRun:
+    """A trained run ready to score: its encoder, dataset and resolved config (+ ``name``)."""
+
+    run_dir: Path
+    encoder: ModelUserEncoder
+    dataset: SequenceDataset
+    config: dict[str, Any]
+    checkpoint: str = BEST
+
+
+@dataclass
+class RunEmbeddings:
+    """Everything needed to rank the full catalog for one split of a trained run.
+
+    user_vectors [U, D] float32, item_table [N+1, D] float32 (row 0 padding; score = inner
+    product), targets [U] int64 in 1..N, histories: each user's items before the target.
+    """
+
+    user_vectors: np.ndarray
+    item_table: np.ndarray
+    targets: np.ndarray
+    histories: list[np.ndarray]
+    dataset: SequenceDataset
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def load_run(run_dir: str | Path, checkpoint: str = BEST) -> LoadedRun:
+    """Load a finished run (``config.json`` + checkpoint); RunError names what is missing."""
+    from recx.trainer.loop import load_trained
+
+    model, cfg, dataset = load_trained(run_dir, checkpoint)
+    config = {**cfg.to_dict(), "name": cfg.name or Path(run_dir).name}
+    return LoadedRun(Path(run_dir), ModelUserEncoder(model, cfg.max_len, cfg.eval_batch_size), dataset, config, checkpoint)
+
+
+def export_embeddings(run_dir: str | Path, split: str = "test", checkpoint: str = BEST) -> RunEmbeddings:
+    """User vectors of ``split`` (valid or test) and the item table of a run: what ``recx eval`` ranks."""
+    run = load_run(run_dir, checkpoint)
+    return split_embeddings(run, split)
+
+
+def split_embeddings(run: LoadedRun, split: str = "test") -> RunEmbeddings:
+    histories, targets = run.dataset.split(split)
+    users = run.encoder.encode(histories)
+    return RunEmbeddings(users, run.encoder.item_table(), targets, histories, run.dataset, run.config)
