@@ -4,7 +4,6 @@ import csv
 import io
 import json
 
-import pytest
 from typer.testing import CliRunner
 
 from recx.cli import app
