@@ -13,6 +13,7 @@ from recx.evaluate.cli import eval_command
 from recx.featurize.cli import featurize_command, models_command
 from recx.quickstart import quickstart_command
 from recx.trainer.cli import train_command
+from recx.trainer.reolm.cli import pretrain_command
 
 app = typer.Typer(
     name="recx",
@@ -26,6 +27,7 @@ app.add_typer(data_app, name="data")
 app.command("featurize")(featurize_command)
 app.command("models")(models_command)
 app.command("train")(train_command)
+app.command("pretrain")(pretrain_command)
 app.command("eval")(eval_command)
 app.command("quickstart")(quickstart_command)
 
