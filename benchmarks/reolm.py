@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's recx, not an installed one
 SETTINGS = dict(model="reo-lm", lm="all-MiniLM-L6-v2", reo_image="none", item_tokens=16, user_tokens=48, max_len=3,
                 batch_size=32, lr=1e-3, encoder_lr=1e-4, temperature=0.05, weight_decay=0.0, eval_batch_size=1024, patience=3, epochs=50)
 SASREC_ID = {"hr@10": 0.1021, "ndcg@10": 0.0553, "mrr": 0.0472}  # docs/results.md, SASRec ID debiased_ce
