@@ -108,6 +108,9 @@ class ReoLM(nn.Module):
         self.tower = ItemEncoder(self)
         self.tokens_seen = 0  # real tokens encoded in training mode since the last epoch_stats()
         self._table: tuple[Any, torch.Tensor] | None = None
+        pooler = getattr(backbone, "pooler", None)
+        if isinstance(pooler, nn.Module):  # never read (we pool ourselves): no gradient, so DDP must not wait for one
+            pooler.requires_grad_(False)
         if tuning == "topk":
             freeze_below_top(backbone, tune_blocks)
         if grad_checkpointing:
