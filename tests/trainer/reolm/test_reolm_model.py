@@ -120,3 +120,17 @@ def test_reolm_options_are_checked():
         TrainConfig(model="reo-lm", reo_tuning="lora").validate()
     with pytest.raises(ConfigError, match="--reo-image store needs"):
         TrainConfig(model="reo-lm", reo_image="store").validate()
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(synth_dir, lm_dir):
+    ds = SequenceDataset(synth_dir)
+    grads = []
+    for flag in (False, True):
+        model = build_reolm(config(synth_dir, lm_dir, grad_checkpointing=flag), ds).train()
+        torch.manual_seed(1)
+        model(torch.tensor([[0, 5, 3], [7, 8, 9]]))[:, -1].sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert getattr(model.backbone, "is_activation_checkpointing", None) or model.backbone.is_gradient_checkpointing
+    assert grads[0].keys() == grads[1].keys()
+    for n in grads[0]:
+        torch.testing.assert_close(grads[0][n], grads[1][n], rtol=1e-4, atol=1e-6, msg=n)
