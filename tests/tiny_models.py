@@ -36,3 +36,15 @@ def save_tiny_bert(folder: Path, words: list[str] | None = None, hidden: int = 3
                      intermediate_size=2 * hidden, max_position_embeddings=max_positions)
     BertModel(cfg).save_pretrained(str(folder))
     return tok
+
+
+def write_random_image_store(ds, path: Path, dim: int = 8, seed: int = 0) -> Path:
+    """A finished random image store of ``ds`` (rows of items that have an image)."""
+    import numpy as np
+
+    from recx.featurize.store import StoreWriter
+
+    rows = np.flatnonzero(ds.has_image())
+    w = StoreWriter(path, ds.num_items + 1, dim, {"modality": "image", "catalog_fingerprint": ds.catalog_fingerprint, "item_count": ds.num_items}, planned=len(rows))
+    w.write_rows(rows, np.random.default_rng(seed).normal(size=(len(rows), dim)).astype(np.float32))
+    return w.finish()

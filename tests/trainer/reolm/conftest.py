@@ -41,3 +41,4 @@ def other_lm_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("other-lm")
     save_tiny_bert(folder, None, hidden=16, layers=1, max_positions=128)
     return folder
+

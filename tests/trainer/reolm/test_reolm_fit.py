@@ -97,3 +97,18 @@ def test_domain_without_text_is_refused(synth_dir, lm_dir, tmp_path):
     bare = write_dataset(tmp_path / "bare", [Item(f"i{k}") for k in range(5)], ["u0"], [[1, 2, 3]], {"source": "test"})
     with pytest.raises(NoItemTextError, match="bare/items.jsonl: no item has text"):
         pretrain(pre_cfg(synth_dir, lm_dir, domains=[str(synth_dir), str(bare.path)]), tmp_path / "c", progress=False)
+
+
+def test_pretrain_with_an_image_store_aligns_and_fine_tunes_with_images(synth_dir, lm_dir, tmp_path):
+    from tiny_models import write_random_image_store
+
+    store = write_random_image_store(SequenceDataset(synth_dir), tmp_path / "img.h5")
+    ckpt = pretrain(pre_cfg(synth_dir, lm_dir, image_stores=[str(store)], epochs=1, steps_per_epoch=2), tmp_path / "ckpt", progress=False)
+    row = json.loads((ckpt / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["align"] > 0
+    assert json.loads((ckpt / "config.json").read_text())["packing"]["image_slot"] is True
+    from recx.trainer.reolm.build import build_reolm
+
+    model = build_reolm(config(synth_dir, lm_dir, tmp_path, init=str(ckpt), stores={"image": str(store)}), SequenceDataset(synth_dir))
+    saved = torch.load(ckpt / "model.pt", weights_only=True)
+    assert torch.equal(model.image_proj.weight, saved["image_proj.weight"])

@@ -64,15 +64,11 @@ def test_item_table_is_cached_until_weights_change(synth_dir, lm_dir):
 def test_image_token_reads_the_store_through_a_projection(synth_dir, lm_dir, tmp_path):
     import h5py
 
-    ds = SequenceDataset(synth_dir)
-    from recx.featurize.store import StoreWriter
+    from tiny_models import write_random_image_store
 
-    rng = np.random.default_rng(0)
-    present = ds.has_image()
-    rows = np.flatnonzero(present)
-    w = StoreWriter(tmp_path / "img.h5", ds.num_items + 1, 8, {"modality": "image", "catalog_fingerprint": ds.catalog_fingerprint, "item_count": ds.num_items}, planned=len(rows))
-    w.write_rows(rows, rng.normal(size=(len(rows), 8)).astype(np.float32))
-    w.finish()
+    ds = SequenceDataset(synth_dir)
+    rows = np.flatnonzero(ds.has_image())
+    write_random_image_store(ds, tmp_path / "img.h5")
     model = build_reolm(config(synth_dir, lm_dir, stores={"image": str(tmp_path / "img.h5")}), ds).eval()
     assert model.has_image and model.image_proj.in_features == 8
     with torch.no_grad():
