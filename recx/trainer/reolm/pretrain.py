@@ -170,6 +170,7 @@ class Pretrainer(nn.Module):
             tb = {k: torch.from_numpy(v).to(device) for k, v in collate(packed, lm.specials.pad).items()}
             masked_ids, chosen = mask_tokens(tb["input_ids"], tb["item_positions"] > 0, cfg.mlm_ratio, lm.specials.slot, generator)
             hidden = lm.hidden(tb, masked_ids)
+            lm.tokens_seen += int(tb["attention_mask"].sum())
             logits = self.mlm_head(hidden[chosen], lm.backbone.get_input_embeddings().weight)
             mlm = nn.functional.cross_entropy(logits.float(), tb["input_ids"][chosen])
             loss = next_item + cfg.mlm_weight * mlm

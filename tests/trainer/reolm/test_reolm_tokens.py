@@ -41,3 +41,15 @@ def test_dataset_without_text_is_refused(tmp_path, lm_dir):
     tok = load_tokenizer(lm_dir)
     with pytest.raises(NoItemTextError, match="items.jsonl: no item has text"):
         item_tokens(ds, tok, tokenizer_hash(tok), budget=8)
+
+
+def test_concat_shifts_the_second_catalog():
+    import numpy as np
+
+    from recx.trainer.reolm.tokens import ItemTokens
+
+    a = ItemTokens(np.array([1, 2, 3], np.int32), np.array([0, 0, 2, 3]), 4)  # item 1: [1, 2], item 2: [3]
+    b = ItemTokens(np.array([7, 8, 9], np.int32), np.array([0, 0, 1, 3]), 4)  # item 1: [7], item 2: [8, 9]
+    c = ItemTokens.concat([a, b])
+    assert c.num_items == 4 and c.of(0).tolist() == []
+    assert [c.of(i).tolist() for i in range(1, 5)] == [[1, 2], [3], [7], [8, 9]]
