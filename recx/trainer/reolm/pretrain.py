@@ -271,7 +271,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
             for k, v in {"loss": loss.item(), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + v
             if progress and step % 20 == 0:
-                print(f"epoch {epoch} step {step}/{steps} loss {float(loss):.4f}", flush=True)
+                print(f"epoch {epoch} step {step}/{steps} loss {loss.item():.4f}", flush=True)
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch, "steps": n, "seconds": seconds, **{k: v / max(n, 1) for k, v in sums.items()}, **lm.epoch_stats(seconds)}
         history.append(row)
