@@ -120,6 +120,8 @@ def train_command(
         cfg = TrainConfig.resolve(ws_layer, file_layer, cli)
         if cfg.stores:  # record only the stores this tower reads
             wanted = set(cfg.tower_parts) | ({"topk", "text", "image"} if "topk" in cfg.tower_parts else set())
+            if cfg.model == "reo-lm":  # the LM reads only an image store, for its image token
+                wanted = {"image"}
             cfg.stores = {m: p for m, p in cfg.stores.items() if m in wanted}
         result = fit(cfg, progress=not quiet)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports the run

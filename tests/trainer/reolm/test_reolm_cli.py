@@ -24,6 +24,14 @@ def test_pretrain_train_eval_commands(synth_dir, lm_dir, tmp_path, monkeypatch):
     r = runner.invoke(app, ["train", "--dataset", str(synth_dir), "--model", "reo-lm", "--init", "ckpt", "--epochs", "1", "--temperature", "0.05",
                             "--batch-size", "64", "--amp", "off", "--name", "ft", "--quiet", *small])
     assert r.exit_code == 0, r.output
+    from recx.data.dataset import SequenceDataset
+    from tiny_models import write_random_image_store
+
+    store = write_random_image_store(SequenceDataset(synth_dir), tmp_path / "img.h5")
+    r = runner.invoke(app, ["train", "--dataset", str(synth_dir), "--model", "reo-lm", "--store", f"image={store}", "--store", "text=x.h5",
+                            "--epochs", "1", "--temperature", "0.05", "--batch-size", "64", "--amp", "off", "--name", "img", "--quiet", *small])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "runs" / "img" / "config.json").read_text())["stores"] == {"image": str(store)}
     r = runner.invoke(app, ["eval", "--run", "runs/ft", "--k", "10", "--bootstrap", "0", "--no-baselines"])
     assert r.exit_code == 0, r.output
     assert 0.0 <= json.loads((tmp_path / "runs" / "ft" / "results.json").read_text())["metrics"]["ndcg@10"] <= 1.0
