@@ -14,6 +14,7 @@ from recx.featurize.cli import featurize_command, models_command
 from recx.inference.cli import export_command, recommend_command
 from recx.quickstart import quickstart_command
 from recx.trainer.cli import train_command
+from recx.trainer.reolm.cli import pretrain_command
 
 app = typer.Typer(
     name="recx",
@@ -27,6 +28,7 @@ app.add_typer(data_app, name="data")
 app.command("featurize")(featurize_command)
 app.command("models")(models_command)
 app.command("train")(train_command)
+app.command("pretrain")(pretrain_command)
 app.command("eval")(eval_command)
 app.command("recommend")(recommend_command)
 app.command("export")(export_command)

@@ -50,7 +50,7 @@ def parse_stores(values: list[str] | None) -> dict[str, str] | None:
 def train_command(
     loss: Optional[str] = typer.Option(None, help=_h("bce | sampled_softmax | full_ce | debiased_ce.", "loss")),
     item_tower: Optional[str] = typer.Option(None, help="id | text | image | clip | topk | e2e | fusions like id+text. [default: recx.toml [train], else id]"),
-    model: Optional[str] = typer.Option(None, help=_h("Sequence encoder: sasrec | gru4rec | bert4rec.", "model")),
+    model: Optional[str] = typer.Option(None, help=_h("Sequence encoder: sasrec | gru4rec | bert4rec | reo-lm (a language model as both towers).", "model")),
     adapter: Optional[str] = typer.Option(None, help=_h("Store -> hidden adapter: linear | mlp | moe.", "adapter")),
     fusion: Optional[str] = typer.Option(None, help=_h("How a '+' tower combines parts: add | concat | gated.", "fusion")),
     whiten: Optional[bool] = typer.Option(None, "--whiten/--no-whiten", help=_h("PCA-whiten frozen store features before the adapter.", "whiten")),
@@ -66,6 +66,13 @@ def train_command(
     dropout: Optional[float] = typer.Option(None, help=_h("Dropout.", "dropout")),
     max_len: Optional[int] = typer.Option(None, help=_h("Positions per sequence.", "max_len")),
     mask_ratio: Optional[float] = typer.Option(None, help=_h("bert4rec: share of items masked per training row.", "mask_ratio")),
+    lm: Optional[str] = typer.Option(None, help=_h("reo-lm: backbone (registry name, cached hub id or local folder).", "lm")),
+    init: Optional[Path] = typer.Option(None, help="reo-lm: start from a `recx pretrain` checkpoint dir (refused if its backbone or tokenizer differs)."),
+    reo_image: Optional[str] = typer.Option(None, help=_h("reo-lm image token: auto (when --store image=PATH) | none (text only) | store.", "reo_image")),
+    reo_tuning: Optional[str] = typer.Option(None, help=_h("reo-lm: full fine-tuning | topk (top --tune-blocks blocks).", "reo_tuning")),
+    reo_pooling: Optional[str] = typer.Option(None, help=_h("reo-lm vector: mean | cls pooling.", "reo_pooling")),
+    item_tokens: Optional[int] = typer.Option(None, help=_h("reo-lm: text tokens kept per item.", "item_tokens")),
+    user_tokens: Optional[int] = typer.Option(None, help=_h("reo-lm: token budget of a user's packed items (newest kept).", "user_tokens")),
     alpha: Optional[float] = typer.Option(None, help=_h("Popularity power of logQ corrections.", "alpha")),
     temperature: Optional[float] = typer.Option(None, help=_h(">0: cosine similarity / temperature.", "temperature")),
     mask_scope: Optional[str] = typer.Option(None, help=_h("debiased_ce masks the user's whole sequence or only the past: sequence | past.", "mask_scope")),
@@ -104,6 +111,7 @@ def train_command(
         warmup_steps=warmup_steps, grad_clip=grad_clip, loss_weighting=loss_weighting, amp=amp, patience=patience, metric=metric, seed=seed,
         device=device, name=name, dataset=str(dataset.resolve()) if dataset else None,
     )
+    cli.update(lm=lm, init=str(init.resolve()) if init else None, reo_image=reo_image, reo_tuning=reo_tuning, reo_pooling=reo_pooling, item_tokens=item_tokens, user_tokens=user_tokens)
     if resume is not None:
         cfg = TrainConfig.resolve(saved_options(resume), {k: v for k, v in cli.items() if k in ("epochs", "patience", "device")})
         result = fit(cfg, run_dir=resume, resume=True, progress=not quiet)
@@ -113,6 +121,8 @@ def train_command(
         cfg = TrainConfig.resolve(ws_layer, file_layer, cli)
         if cfg.stores:  # record only the stores this tower reads
             wanted = set(cfg.tower_parts) | ({"topk", "text", "image"} if "topk" in cfg.tower_parts else set())
+            if cfg.model == "reo-lm":  # the LM reads only an image store, for its image token
+                wanted = {"image"}
             cfg.stores = {m: p for m, p in cfg.stores.items() if m in wanted}
         result = fit(cfg, progress=not quiet)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports the run

@@ -27,6 +27,9 @@ ENCODER_TOWERS = ("topk", "e2e")  # run (part of) a pretrained encoder inside th
 ADAPTERS = ("linear", "mlp", "moe")
 FUSIONS = ("add", "concat", "gated")
 SCHEDULES = ("constant", "cosine")
+LM_MODELS = ("reo-lm",)  # a language model as both towers (recx/trainer/reolm/)
+REO_IMAGES = ("auto", "none", "store")
+REO_TUNINGS = ("full", "topk")
 
 
 class ConfigError(RecxError):
@@ -57,6 +60,14 @@ class TrainConfig:
     dropout: float = 0.5
     max_len: int = 50
     mask_ratio: float = 0.2  # bert4rec: share of items hidden per training row
+    # reo-lm
+    lm: str = "all-MiniLM-L6-v2"  # backbone: registry name, cached hub id or local folder
+    init: str = ""  # a `recx pretrain` checkpoint dir to start from
+    reo_image: str = "auto"  # auto: image token when --store image=PATH is given | none | store
+    reo_tuning: str = "full"  # full | topk (the top --tune-blocks blocks)
+    reo_pooling: str = "mean"  # mean | cls
+    item_tokens: int = 32  # text tokens kept per item
+    user_tokens: int = 256  # tokens of a packed user sequence (items newest first)
     # loss
     loss: str = "debiased_ce"
     alpha: float = 1.0  # popularity power of the logQ correction (debiased_ce, sampled_softmax)
@@ -136,7 +147,7 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: expected one of {', '.join(allowed)}")
 
-        one_of("model", SEQUENCE_MODELS)
+        one_of("model", SEQUENCE_MODELS + LM_MODELS)
         one_of("loss", LOSSES)
         one_of("adapter", ADAPTERS)
         one_of("fusion", FUSIONS)
@@ -164,7 +175,20 @@ class TrainConfig:
             raise ConfigError("--mask-ratio must be in (0, 1)")
         if self.model == "bert4rec" and self.mask_scope == "past":
             raise ConfigError("--mask-scope past needs a causal model (sasrec, gru4rec)")
+        if self.model in LM_MODELS:
+            self.validate_reolm()
         if self.lr <= 0:
             raise ConfigError("--lr must be > 0")
         if self.metric.split("@")[0] not in ("ndcg", "hr", "mrr"):
             raise ConfigError(f"--metric {self.metric!r}: expected ndcg@K, hr@K or mrr")
+
+    def validate_reolm(self) -> None:
+        for name, allowed in (("reo_image", REO_IMAGES), ("reo_tuning", REO_TUNINGS), ("reo_pooling", ("mean", "cls"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: expected one of {', '.join(allowed)}")
+        if self.loss != "debiased_ce":
+            raise ConfigError(f"--model reo-lm trains with --loss debiased_ce (the in-batch candidates are encoded by the LM), not {self.loss!r}")
+        if self.reo_image == "store" and not self.stores.get("image"):
+            raise ConfigError("--reo-image store needs --store image=PATH (an image store of this dataset)")
+        if self.item_tokens < 1 or self.user_tokens < self.item_tokens + 3:
+            raise ConfigError(f"--user-tokens {self.user_tokens} must hold one item (--item-tokens {self.item_tokens} + 3)")

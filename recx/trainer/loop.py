@@ -9,6 +9,7 @@ was never interrupted.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -226,8 +227,7 @@ def fit(
     if ctx.enabled:
         step_module = torch.nn.parallel.DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = make_optimizer(model, cfg)
-    # a cloze batch predicts ~mask_ratio of its items; the reference only sets the loss's overall scale
-    reference = None if cfg.loss_weighting == "batch" else batches.targets_per_batch() * (1.0 if model.causal else cfg.mask_ratio)
+    reference = None if cfg.loss_weighting == "batch" else model.targets_per_step(batches, cfg)
     scheduler = make_scheduler(optimizer, cfg, batches.num_batches())
 
     mask_generator = torch.Generator().manual_seed(cfg.seed + 1)  # BERT4Rec cloze masks
@@ -288,6 +288,8 @@ def fit(
             bad_epochs += 1
         stopped = bad_epochs >= cfg.patience
         row = {"epoch": epoch, "loss": total / max(positions, 1), "seconds": seconds, "positions_per_s": positions / seconds, "valid": valid, "best": improved}
+        if hasattr(model, "epoch_stats"):  # model-specific throughput (reo-lm: tokens/s)
+            row.update(model.epoch_stats(seconds))
         history.append(row)
         write_metrics(run_dir, history)
         save_atomic(
@@ -332,6 +334,7 @@ def load_trained(run_dir: str | Path, checkpoint: str = BEST) -> tuple[Sequentia
     dataset = SequenceDataset(cfg.dataset)
     if saved.get("dataset_fingerprint") not in (None, dataset.fingerprint):
         raise RunError(f"{run_dir}: dataset {cfg.dataset} changed since training (fingerprint mismatch)")
-    model = build_model(cfg, dataset)
+    # the run's checkpoint holds every weight: a reo-lm run does not need its --init dir any more
+    model = build_model(dataclasses.replace(cfg, init="") if cfg.init else cfg, dataset)
     model.load_state_dict(load_checkpoint(run_dir / checkpoint)["model"])
     return model.eval(), cfg, dataset

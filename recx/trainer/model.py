@@ -48,6 +48,11 @@ class SequentialRecommender(nn.Module):
             return self.encoder.mask_batch(batch, generator)
         return batch._replace(targets=causal_targets(batch))
 
+    def targets_per_step(self, batches, cfg: TrainConfig) -> float:
+        """Target positions per step over an epoch (summed over ranks): the loss's reference scale."""
+        # a cloze batch predicts ~mask_ratio of its items; the reference only sets the loss's overall scale
+        return batches.targets_per_batch() * (1.0 if self.causal else cfg.mask_ratio)
+
     def item_table(self) -> torch.Tensor:
         """[N+1, D] catalog vectors for scoring."""
         return self.tower.table()
@@ -139,6 +144,8 @@ def encoder_parameters(model: nn.Module) -> set[int]:
             out |= {id(p) for p in m.encoder.parameters()}
         elif isinstance(m, TopBlocksTower):
             out |= {id(p) for p in m.top.parameters()}
+        elif hasattr(m, "pretrained_parameters"):  # reo-lm: the LM backbone
+            out |= {id(p) for p in m.pretrained_parameters()}
     return out
 
 
@@ -153,4 +160,8 @@ def build_encoder(cfg: TrainConfig) -> nn.Module:
 
 
 def build_model(cfg: TrainConfig, dataset: SequenceDataset, load_store: StoreLoader = load_store_features) -> SequentialRecommender:
+    if cfg.model == "reo-lm":  # a language model as both towers: its own family, same loop interface
+        from recx.trainer.reolm.build import build_reolm
+
+        return build_reolm(cfg, dataset)  # type: ignore[return-value]
     return SequentialRecommender(build_tower(cfg, dataset, load_store), build_encoder(cfg))

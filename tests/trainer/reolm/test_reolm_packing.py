@@ -1,0 +1,77 @@
+"""Packing: item boundaries, newest-first order, truncation at item boundaries, image slots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recx.trainer.reolm.packing import Specials, collate, pack
+from recx.trainer.reolm.tokens import ItemTokens
+
+SP = Specials(cls=2, sep=3, slot=4, pad=0)
+
+
+def tokens(*items: list[int]) -> ItemTokens:
+    """Item k+1 has token ids items[k]."""
+    lengths = [0] + [len(t) for t in items]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ids = np.asarray([i for t in items for i in t], dtype=np.int32)
+    return ItemTokens(ids, offsets, budget=8)
+
+
+TOK = tokens([10, 11], [20, 21, 22], [30])  # items 1, 2, 3
+
+
+def test_newest_first_with_boundaries_positions_and_image_slots():
+    p = pack([1, 2, 3], TOK, budget=64, specials=SP)
+    #            CLS  item 3   item 2            item 1        SEP
+    assert p.input_ids.tolist() == [2, 30, 4, 20, 21, 22, 4, 10, 11, 4, 3]
+    assert p.items.tolist() == [3, 2, 1]
+    assert p.boundaries.tolist() == [1, 3, 7, 10]
+    assert p.item_positions.tolist() == [0, 1, 1, 2, 2, 2, 2, 3, 3, 3, 0]
+    # the image slot is the last token of each item and names that item
+    assert p.image_items.tolist() == [0, 0, 3, 0, 0, 0, 2, 0, 0, 1, 0]
+    for k, item in enumerate(p.items):
+        span = slice(p.boundaries[k], p.boundaries[k + 1])
+        assert p.input_ids[span][-1] == SP.slot and p.image_items[span][-1] == item
+        assert (p.item_positions[span] == k + 1).all()
+
+
+def test_text_only_has_no_slots():
+    p = pack([1, 2], TOK, budget=64, specials=SP, image_slot=False)
+    assert p.input_ids.tolist() == [2, 20, 21, 22, 10, 11, 3]
+    assert not p.image_items.any()
+    assert p.boundaries.tolist() == [1, 4, 6]
+
+
+def test_truncation_keeps_the_newest_whole_items():
+    # CLS + item3 (2) + item2 (4) + SEP = 8; item 1 (3 more) does not fit in 10
+    p = pack([1, 2, 3], TOK, budget=10, specials=SP)
+    assert p.items.tolist() == [3, 2]
+    assert len(p.input_ids) == 8 and p.input_ids[-1] == SP.sep
+    assert 10 not in p.input_ids and 11 not in p.input_ids  # the oldest item is dropped whole
+    # an item never gets cut when an older one would otherwise be squeezed in
+    p = pack([2, 3], TOK, budget=6, specials=SP)
+    assert p.items.tolist() == [3]
+
+
+def test_newest_item_is_cut_rather_than_dropped():
+    p = pack([2], TOK, budget=4, specials=SP)  # CLS [20] IMG SEP
+    assert p.input_ids.tolist() == [2, 20, 4, 3]
+    assert p.items.tolist() == [2]
+    with pytest.raises(ValueError, match="no room"):
+        pack([2], TOK, budget=3, specials=SP)
+
+
+def test_padding_and_max_items():
+    p = pack([0, 0, 1, 2, 3], TOK, budget=64, specials=SP, max_items=2)
+    assert p.items.tolist() == [3, 2]
+
+
+def test_collate_right_pads():
+    a, b = pack([1], TOK, 64, SP), pack([1, 2], TOK, 64, SP)
+    out = collate([a, b], pad_id=0)
+    assert out["input_ids"].shape == (2, len(b.input_ids))
+    assert out["attention_mask"][0].tolist() == [1] * len(a.input_ids) + [0] * (len(b.input_ids) - len(a.input_ids))
+    assert (out["input_ids"][0, len(a.input_ids):] == 0).all()
+    assert out["image_items"][1].tolist() == b.image_items.tolist()
