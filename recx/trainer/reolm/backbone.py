@@ -15,14 +15,15 @@ _MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "
 
 
 def locate_backbone(name_or_path: str) -> Path:
-    """Local folder of the backbone; raises WeightsUnavailableError saying how to provide it."""
+    """Local folder of the backbone (downloaded into the HF cache on first use unless offline);
+    raises WeightsUnavailableError saying how to provide it."""
     from recx.featurize.registry import REGISTRY
 
     key = "minilm" if name_or_path in _MINILM_NAMES else name_or_path
     spec = REGISTRY.get(key)
     if spec is not None and spec.kind == "hf-text":
-        return spec.locate()
-    return resolve_hf(name_or_path, name_or_path)
+        return spec.locate().path
+    return resolve_hf(name_or_path, name_or_path).path
 
 
 def load_tokenizer(folder: Path) -> Any:

@@ -10,7 +10,7 @@ import torch
 from recx.data.dataset import SequenceDataset
 from recx.evaluate.protocol import popularity_result
 from recx.trainer import TrainConfig, fit
-from recx.trainer.export import export_embeddings
+from recx.inference import export_embeddings
 from recx.trainer.reolm.checkpoint import CheckpointMismatchError
 from recx.trainer.reolm.pretrain import PretrainConfig, pretrain
 from recx.trainer.reolm.tokens import NoItemTextError
