@@ -61,14 +61,18 @@ def write_run_config(run_dir: Path, config: dict[str, Any]) -> None:
     atomic_write_text(run_dir / RUN_CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def read_run_config(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / RUN_CONFIG
+def read_json_config(path: Path, error: type[Exception], missing: str) -> dict[str, Any]:
+    """A JSON config file; ``error(missing)`` when it is absent, ``error`` naming the file when it is not JSON."""
     if not path.is_file():
-        raise RunError(f"{run_dir}: not a recx run (no {RUN_CONFIG})")
+        raise error(missing)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise RunError(f"{path}: not valid JSON ({e.msg})") from None
+        raise error(f"{path}: not valid JSON ({e.msg})") from None
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    return read_json_config(Path(run_dir) / RUN_CONFIG, RunError, f"{run_dir}: not a recx run (no {RUN_CONFIG})")
 
 
 def saved_options(run_dir: Path) -> dict[str, Any]:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from recx.errors import RecxError
+from recx.trainer.checkpoint import read_json_config
 
 CONFIG = "config.json"
 WEIGHTS = "model.pt"
@@ -41,13 +41,7 @@ def backbone_signature(backbone: nn.Module) -> dict[str, Any]:
 
 
 def read_config(ckpt: str | Path) -> dict[str, Any]:
-    path = Path(ckpt) / CONFIG
-    if not path.is_file():
-        raise RecxError(f"{ckpt}: not a recx pretrain checkpoint (no {CONFIG})")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise RecxError(f"{path}: not valid JSON ({e.msg})") from None
+    return read_json_config(Path(ckpt) / CONFIG, RecxError, f"{ckpt}: not a recx pretrain checkpoint (no {CONFIG})")
 
 
 def check_compatible(ckpt: str | Path, lm: str, signature: dict[str, Any], tok_hash: str) -> dict[str, Any]:
