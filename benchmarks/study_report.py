@@ -158,7 +158,10 @@ def _grid_text(grid: dict[str, list[Any]]) -> str:
 
 def write_report(state_files: dict[str, Path], out: Path) -> None:
     """docs/results.md from each dataset's study.json (``{dataset: path}``)."""
+    from study import DATASETS
+
     datasets = list(state_files)
+    missing = [d for d in DATASETS if d not in state_files and (out.parent / "results-previous.md").is_file()]
     states = [json.loads(p.read_text()) for p in state_files.values()]
     img_dir = out.parent / "img"
     total = sum(t["train_seconds"] for s in states for r in s["rows"].values() for t in r.get("trials", []))
@@ -172,6 +175,8 @@ def write_report(state_files: dict[str, Path], out: Path) -> None:
         f"Regenerate: `.venv/bin/python benchmarks/study.py run --dataset {' '.join(datasets)} --jobs 2 --threads 1` then "
         "`.venv/bin/python benchmarks/study.py report`; `benchmarks/study.py list` prints every trial's `recx train` command.",
         "",
+        *([f"Datasets not rerun here ({', '.join(missing)}): their latest tables are in docs/results-previous.md, "
+           "from the earlier study with the old trainer.", ""] if missing else []),
         "Protocol: leave-one-out (valid = second-to-last item, test = last), the full catalog ranked for every user, "
         "pessimistic ties, bootstrap 95% CIs over users (1,000 resamples). \"history kept\" is RecBole's convention "
         "(the user's past items stay candidates), \"history excluded\" removes them.",
