@@ -267,7 +267,8 @@ def run_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
               f"{state['rows'][row.key]['test']['kept']['metrics']['ndcg@10']:.4f}", flush=True)
     state["row_order"] = [r.key for r in rows_for(spec)]
     budget = {"grid": args.grid or GRID, "rows": [r.key for r in rows], "epochs": args.epochs, "patience": args.patience}
-    state["budgets"] = [b for b in state.get("budgets", []) if b != budget] + [budget]
+    # resumed trials ran under this call's epochs and patience, so an earlier budget of the same grid and rows is replaced
+    state["budgets"] = [b for b in state.get("budgets", []) if (b["grid"], b["rows"]) != (budget["grid"], budget["rows"])] + [budget]
     state["wall_seconds_last_call"] = time.perf_counter() - t0
     state["machine"] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                         "threads_per_job": args.threads, "jobs": args.jobs, "load_average_end": os.getloadavg()}
