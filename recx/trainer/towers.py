@@ -86,7 +86,9 @@ def make_adapter(kind: str, in_dim: int, out_dim: int, dropout: float = 0.1) -> 
 def whiten(features: torch.Tensor, present: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """PCA-whitened features (BERT-whitening): centred on the present items' mean, rotated onto
     their covariance's eigenvectors and scaled to unit variance per direction, then by
-    1/sqrt(F) so a row's norm stays near 1; absent rows stay zero.
+    1/sqrt(F) so a row's norm stays near 1; absent rows stay zero.  Directions the present items
+    barely span (eigenvalue under ``eps`` x the largest, e.g. a catalog smaller than F) are
+    dropped (zero) rather than blown up into noise.
 
     Sentence embeddings crowd into a narrow cone (every pair has a high cosine), which a linear
     adapter trained from N(0, 0.02) has to undo; whitening spreads them out before training.
@@ -98,7 +100,9 @@ def whiten(features: torch.Tensor, present: torch.Tensor, eps: float = 1e-6) -> 
     mean = x.mean(0)
     cov = (x - mean).T @ (x - mean) / (len(x) - 1)
     eigvals, eigvecs = torch.linalg.eigh(cov)
-    transform = eigvecs / eigvals.clamp(min=eps).sqrt() / features.shape[1] ** 0.5  # [F, F]
+    spanned = eigvals > eps * eigvals.max().clamp(min=1e-30)
+    scale = torch.where(spanned, eigvals.clamp(min=1e-30).rsqrt(), torch.zeros_like(eigvals))
+    transform = eigvecs * scale / features.shape[1] ** 0.5  # [F, F]
     out = ((features.double() - mean) @ transform).float()
     out[~present] = 0.0
     return out

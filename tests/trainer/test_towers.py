@@ -19,6 +19,21 @@ def test_whiten_decorrelates_present_rows_and_keeps_absent_ones_zero():
     assert out[0].abs().sum() == 0 and out[7].abs().sum() == 0
 
 
+def test_whiten_drops_directions_the_items_do_not_span():
+    # 4 present items in 6 dimensions span at most 3 centred directions: no blow-up, and the
+    # spanned part is still white (unit variance / F along each spanned direction)
+    g = torch.Generator().manual_seed(1)
+    features = torch.zeros(5, 6)
+    features[1:] = torch.randn(4, 6, generator=g)
+    present = torch.tensor([False, True, True, True, True])
+    out = whiten(features, present)
+    x = out[present].double()
+    assert torch.isfinite(out).all() and x.abs().max() < 1.0
+    eig = torch.linalg.eigvalsh((x - x.mean(0)).T @ (x - x.mean(0)) / 3)
+    torch.testing.assert_close(eig[-3:], torch.full((3,), 1 / 6, dtype=torch.float64), rtol=1e-4, atol=1e-6)
+    assert eig[:-3].abs().max() < 1e-8
+
+
 def test_feature_tower_whitened_option():
     features = torch.tensor([[0.0, 0.0], [1.0, 2.0], [2.0, 4.1], [3.0, 5.9], [0.0, 0.0]])
     present = torch.tensor([False, True, True, True, False])
