@@ -166,10 +166,15 @@ def popularity_result(
     """The most-popular baseline: every user gets items ranked by training interactions
     (``dataset.item_popularity()``, counts over ``seq[:-2]``).  Equal counts are ties."""
     histories, targets = dataset.split(split)
-    pop = np.asarray(dataset.item_popularity(), dtype=np.float32)[:, None]  # [N+1, 1], exact below 2**24
+    return _rank_by_counts(dataset.item_popularity(), histories, targets, ks, exclude_history, ties, "popularity")
+
+
+def _rank_by_counts(counts: np.ndarray, histories: Any, targets: np.ndarray, ks: Iterable[int], exclude_history: bool, ties: TieRule, name: str) -> EvalResult:
+    """Every user ranks the catalog by one count per item ([N+1]; equal counts are ties)."""
+    table = np.asarray(counts, dtype=np.float32)[:, None]  # [N+1, 1], exact below 2**24
     users = np.ones((len(targets), 1), dtype=np.float32)
-    res = evaluate_arrays(users, pop, targets, histories, ks, exclude_history, ties, backend="torch", device="cpu")
-    res.info["model"] = "popularity"
+    res = evaluate_arrays(users, table, targets, histories, ks, exclude_history, ties, backend="torch", device="cpu")
+    res.info["model"] = name
     return res
 
 
@@ -192,11 +197,7 @@ def recent_popularity_result(
     tails = [np.asarray(h[-last:], dtype=np.int64) for h in histories if len(h)]
     counts = np.bincount(np.concatenate(tails) if tails else np.zeros(0, np.int64), minlength=dataset.num_items + 1)
     counts[0] = 0
-    table = counts.astype(np.float32)[:, None]  # [N+1, 1]
-    users = np.ones((len(targets), 1), dtype=np.float32)
-    res = evaluate_arrays(users, table, targets, histories, ks, exclude_history, ties, backend="torch", device="cpu")
-    res.info["model"] = f"recent popularity (last {last})"
-    return res
+    return _rank_by_counts(counts, histories, targets, ks, exclude_history, ties, f"recent popularity (last {last})")
 
 
 def random_result(

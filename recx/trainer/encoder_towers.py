@@ -133,14 +133,18 @@ class EndToEndTower(_EncodedTower):
 
 def unfreeze_top_blocks(encoder: nn.Module, k: int) -> list[str]:
     """Freeze the encoder, then unfreeze its top ``k`` blocks (by qualified name); returns them."""
-    names = encoder.block_names()
-    if not 0 <= k <= len(names):
-        raise ValueError(f"--tune-blocks {k}: {getattr(encoder, 'name', 'the encoder')} has {len(names)} blocks")
-    for p in encoder.parameters():
+    return unfreeze_top_of(encoder, encoder.block_names(), k, getattr(encoder, "name", "the encoder"))
+
+
+def unfreeze_top_of(module: nn.Module, block_names: list[str], k: int, what: str) -> list[str]:
+    """Freeze ``module``, then unfreeze the last ``k`` of its ``block_names`` (bottom to top); returns them."""
+    if not 0 <= k <= len(block_names):
+        raise ValueError(f"--tune-blocks {k}: {what} has {len(block_names)} blocks")
+    for p in module.parameters():
         p.requires_grad_(False)
-    chosen = names[len(names) - k :] if k else []
+    chosen = block_names[len(block_names) - k :] if k else []
     for name in chosen:
-        for p in encoder.get_submodule(name).parameters():
+        for p in module.get_submodule(name).parameters():
             p.requires_grad_(True)
     return chosen
 

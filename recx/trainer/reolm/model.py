@@ -250,14 +250,7 @@ class ReoLM(nn.Module):
 def freeze_below_top(backbone: nn.Module, k: int) -> list[str]:
     """Freeze the backbone except its top ``k`` transformer blocks; returns their names."""
     from recx.featurize.text import find_blocks
+    from recx.trainer.encoder_towers import unfreeze_top_of
 
     names = find_blocks(backbone, int(getattr(backbone.config, "num_hidden_layers", 0)))
-    if not 0 <= k <= len(names):
-        raise ValueError(f"--tune-blocks {k}: the backbone has {len(names)} blocks")
-    for p in backbone.parameters():
-        p.requires_grad_(False)
-    chosen = names[len(names) - k :] if k else []
-    for name in chosen:
-        for p in backbone.get_submodule(name).parameters():
-            p.requires_grad_(True)
-    return chosen
+    return unfreeze_top_of(backbone, names, k, "the backbone")
