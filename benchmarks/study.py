@@ -42,12 +42,12 @@ KEPT = REPO / "docs" / "study"
 GRID: dict[str, list[Any]] = {"dropout": [0.2, 0.5]}
 # text rows still rose at epoch 57 of 60, and patience 5 stopped them early (docs/results-notes.md)
 EPOCHS, PATIENCE = 100, 10
-# Tuning the top MiniLM block runs it forward and backward on every distinct item of a step
-# (~3,000 items x 64 tokens per step on amazon-scientific: ~2 TFLOP, about a minute on one
-# core), so that row gets one trial and a 3-epoch cap, on ml-100k only: a cost probe, not a tuned row
-# (see docs/results-notes.md).
-TOPK_GRID: dict[str, list[Any]] = {"dropout": [0.2]}
-TOPK_EPOCHS = 3
+# Tuning the top MiniLM block runs it forward and backward on every distinct item of a step (about
+# 1,100 items x 46 tokens on amazon-scientific: 4.6 s a step, 150 s an epoch on 2 quiet cores,
+# docs/tuned_blocks.md). Those rows get one trial, a 20-epoch cap and patience 3: they peak within
+# a few epochs, and ten epochs of patience would cost more than the rest of the table.
+TOPK_GRID: dict[str, list[Any]] = {"dropout": [0.5]}
+TOPK_EPOCHS, TOPK_PATIENCE = 20, 3
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class DatasetSpec:
 
 
 DATASETS = {
-    "amazon-scientific": DatasetSpec("amazon-scientific", "unisrec", "amazon-scientific"),
+    "amazon-scientific": DatasetSpec("amazon-scientific", "unisrec", "amazon-scientific", tune_top_block=True),
     "amazon-office": DatasetSpec("amazon-office", "rechorus", "amazon-office", batch_size=160),
     "ml-100k": DatasetSpec("ml-100k", "movielens", "ml-100k", image_encoder="efficientnet-lite0", tune_top_block=True, batch_size=32),
     "hm-sample": DatasetSpec("hm-sample", "hm", "hm-sample", image_encoder="efficientnet-lite0", batch_size=48),
@@ -88,7 +88,8 @@ class Row:
     args: tuple[str, ...]
     grid: dict[str, list[Any]] = field(default_factory=lambda: GRID)
     max_epochs: int | None = None  # a smaller cap than --epochs, for rows that cost far more per epoch
-    patience: int | None = None  # a longer one than --patience, for slow learners
+    patience: int | None = None  # replaces --patience: longer for slow learners, shorter for costly rows
+    warm_from: str | None = None  # a row whose chosen trial seeds every trial of this one (--warm-start)
 
 
 def rows_for(spec: DatasetSpec, grid: dict[str, list[Any]] | None = None) -> list[Row]:
@@ -108,14 +109,17 @@ def _rows(spec: DatasetSpec) -> list[Row]:
         rows.append(Row(f"sasrec-{mod}w-debiased_ce", f"SASRec, {mod} (frozen store, whitened + linear)", "MoRec",
                         ("--item-tower", mod, "--whiten", "--loss", "debiased_ce")))
     if spec.text_encoder and spec.tune_top_block:  # the trunk cache exists for transformer encoders only
-        rows.append(Row("sasrec-topk1-debiased_ce", f"SASRec, text, top block tuned (trunk cache; {TOPK_EPOCHS}-epoch probe)", "MoRec",
-                        ("--item-tower", "topk", "--tune-blocks", "1", "--loss", "debiased_ce"), TOPK_GRID, TOPK_EPOCHS))
+        rows.append(topk_row(spec, "topk", "SASRec, text, top block tuned (trunk cache)", "MoRec"))
+        rows.append(topk_row(spec, "topk", "SASRec, text, top block tuned after the frozen row", "MoRec", warm_from="sasrec-text-debiased_ce"))
     for loss in ("bce", "debiased_ce"):
         for mod in spec.modalities:
             rows.append(Row(f"sasrec-id+{mod}-{loss}", f"SASRec, ID + {mod} (add)", "Fusion", ("--item-tower", f"id+{mod}", "--loss", loss)))
     for mod in spec.modalities:
         rows.append(Row(f"sasrec-id+{mod}w-debiased_ce", f"SASRec, ID + {mod} (whitened, add)", "Fusion",
                         ("--item-tower", f"id+{mod}", "--whiten", "--loss", "debiased_ce")))
+    if spec.text_encoder and spec.tune_top_block:
+        rows.append(topk_row(spec, "id+topk", "SASRec, ID + text, top block tuned (add)", "Fusion"))
+        rows.append(topk_row(spec, "id+topk", "SASRec, ID + text, top block tuned after the frozen row", "Fusion", warm_from="sasrec-id+text-debiased_ce"))
     if len(spec.modalities) == 2:
         rows.append(Row("sasrec-text+image-debiased_ce", "SASRec, text + image (add)", "MoRec", ("--item-tower", "text+image", "--loss", "debiased_ce")))
     rows.append(Row("gru4rec-id-debiased_ce", "GRU4Rec, ID", "ID", ("--model", "gru4rec", "--layers", "1", "--item-tower", "id", "--loss", "debiased_ce")))
@@ -123,6 +127,19 @@ def _rows(spec: DatasetSpec) -> list[Row]:
     # NDCG@10 0.021 on amazon-scientific, so it trains with full CE and patience 20
     rows.append(Row("bert4rec-id-full_ce", "BERT4Rec, ID", "ID", ("--model", "bert4rec", "--item-tower", "id", "--loss", "full_ce"), patience=20))
     return rows
+
+
+def topk_store(spec: DatasetSpec) -> str:
+    """The text store with the trunk's cached hidden states below the top block."""
+    return f"stores/{spec.text_encoder}-top1.h5"
+
+
+def topk_row(spec: DatasetSpec, tower: str, label: str, group: str, warm_from: str | None = None) -> Row:
+    """A row that tunes the text encoder's top block on the cached trunk states; with
+    ``warm_from``, starting from that frozen-store row's trained weights (two-stage tuning)."""
+    key = f"sasrec-{tower.replace('topk', 'topk1')}{'-warm' if warm_from else ''}-debiased_ce"
+    args = ("--item-tower", tower, "--tune-blocks", "1", "--store", f"topk={topk_store(spec)}", "--loss", "debiased_ce")
+    return Row(key, label, group, args, TOPK_GRID, TOPK_EPOCHS, TOPK_PATIENCE, warm_from=warm_from)
 
 
 def recx(*args: str) -> list[str]:
@@ -155,8 +172,10 @@ def prepare(spec: DatasetSpec, ws: Path, threads: int) -> dict[str, Any]:
         cmd = recx("data", "import", spec.importer, str(DATA_ROOT / spec.source), "-o", "data", "--workspace", ".", *spec.import_args)
         steps[shown(cmd)] = call(cmd, ws, threads, log)
     if spec.text_encoder and not (ws / "stores" / f"{spec.text_encoder}.h5").is_file():
-        cache = ("--cache-top-k", "1") if spec.tune_top_block else ()
-        cmd = recx("featurize", "--model", spec.text_encoder, *cache)
+        cmd = recx("featurize", "--model", spec.text_encoder)
+        steps[shown(cmd)] = call(cmd, ws, threads, log)
+    if spec.text_encoder and spec.tune_top_block and not (ws / topk_store(spec)).is_file():
+        cmd = recx("featurize", "--model", spec.text_encoder, "--cache-top-k", "1", "-o", topk_store(spec))
         steps[shown(cmd)] = call(cmd, ws, threads, log)
     if spec.image_encoder and not (ws / "stores" / f"{spec.image_encoder}.h5").is_file():
         cmd = recx("featurize", "--model", spec.image_encoder)
@@ -170,11 +189,23 @@ def trial_name(row: Row, setting: dict[str, Any]) -> str:
 
 def budget_of(row: Row, args: argparse.Namespace) -> tuple[int, int]:
     """(epoch cap, patience) of a row's trials."""
-    return min(args.epochs, row.max_epochs or args.epochs), max(args.patience, row.patience or 0)
+    return min(args.epochs, row.max_epochs or args.epochs), row.patience or args.patience
 
 
-def train_command(row: Row, setting: dict[str, Any], epochs: int, patience: int) -> list[str]:
+def warm_source(row: Row, ws: Path | None) -> str | None:
+    """The run a warm-started row starts from: its source row's chosen trial in the workspace's
+    study.json (chosen on validation), else that row's trial of the default setting."""
+    if not row.warm_from:
+        return None
+    state = json.loads((ws / "study.json").read_text()) if ws and (ws / "study.json").is_file() else {"rows": {}}
+    chosen = state["rows"].get(row.warm_from, {}).get("chosen")
+    return f"runs/{chosen or row.warm_from + ''.join(f'--{k}{v[0]}' for k, v in TOPK_GRID.items())}"
+
+
+def train_command(row: Row, setting: dict[str, Any], epochs: int, patience: int, ws: Path | None = None) -> list[str]:
     opts = [x for k, v in setting.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+    if row.warm_from:
+        opts += ["--warm-start", warm_source(row, ws)]
     return recx("train", *row.args, *opts, "--epochs", str(epochs), "--patience", str(patience), "--name", trial_name(row, setting), "--quiet")
 
 
@@ -185,7 +216,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 def run_trial(row: Row, setting: dict[str, Any], ws: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Train (or resume) one trial; its best validation metrics and time."""
     run_dir = ws / "runs" / trial_name(row, setting)
-    cmd = train_command(row, setting, *budget_of(row, args))
+    cmd = train_command(row, setting, *budget_of(row, args), ws)
     epochs, patience = budget_of(row, args)
     # a resumed trial gets the current budget: one cut by the epoch cap continues, an early-stopped one stays stopped
     resume = recx("train", "--resume", str(run_dir), "--epochs", str(epochs), "--patience", str(patience), "--quiet")
@@ -248,8 +279,9 @@ def run_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
               f"(epoch {result['best_epoch']}, {result['train_seconds']:.0f}s)", flush=True)
         return row, result
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        done = list(pool.map(one, trials))
+    with ThreadPoolExecutor(args.jobs) as pool:  # warm-started rows after the rows they start from
+        done = list(pool.map(one, [t for t in trials if not t[0].warm_from]))
+        done += list(pool.map(one, [t for t in trials if t[0].warm_from]))
     # another driver may have finished rows meanwhile: merge into what is on disk now
     state = json.loads(out_path.read_text()) if out_path.is_file() else {"rows": {}}
     state.update(dataset=spec.name, prepare_seconds={**state.get("prepare_seconds", {}), **steps})
@@ -317,7 +349,7 @@ def main() -> None:
         for name in args.dataset:
             for row in rows_for(DATASETS[name], args.grid):
                 for values in itertools.product(*row.grid.values()):
-                    print(f"{name}: {shown(train_command(row, dict(zip(row.grid, values)), *budget_of(row, args)))}")
+                    print(f"{name}: {shown(train_command(row, dict(zip(row.grid, values)), *budget_of(row, args), args.work / name))}")
     elif args.action == "run":
         for name in args.dataset:
             run_dataset(DATASETS[name], args)

@@ -66,10 +66,13 @@ def train_command(
     dropout: Optional[float] = typer.Option(None, help=_h("Dropout.", "dropout")),
     max_len: Optional[int] = typer.Option(None, help=_h("Positions per sequence.", "max_len")),
     mask_ratio: Optional[float] = typer.Option(None, help=_h("bert4rec: share of items masked per training row.", "mask_ratio")),
+    warm_start: Optional[Path] = typer.Option(None, help="Start from this finished run's best weights where names and shapes match (e.g. a frozen id+text run before --item-tower id+topk)."),
     lm: Optional[str] = typer.Option(None, help=_h("reo-lm: backbone (registry name, cached hub id or local folder).", "lm")),
     init: Optional[Path] = typer.Option(None, help="reo-lm: start from a `recx pretrain` checkpoint dir (refused if its backbone or tokenizer differs)."),
     reo_image: Optional[str] = typer.Option(None, help=_h("reo-lm image token: auto (when --store image=PATH) | none (text only) | store.", "reo_image")),
-    reo_tuning: Optional[str] = typer.Option(None, help=_h("reo-lm: full fine-tuning | topk (top --tune-blocks blocks).", "reo_tuning")),
+    reo_tuning: Optional[str] = typer.Option(None, help=_h("reo-lm: full fine-tuning | topk (top --tune-blocks blocks) | lora (peft adapters; their lr is --encoder-lr).", "reo_tuning")),
+    lora_rank: Optional[int] = typer.Option(None, help=_h("reo-lm --reo-tuning lora: adapter rank.", "lora_rank")),
+    lora_alpha: Optional[float] = typer.Option(None, help=_h("reo-lm --reo-tuning lora: adapter scale alpha (update scaled by alpha / rank).", "lora_alpha")),
     reo_pooling: Optional[str] = typer.Option(None, help=_h("reo-lm vector: mean | cls pooling.", "reo_pooling")),
     item_tokens: Optional[int] = typer.Option(None, help=_h("reo-lm: text tokens kept per item.", "item_tokens")),
     user_tokens: Optional[int] = typer.Option(None, help=_h("reo-lm: token budget of a user's packed items (newest kept).", "user_tokens")),
@@ -110,8 +113,9 @@ def train_command(
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,
         warmup_steps=warmup_steps, grad_clip=grad_clip, loss_weighting=loss_weighting, amp=amp, patience=patience, metric=metric, seed=seed,
         device=device, name=name, dataset=str(dataset.resolve()) if dataset else None,
+        warm_start=str(warm_start.resolve()) if warm_start else None,
     )
-    cli.update(lm=lm, init=str(init.resolve()) if init else None, reo_image=reo_image, reo_tuning=reo_tuning, reo_pooling=reo_pooling, item_tokens=item_tokens, user_tokens=user_tokens)
+    cli.update(lm=lm, init=str(init.resolve()) if init else None, reo_image=reo_image, reo_tuning=reo_tuning, lora_rank=lora_rank, lora_alpha=lora_alpha, reo_pooling=reo_pooling, item_tokens=item_tokens, user_tokens=user_tokens)
     if resume is not None:
         cfg = TrainConfig.resolve(saved_options(resume), {k: v for k, v in cli.items() if k in ("epochs", "patience", "device")})
         result = fit(cfg, run_dir=resume, resume=True, progress=not quiet)

@@ -29,7 +29,7 @@ FUSIONS = ("add", "concat", "gated")
 SCHEDULES = ("constant", "cosine")
 LM_MODELS = ("reo-lm",)  # a language model as both towers (recx/trainer/reolm/)
 REO_IMAGES = ("auto", "none", "store")
-REO_TUNINGS = ("full", "topk")
+REO_TUNINGS = ("full", "topk", "lora")
 
 
 class ConfigError(RecxError):
@@ -60,11 +60,14 @@ class TrainConfig:
     dropout: float = 0.5
     max_len: int = 50
     mask_ratio: float = 0.2  # bert4rec: share of items hidden per training row
+    warm_start: str = ""  # a finished run whose best weights seed this one where names and shapes match
     # reo-lm
     lm: str = "all-MiniLM-L6-v2"  # backbone: registry name, cached hub id or local folder
     init: str = ""  # a `recx pretrain` checkpoint dir to start from
     reo_image: str = "auto"  # auto: image token when --store image=PATH is given | none | store
-    reo_tuning: str = "full"  # full | topk (the top --tune-blocks blocks)
+    reo_tuning: str = "full"  # full | topk (the top --tune-blocks blocks) | lora (peft adapters, backbone frozen)
+    lora_rank: int = 8  # reo-lm --reo-tuning lora: rank r of every block linear's update
+    lora_alpha: float = 16.0  # its scale is alpha / r
     reo_pooling: str = "mean"  # mean | cls
     item_tokens: int = 32  # text tokens kept per item
     user_tokens: int = 256  # tokens of a packed user sequence (items newest first)
@@ -188,6 +191,8 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: expected one of {', '.join(allowed)}")
         if self.loss != "debiased_ce":
             raise ConfigError(f"--model reo-lm trains with --loss debiased_ce (the in-batch candidates are encoded by the LM), not {self.loss!r}")
+        if self.reo_tuning == "lora" and self.lora_rank < 1:
+            raise ConfigError(f"--lora-rank {self.lora_rank}: must be >= 1")
         if self.reo_image == "store" and not self.stores.get("image"):
             raise ConfigError("--reo-image store needs --store image=PATH (an image store of this dataset)")
         if self.item_tokens < 1 or self.user_tokens < self.item_tokens + 3:

@@ -170,7 +170,7 @@ class StepMemo:
 
     def __init__(self, tower: ItemTower):
         self.tower = tower
-        self.ids = torch.zeros(0, dtype=torch.long, device=tower.missing.device)
+        self.ids = torch.zeros(0, dtype=torch.long, device=next(tower.parameters()).device)
         self.vectors: torch.Tensor | None = None
 
     def prefetch(self, *index_tensors: torch.Tensor) -> None:

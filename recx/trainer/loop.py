@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ from recx.trainer.distributed import init_distributed
 from recx.trainer.encoder_towers import StepMemo
 from recx.trainer.losses import build_loss
 from recx.trainer.model import SequentialRecommender, build_model, encoder_parameters
+from recx.trainer.warm_start import warm_start
 
 
 class TrainStep(torch.nn.Module):
@@ -219,7 +221,12 @@ def fit(
         run_dir.mkdir(parents=True, exist_ok=True)
         write_run_config(run_dir, {**cfg.to_dict(), "dataset_fingerprint": dataset.fingerprint, "num_items": dataset.num_items, "world_size": ctx.world_size})
 
-    model = build_model(cfg, dataset).to(device)
+    model = build_model(cfg, dataset)
+    if cfg.warm_start and not resume:  # a resumed run's last.pt already holds the warm-started weights
+        seeded = warm_start(model, cfg.warm_start, dataset.fingerprint)
+        if ctx.is_main:
+            print(f"warm start from {seeded.source}: {len(seeded.loaded)} weights loaded; kept as built (not in the source): {', '.join(seeded.fresh) or 'none'}", file=sys.stderr)
+    model = model.to(device)
     batches = SequenceBatches(dataset.train_sequences(), cfg.max_len, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
     counts = torch.from_numpy(dataset.item_popularity())
     loss_fn = build_loss(cfg, counts, lambda rows: batches.item_mask(rows, dataset.num_items).to(device), ctx.gather_ids if ctx.enabled else None, ctx.rank).to(device)

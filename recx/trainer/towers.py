@@ -155,6 +155,12 @@ class FusionTower(ItemTower):
             nn.init.zeros_(self.gate.weight)
             nn.init.zeros_(self.gate.bias)
 
+    @property
+    def expensive(self) -> bool:
+        """True when a part runs an encoder in the step (id+topk): the loop then memoizes the whole
+        fusion per step, so each distinct item is encoded once and under the step's autocast."""
+        return any(getattr(t, "expensive", False) for t in self.towers)
+
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         parts = [t(items) for t in self.towers]
         if self.mode == "add":

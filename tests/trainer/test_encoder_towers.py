@@ -83,3 +83,21 @@ def test_step_memo_encodes_each_item_once(tiny_bert, text_dataset):
     assert sorted(i for c in calls for i in c) == [2, 3, 5]
     memo(torch.tensor([5, 3]))
     assert sum(len(c) for c in calls) == 3  # already encoded: no further encoder call
+
+
+def test_a_fusion_with_an_encoder_part_is_memoized_as_a_whole(tiny_bert, text_dataset):
+    """id+e2e / id+topk: the loop memoizes the fusion, so the encoder part sees each item once."""
+    from recx.trainer.towers import FusionTower, IdTower
+
+    enc = load_encoder(str(tiny_bert))
+    encoded = EndToEndTower(enc, text_dataset.texts, dim=8, tune_blocks=0)
+    fusion = FusionTower([IdTower(text_dataset.num_items, 8), encoded])
+    assert fusion.expensive and not FusionTower([IdTower(text_dataset.num_items, 8)]).expensive
+    calls = []
+    original = encoded.encode
+    encoded.encode = lambda items: calls.append(items.tolist()) or original(items)
+    memo = StepMemo(fusion)
+    memo.prefetch(torch.tensor([[0, 2, 3], [3, 2, 5]]), torch.tensor([[2, 3, 5], [2, 5, 6]]))
+    got = memo(torch.tensor([[0, 2, 3], [3, 2, 5]]))
+    assert sorted(i for c in calls for i in c) == [2, 3, 5, 6]
+    torch.testing.assert_close(got, fusion(torch.tensor([[0, 2, 3], [3, 2, 5]])))

@@ -9,6 +9,7 @@ from recx.data.dataset import SequenceDataset
 from recx.errors import RecxError
 from recx.trainer.config import TrainConfig
 from recx.trainer.reolm.backbone import load_backbone, load_tokenizer, locate_backbone, tokenizer_hash
+from recx.trainer.reolm.lora import apply_lora
 from recx.trainer.reolm.model import ReoLM
 from recx.trainer.reolm.packing import Specials
 from recx.trainer.reolm.tokens import item_tokens
@@ -51,7 +52,7 @@ def build_reolm(cfg: TrainConfig, dataset: SequenceDataset, load_init: bool = Tr
         image_present=present,
         pooling=cfg.reo_pooling,
         normalize=cfg.temperature > 0,
-        tuning=cfg.reo_tuning,
+        tuning="full" if cfg.reo_tuning == "lora" else cfg.reo_tuning,
         tune_blocks=cfg.tune_blocks,
         grad_checkpointing=cfg.grad_checkpointing,
     )
@@ -59,5 +60,7 @@ def build_reolm(cfg: TrainConfig, dataset: SequenceDataset, load_init: bool = Tr
         skipped = load_shared_weights(model, cfg.init)
         if skipped:
             print(f"reo-lm: {cfg.init}: kept fresh (not in the checkpoint or another shape): {', '.join(skipped)}", file=sys.stderr)
+    if cfg.reo_tuning == "lora":  # after --init, so checkpoints keep the backbone's plain weight names
+        apply_lora(model.backbone, cfg.lora_rank, cfg.lora_alpha)
     return model
 

@@ -83,7 +83,7 @@ class ReoLM(nn.Module):
         if pooling not in ("mean", "cls"):
             raise ValueError(f"Reo-LM pooling must be mean or cls, not {pooling!r}")
         if tuning not in TUNINGS:
-            raise ValueError(f"--reo-tuning {tuning!r}: expected one of {', '.join(TUNINGS)} (LoRA needs peft, which is not installed)")
+            raise ValueError(f"--reo-tuning {tuning!r}: expected one of {', '.join(TUNINGS)} (lora is applied by build_reolm)")
         self.backbone = backbone
         self.dim = int(backbone.config.hidden_size)
         self.tokens = tokens

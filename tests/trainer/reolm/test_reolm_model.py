@@ -112,8 +112,10 @@ def test_topk_tuning_freezes_the_lower_blocks(synth_dir, lm_dir):
 def test_reolm_options_are_checked():
     with pytest.raises(ConfigError, match="debiased_ce"):
         TrainConfig(model="reo-lm", loss="bce").validate()
-    with pytest.raises(ConfigError, match="--reo-tuning 'lora'"):
-        TrainConfig(model="reo-lm", reo_tuning="lora").validate()
+    with pytest.raises(ConfigError, match="--reo-tuning 'prefix'"):
+        TrainConfig(model="reo-lm", reo_tuning="prefix").validate()
+    with pytest.raises(ConfigError, match="--lora-rank 0"):
+        TrainConfig(model="reo-lm", reo_tuning="lora", lora_rank=0).validate()
     with pytest.raises(ConfigError, match="--reo-image store needs"):
         TrainConfig(model="reo-lm", reo_image="store").validate()
 
