@@ -116,7 +116,7 @@ def compare_text(run_a: Path, run_b: Path) -> str:
     path = run_a.parent / f"compare-{run_a.name}-{run_b.name}.txt"
     if not path.is_file():
         out = subprocess.run([sys.executable, "-c", "from recx.cli import main; main()", "eval", "--compare", str(run_a), str(run_b),
-                              "--k", "10", "--no-baselines"], check=True, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "COLUMNS": "120"})
+                              "--k", "10", "--no-baselines"], check=True, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
         path.write_text(out.stdout)
     return "".join(line for line in path.read_text().splitlines(keepends=True) if not line.startswith("wrote "))
 

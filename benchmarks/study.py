@@ -298,9 +298,14 @@ def run_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
         print(f"[{spec.name}] {row.key}: chose {chosen['name']}, test ndcg@10 "
               f"{state['rows'][row.key]['test']['kept']['metrics']['ndcg@10']:.4f}", flush=True)
     state["row_order"] = [r.key for r in rows_for(spec)]
-    budget = {"grid": args.grid or GRID, "rows": [r.key for r in rows], "epochs": args.epochs, "patience": args.patience}
-    # resumed trials ran under this call's epochs and patience, so an earlier budget of the same grid and rows is replaced
-    state["budgets"] = [b for b in state.get("budgets", []) if (b["grid"], b["rows"]) != (budget["grid"], budget["rows"])] + [budget]
+    # one budget per (epoch cap, patience) among this call's rows: tuned-block rows have their own
+    by_budget: dict[tuple[int, int], list[str]] = {}
+    for row in rows:
+        by_budget.setdefault(budget_of(row, args), []).append(row.key)
+    for (epochs, patience), keys in by_budget.items():
+        budget = {"grid": args.grid or GRID, "rows": keys, "epochs": epochs, "patience": patience}
+        # resumed trials ran under this call's epochs and patience, so an earlier budget of the same grid and rows is replaced
+        state["budgets"] = [b for b in state.get("budgets", []) if (b["grid"], b["rows"]) != (budget["grid"], budget["rows"])] + [budget]
     state["wall_seconds_last_call"] = time.perf_counter() - t0
     state["machine"] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                         "threads_per_job": args.threads, "jobs": args.jobs, "load_average_end": os.getloadavg()}
