@@ -192,20 +192,18 @@ def budget_of(row: Row, args: argparse.Namespace) -> tuple[int, int]:
     return min(args.epochs, row.max_epochs or args.epochs), row.patience or args.patience
 
 
-def warm_source(row: Row, ws: Path | None) -> str | None:
+def warm_source(row: Row, setting: dict[str, Any], ws: Path | None) -> str:
     """The run a warm-started row starts from: its source row's chosen trial in the workspace's
-    study.json (chosen on validation), else that row's trial of the default setting."""
-    if not row.warm_from:
-        return None
+    study.json (chosen on validation), else the source's trial with this setting's GRID values."""
     state = json.loads((ws / "study.json").read_text()) if ws and (ws / "study.json").is_file() else {"rows": {}}
     chosen = state["rows"].get(row.warm_from, {}).get("chosen")
-    return f"runs/{chosen or row.warm_from + ''.join(f'--{k}{v[0]}' for k, v in TOPK_GRID.items())}"
+    return f"runs/{chosen or trial_name(Row(row.warm_from, '', '', ()), {k: v for k, v in setting.items() if k in GRID})}"
 
 
 def train_command(row: Row, setting: dict[str, Any], epochs: int, patience: int, ws: Path | None = None) -> list[str]:
     opts = [x for k, v in setting.items() for x in (f"--{k.replace('_', '-')}", str(v))]
     if row.warm_from:
-        opts += ["--warm-start", warm_source(row, ws)]
+        opts += ["--warm-start", warm_source(row, setting, ws)]
     return recx("train", *row.args, *opts, "--epochs", str(epochs), "--patience", str(patience), "--name", trial_name(row, setting), "--quiet")
 
 

@@ -48,6 +48,15 @@ def save_atomic(obj: Any, path: Path) -> None:
         raise
 
 
+def load_matching_weights(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    """Copy the tensors of ``state`` into ``model`` where name and shape match; returns
+    (names loaded, the model's names left as built), both sorted."""
+    own = model.state_dict()
+    loaded = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(loaded, strict=False)
+    return sorted(loaded), sorted(k for k in own if k not in loaded)
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RunError(f"{path}: checkpoint not found")

@@ -3,8 +3,8 @@
 The usual two-stage recipe for tuned encoder towers: train the cheap frozen-store tower to
 convergence, then unfreeze the encoder's top blocks from there (linear probing, then fine-tuning).
 A frozen `id+text` run and an `id+topk` run share every weight but the tuned block itself
-(same names: `item_tower.towers.0.embedding.weight`, `item_tower.towers.1.adapter.*`, the
-sequence encoder), and the tuned block starts from the pretrained weights that produced the
+(same names: `tower.towers.0.embedding.weight`, `tower.towers.1.adapter.*`, the sequence
+encoder), and the tuned block starts from the pretrained weights that produced the
 frozen store, so the second stage starts where the first one ended.
 """
 
@@ -13,11 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from recx.errors import RecxError
-from recx.trainer.checkpoint import BEST, load_checkpoint, read_run_config
+from recx.trainer.checkpoint import BEST, load_checkpoint, load_matching_weights, read_run_config
 
 
 class WarmStartError(RecxError):
@@ -47,10 +46,7 @@ def warm_start(model: nn.Module, run_dir: str | Path, dataset_fingerprint: str) 
     trained_on = read_run_config(run_dir).get("dataset_fingerprint")
     if trained_on != dataset_fingerprint:
         raise WarmStartError(f"--warm-start {run_dir}: trained on another dataset (fingerprint {str(trained_on)[:12]}, this one {dataset_fingerprint[:12]})")
-    source: dict[str, torch.Tensor] = load_checkpoint(path)["model"]
-    own = model.state_dict()
-    loaded = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    loaded, fresh = load_matching_weights(model, load_checkpoint(path)["model"])
     if not loaded:
         raise WarmStartError(f"--warm-start {path}: no weight of it matches this model by name and shape")
-    model.load_state_dict(loaded, strict=False)
-    return WarmStart(str(run_dir), sorted(loaded), sorted(k for k in own if k not in loaded))
+    return WarmStart(str(run_dir), loaded, fresh)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from recx.errors import RecxError
-from recx.trainer.checkpoint import read_json_config
+from recx.trainer.checkpoint import load_matching_weights, read_json_config
 
 CONFIG = "config.json"
 WEIGHTS = "model.pt"
@@ -73,15 +73,8 @@ def load_shared_weights(model: nn.Module, ckpt: str | Path) -> list[str]:
     missing_backbone = [k for k in own if k.startswith("backbone.") and k not in state]
     if missing_backbone:
         raise CheckpointMismatchError(f"{path}: no weights for {missing_backbone[0]} (and {len(missing_backbone) - 1} more)")
-    load, skipped = {}, []
-    for k, v in own.items():
-        w = state.get(k)
-        if w is not None and w.shape == v.shape:
-            load[k] = w
-        elif k == "item_position.weight" and w is not None and w.shape[1] == v.shape[1]:
-            rows = min(len(w), len(v))
-            load[k] = torch.cat([w[:rows], v[rows:]])  # positions beyond the pretrained ones stay fresh
-        else:
-            skipped.append(k)
-    model.load_state_dict(load, strict=False)
-    return skipped
+    w, v = state.get("item_position.weight"), own.get("item_position.weight")
+    if w is not None and v is not None and w.shape != v.shape and w.shape[1] == v.shape[1]:
+        rows = min(len(w), len(v))
+        state["item_position.weight"] = torch.cat([w[:rows], v[rows:]])  # positions beyond the pretrained ones stay fresh
+    return load_matching_weights(model, state)[1]
