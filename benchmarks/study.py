@@ -60,7 +60,8 @@ class DatasetSpec:
     import_args: tuple[str, ...] = ()
     text_encoder: str | None = "minilm"
     image_encoder: str | None = None
-    tune_top_block: bool = False
+    tune_top: tuple[str, ...] = ()  # modalities whose encoder's top blocks (stages) get tuned rows
+    tune_top_k: tuple[int, ...] = (1,)  # how many top blocks those rows tune, one set of rows per K
     # users per batch: about 30 optimizer steps per epoch on every dataset (8,442 / 256 on
     # amazon-scientific); with 256 users ml-100k got 4 steps an epoch and stopped after ~20 steps
     batch_size: int = 256
@@ -71,10 +72,10 @@ class DatasetSpec:
 
 
 DATASETS = {
-    "amazon-scientific": DatasetSpec("amazon-scientific", "unisrec", "amazon-scientific", tune_top_block=True),
+    "amazon-scientific": DatasetSpec("amazon-scientific", "unisrec", "amazon-scientific", tune_top=("text",), tune_top_k=(1, 2)),
     "amazon-office": DatasetSpec("amazon-office", "rechorus", "amazon-office", batch_size=160),
-    "ml-100k": DatasetSpec("ml-100k", "movielens", "ml-100k", image_encoder="efficientnet-lite0", tune_top_block=True, batch_size=32),
-    "hm-sample": DatasetSpec("hm-sample", "hm", "hm-sample", image_encoder="efficientnet-lite0", batch_size=48),
+    "ml-100k": DatasetSpec("ml-100k", "movielens", "ml-100k", image_encoder="efficientnet-lite0", tune_top=("image",), batch_size=32),
+    "hm-sample": DatasetSpec("hm-sample", "hm", "hm-sample", image_encoder="efficientnet-lite0", tune_top=("image",), batch_size=48),
 }
 
 
@@ -108,18 +109,20 @@ def _rows(spec: DatasetSpec) -> list[Row]:
     for mod in spec.modalities:
         rows.append(Row(f"sasrec-{mod}w-debiased_ce", f"SASRec, {mod} (frozen store, whitened + linear)", "MoRec",
                         ("--item-tower", mod, "--whiten", "--loss", "debiased_ce")))
-    if spec.text_encoder and spec.tune_top_block:  # the trunk cache exists for transformer encoders only
-        rows.append(topk_row(spec, "topk", "SASRec, text, top block tuned (trunk cache)", "MoRec"))
-        rows.append(topk_row(spec, "topk", "SASRec, text, top block tuned after the frozen row", "MoRec", warm_from="sasrec-text-debiased_ce"))
+    for mod, k in itertools.product(spec.tune_top, spec.tune_top_k):
+        rows.append(topk_row(spec, mod, k, f"SASRec, {mod}, {top_blocks(mod, k)} tuned (trunk cache)", "MoRec"))
+        rows.append(topk_row(spec, mod, k, f"SASRec, {mod}, {top_blocks(mod, k)} tuned after the frozen row", "MoRec",
+                             warm_from=f"sasrec-{mod}-debiased_ce"))
     for loss in ("bce", "debiased_ce"):
         for mod in spec.modalities:
             rows.append(Row(f"sasrec-id+{mod}-{loss}", f"SASRec, ID + {mod} (add)", "Fusion", ("--item-tower", f"id+{mod}", "--loss", loss)))
     for mod in spec.modalities:
         rows.append(Row(f"sasrec-id+{mod}w-debiased_ce", f"SASRec, ID + {mod} (whitened, add)", "Fusion",
                         ("--item-tower", f"id+{mod}", "--whiten", "--loss", "debiased_ce")))
-    if spec.text_encoder and spec.tune_top_block:
-        rows.append(topk_row(spec, "id+topk", "SASRec, ID + text, top block tuned (add)", "Fusion"))
-        rows.append(topk_row(spec, "id+topk", "SASRec, ID + text, top block tuned after the frozen row", "Fusion", warm_from="sasrec-id+text-debiased_ce"))
+    for mod, k in itertools.product(spec.tune_top, spec.tune_top_k):
+        rows.append(topk_row(spec, mod, k, f"SASRec, ID + {mod}, {top_blocks(mod, k)} tuned (add)", "Fusion", fused=True))
+        rows.append(topk_row(spec, mod, k, f"SASRec, ID + {mod}, {top_blocks(mod, k)} tuned after the frozen row", "Fusion", fused=True,
+                             warm_from=f"sasrec-id+{mod}-debiased_ce"))
     if len(spec.modalities) == 2:
         rows.append(Row("sasrec-text+image-debiased_ce", "SASRec, text + image (add)", "MoRec", ("--item-tower", "text+image", "--loss", "debiased_ce")))
     rows.append(Row("gru4rec-id-debiased_ce", "GRU4Rec, ID", "ID", ("--model", "gru4rec", "--layers", "1", "--item-tower", "id", "--loss", "debiased_ce")))
@@ -129,16 +132,26 @@ def _rows(spec: DatasetSpec) -> list[Row]:
     return rows
 
 
-def topk_store(spec: DatasetSpec) -> str:
-    """The text store with the trunk's cached hidden states below the top block."""
-    return f"stores/{spec.text_encoder}-top1.h5"
+def top_blocks(modality: str, k: int) -> str:
+    """What the top K are: transformer blocks of MiniLM; stages of EfficientNet-Lite0 (its last
+    stage is one inverted-residual block at 7x7, with the 1x1 conv head above it)."""
+    unit = "block" if modality == "text" else "stage"
+    return f"top {unit}" if k == 1 else f"top {k} {unit}s"
 
 
-def topk_row(spec: DatasetSpec, tower: str, label: str, group: str, warm_from: str | None = None) -> Row:
-    """A row that tunes the text encoder's top block on the cached trunk states; with
-    ``warm_from``, starting from that frozen-store row's trained weights (two-stage tuning)."""
-    key = f"sasrec-{tower.replace('topk', 'topk1')}{'-warm' if warm_from else ''}-debiased_ce"
-    args = ("--item-tower", tower, "--tune-blocks", "1", "--store", f"topk={topk_store(spec)}", "--loss", "debiased_ce")
+def topk_store(spec: DatasetSpec, modality: str, k: int) -> str:
+    """The ``modality`` store with the trunk's cached states below the encoder's top ``k`` blocks."""
+    return f"stores/{spec.text_encoder if modality == 'text' else spec.image_encoder}-top{k}.h5"
+
+
+def topk_row(spec: DatasetSpec, modality: str, k: int, label: str, group: str, fused: bool = False, warm_from: str | None = None) -> Row:
+    """A row that tunes the ``modality`` encoder's top ``k`` blocks on the cached trunk states
+    (``fused``: added to an ID table); with ``warm_from``, starting from that frozen-store row's
+    trained weights (two-stage tuning).  Text keys keep their first names (sasrec-topk1-...)."""
+    tower = "id+topk" if fused else "topk"
+    name = tower.replace("topk", f"topk{k}" if modality == "text" else f"{modality}-topk{k}")
+    key = f"sasrec-{name}{'-warm' if warm_from else ''}-debiased_ce"
+    args = ("--item-tower", tower, "--store", f"topk={topk_store(spec, modality, k)}", "--loss", "debiased_ce")
     return Row(key, label, group, args, TOPK_GRID, TOPK_EPOCHS, TOPK_PATIENCE, warm_from=warm_from)
 
 
@@ -174,9 +187,11 @@ def prepare(spec: DatasetSpec, ws: Path, threads: int) -> dict[str, Any]:
     if spec.text_encoder and not (ws / "stores" / f"{spec.text_encoder}.h5").is_file():
         cmd = recx("featurize", "--model", spec.text_encoder)
         steps[shown(cmd)] = call(cmd, ws, threads, log)
-    if spec.text_encoder and spec.tune_top_block and not (ws / topk_store(spec)).is_file():
-        cmd = recx("featurize", "--model", spec.text_encoder, "--cache-top-k", "1", "-o", topk_store(spec))
-        steps[shown(cmd)] = call(cmd, ws, threads, log)
+    for mod, k in itertools.product(spec.tune_top, spec.tune_top_k):
+        if not (ws / topk_store(spec, mod, k)).is_file():
+            cmd = recx("featurize", "--model", spec.text_encoder if mod == "text" else spec.image_encoder, "--cache-top-k", str(k),
+                       "-o", topk_store(spec, mod, k))
+            steps[shown(cmd)] = call(cmd, ws, threads, log)
     if spec.image_encoder and not (ws / "stores" / f"{spec.image_encoder}.h5").is_file():
         cmd = recx("featurize", "--model", spec.image_encoder)
         steps[shown(cmd)] = call(cmd, ws, threads, log)

@@ -188,9 +188,12 @@ def write_report(state_files: dict[str, Path], out: Path) -> None:
           + ("every row" if len(b['rows']) > 6 else ", ".join(b['rows'])) + f" ({', '.join(s['dataset'] for s in states if b in s['budgets'])})"
           for b in _unique(b for s in states for b in s["budgets"])],
         "",
-        "Everything else is recx's default: hidden 64, 2 blocks, 2 heads, max length 50, batch 256 users, AdamW lr 1e-3, "
-        "text = all-MiniLM-L6-v2 (mean pooled, 64 tokens), image = EfficientNet-Lite0 (ImageNet, global pool), "
-        "adapters linear, fusions add. Weights for BERT/RoBERTa/ResNet/Swin are not available offline here.",
+        "Users per batch: " + ", ".join(f"{DATASETS[s['dataset']].batch_size} on {s['dataset']}" for s in states)
+        + " (about 30 optimizer steps an epoch each). Everything else is recx's default: hidden 64, 2 blocks, 2 heads, "
+        "max length 50, AdamW lr 1e-3 (1e-4 for tuned encoder blocks), text = all-MiniLM-L6-v2 (mean pooled, 64 tokens), "
+        "image = EfficientNet-Lite0 (ImageNet, global pool), adapters linear, fusions add; tuned rows train the encoder's top "
+        "block (MiniLM) or top stage (EfficientNet-Lite0) on a trunk cache. Weights for BERT/RoBERTa/ResNet/Swin are not "
+        "available offline here.",
         "",
         (f"Training time: {total / 60:.0f} min summed over all trials (epoch times, validation excluded) plus {prep / 60:.0f} min of "
          f"import and featurize recorded by the driver, on a {states[0]['machine']['cpus']}-core {states[0]['machine']['processor']}; "

@@ -11,7 +11,11 @@ run it with ``PYTHONPATH=<checkout>`` to get the "before" column.
         --steps 6 --json /tmp/topk-after.json
 
 The workspace needs a dataset (`recx data import ...`) and a store made with
-`recx featurize --model minilm --cache-top-k 1`.
+`recx featurize --model minilm --cache-top-k 1`.  Image encoders the same way, with the whole
+encoder in the step (``e2e``, the cost without a trunk cache) as a third tower:
+
+    .venv/bin/python benchmarks/topk_speed.py --workspace /tmp/recx-study/ml-100k --modality image \
+        --topk-store stores/efficientnet-lite0-top1.h5 --towers image topk e2e --encoder efficientnet-lite0 --batch-size 32
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import time
 from pathlib import Path
 
 
-def time_tower(workspace: Path, tower: str, store: Path, steps: int, batch_size: int, amp: str) -> dict:
+def time_tower(workspace: Path, tower: str, store: Path, steps: int, batch_size: int, amp: str, modality: str = "text", encoder: str = "") -> dict:
     import numpy as np
     import torch
 
@@ -36,8 +40,10 @@ def time_tower(workspace: Path, tower: str, store: Path, steps: int, batch_size:
     from recx.trainer.loop import TrainStep, make_optimizer
     from recx.trainer.model import build_model
 
-    part = "topk" if tower == "topk" else "text"
-    cfg = TrainConfig(dataset=str(workspace / "data"), item_tower=tower, stores={part: str(store)}, batch_size=batch_size, amp=amp)
+    # the frozen tower reads the embeddings of the --cache-top-k store (the same vectors as a plain store)
+    part = "topk" if tower == "topk" else modality
+    cfg = TrainConfig(dataset=str(workspace / "data"), item_tower=tower, stores={part: str(store)}, batch_size=batch_size, amp=amp,
+                      encoder=encoder if tower == "e2e" else "", tune_blocks=1)
     torch.manual_seed(cfg.seed)
     dataset = SequenceDataset(cfg.dataset)
     t0 = time.perf_counter()
@@ -82,7 +88,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workspace", type=Path, required=True)
     ap.add_argument("--topk-store", type=Path, required=True, help="a store featurized with --cache-top-k 1 (relative to the workspace)")
-    ap.add_argument("--towers", nargs="*", default=["text", "topk"])
+    ap.add_argument("--modality", default="text", choices=["text", "image"], help="the frozen tower's store kind")
+    ap.add_argument("--towers", nargs="*", default=["text", "topk"], help="item towers to time: the modality, topk, e2e")
+    ap.add_argument("--encoder", default="", help="e2e: the encoder to tune (registry name), e.g. efficientnet-lite0")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--amp", default="auto")
@@ -94,7 +102,7 @@ def main() -> None:
     import recx
 
     store = args.topk_store if args.topk_store.is_absolute() else args.workspace / args.topk_store
-    rows = [time_tower(args.workspace, t, store, args.steps, args.batch_size, args.amp) for t in args.towers]
+    rows = [time_tower(args.workspace, t, store, args.steps, args.batch_size, args.amp, args.modality, args.encoder) for t in args.towers]
     report = {
         "recx": str(Path(recx.__file__).parent), "threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine(),
         "load_average": os.getloadavg(), "rows": rows,

@@ -94,7 +94,11 @@ class ImageEncoder(Encoder):
 
 
 class CNNEncoder(ImageEncoder):
-    """A CNN whose classifier was removed: ``model(pixels)`` is the globally pooled feature [B, D]."""
+    """A CNN whose classifier was removed: ``model(pixels)`` is the globally pooled feature [B, D].
+
+    ``model(pixels)`` equals: the ``block_names`` in order (after a stem), then the ``head_names``,
+    then a global average pool -- the split ``--cache-top-k`` relies on.
+    """
 
     def __init__(
         self,
@@ -106,11 +110,14 @@ class CNNEncoder(ImageEncoder):
         weight_files: Sequence[Path],
         transform: ImageTransform,
         block_names: Sequence[str],
+        head_names: Sequence[str] = (),
     ):
         super().__init__(name, source, weight_files, "avg", transform)
         self.model = model.eval()
         self.dim = int(dim)
         self._block_names = [f"model.{n}" for n in block_names]
+        # modules between the last block and the global average pool (EfficientNet's conv head)
+        self.head_names = [f"model.{n}" for n in head_names]
 
     @property
     def channels_last(self) -> bool:
@@ -156,6 +163,7 @@ def load_efficientnet_lite0(name: str, weights: Path, source: str | None = None)
         weight_files=[weights],
         transform=ImageTransform(224, 256, IMAGENET_MEAN, IMAGENET_STD, "bicubic"),
         block_names=[f"blocks.{i}" for i in range(len(model.blocks))],
+        head_names=["conv_head", "bn2"],
     )
 
 

@@ -211,7 +211,7 @@ def run(
             cosine > 0.999 to float32), ``float32``, ``bfloat16`` or ``float16``.
         chunk_rows: items per work chunk (the resume granularity), rounded down to whole batches (at least one).
         num_workers: DataLoader workers for image decoding (default: min(4, CPU count)).
-        cache_top_k: also store the hidden states entering the top K blocks (transformers).
+        cache_top_k: also store the hidden states entering the top K blocks (transformers; CNN stages as H*W tokens).
         encoder: an already-built Encoder (then ``model`` only names the store).
         on_chunk: called with the store's ``rows_done`` (items written, in plan order) after each chunk is flushed.
         offline: never download weights (also on with ``HF_HUB_OFFLINE=1``); by default weights not on this

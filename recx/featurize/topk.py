@@ -1,8 +1,10 @@
 """Trunk caching for partial tuning: store the hidden states entering the top K blocks once, then
 train only those K blocks (plus the final norm and pooling) on the cached states.
 
-Supported: BERT-style text encoders (BERT, RoBERTa, MiniLM), OPT, ViT / ViT-MAE, and Swin when
-the K blocks lie inside the last stage (earlier stages change resolution between blocks).
+Supported: BERT-style text encoders (BERT, RoBERTa, MiniLM), OPT, ViT / ViT-MAE, Swin when
+the K blocks lie inside the last stage (earlier stages change resolution between blocks), and the
+CNNs of the registry (EfficientNet-Lite0, MobileNetV2, ResNet: a block is a stage), whose feature
+map [B, C, H, W] entering block ``L - K`` is stored as H*W tokens of C channels.
 """
 
 from __future__ import annotations
@@ -25,14 +27,17 @@ class TopKUnsupportedError(RecxError):
 
 
 def _family(encoder: Encoder) -> str:
-    from recx.featurize.image import HFVisionEncoder
+    from recx.featurize.image import CNNEncoder, HFVisionEncoder
     from recx.featurize.text import HFTextEncoder
 
+    if isinstance(encoder, CNNEncoder):
+        return "cnn"
     if isinstance(encoder, HFTextEncoder):
         return "opt" if encoder.model.config.model_type == "opt" else "bert"
     if isinstance(encoder, HFVisionEncoder):
         return "swin" if encoder.model.config.model_type == "swin" else "vit"
-    raise TopKUnsupportedError(f"{encoder.name}: --cache-top-k supports Hugging Face text and ViT/Swin encoders, not {type(encoder).__name__}")
+    raise TopKUnsupportedError(f"{encoder.name}: --cache-top-k supports Hugging Face text, ViT/Swin and the registry's CNN encoders, "
+                               f"not {type(encoder).__name__}")
 
 
 def _check_k(encoder: Encoder, k: int) -> str:
@@ -57,11 +62,14 @@ class TrunkCache:
         self.encoder = encoder
         self.k = k
         self.block_name = encoder.block_names()[len(encoder.block_names()) - k]
-        cfg = encoder.model.config
+        cfg = getattr(encoder.model, "config", None)
         if self.family in ("bert", "opt"):
             self.hidden_shape = (encoder.max_length, int(cfg.hidden_size))
         elif self.family == "vit":
             self.hidden_shape = ((cfg.image_size // cfg.patch_size) ** 2 + 1, int(cfg.hidden_size))
+        elif self.family == "cnn":
+            channels, height, width = _cnn_block_input(encoder, self.block_name)
+            self.hidden_shape = (height * width, channels)
         else:
             side = encoder.transform.size // cfg.patch_size // 2 ** (len(cfg.depths) - 1)
             self.hidden_shape = (side * side, int(encoder.model.num_features))
@@ -76,7 +84,8 @@ class TrunkCache:
         captured: list[torch.Tensor] = []
 
         def grab(module, args, kwargs):
-            captured.append((args[0] if args else kwargs["hidden_states"]).detach().float().cpu())
+            x = (args[0] if args else kwargs["hidden_states"]).detach().float().cpu()
+            captured.append(feature_map_to_tokens(x) if self.family == "cnn" else x)
 
         handle = self.encoder.get_submodule(self.block_name).register_forward_pre_hook(grab, with_kwargs=True)
         try:
@@ -89,6 +98,35 @@ class TrunkCache:
         else:
             mask = torch.ones(hidden.shape[:2], dtype=torch.bool)
         return emb, (hidden.numpy().astype(np.float16), mask.numpy())
+
+
+def feature_map_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] -> [B, H*W, C] (row-major positions)."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def tokens_to_feature_map(x: torch.Tensor) -> torch.Tensor:
+    """[B, H*W, C] of a square map -> [B, C, H, W] (channels_last memory)."""
+    b, t, c = x.shape
+    side = int(round(t**0.5))
+    if side * side != t:
+        raise ValueError(f"{t} cached positions are not a square feature map")
+    return x.transpose(1, 2).reshape(b, c, side, side).contiguous(memory_format=torch.channels_last)
+
+
+def _cnn_block_input(encoder: Encoder, block_name: str) -> tuple[int, int, int]:
+    """(C, H, W) of what enters ``block_name`` for one image of the encoder's input size."""
+    shapes: list[torch.Size] = []
+    handle = encoder.get_submodule(block_name).register_forward_pre_hook(lambda m, args: shapes.append(args[0].shape[1:]))
+    param = next(encoder.parameters())
+    side = encoder.transform.size
+    try:
+        with torch.inference_mode():
+            encoder.model(torch.zeros(1, 3, side, side, device=param.device, dtype=param.dtype))
+    finally:
+        handle.remove()
+    c, h, w = shapes[0]
+    return int(c), int(h), int(w)
 
 
 class TopBlocks(nn.Module):
@@ -115,9 +153,21 @@ class TopBlocks(nn.Module):
             self.final = copy.deepcopy(nn.Sequential(*layers)) if layers else nn.Identity()
         elif self.family in ("vit", "swin"):
             self.final = copy.deepcopy(model.layernorm)
+        elif self.family == "cnn":
+            self.final = copy.deepcopy(nn.Sequential(*[encoder.get_submodule(n) for n in encoder.head_names]))
         # ViT's own pooler (dense + tanh on the first token) is what "avg" pooling returns for it
         pooler = getattr(model, "pooler", None)
         self.pooler = copy.deepcopy(pooler) if self.family == "vit" and self.pooling == "avg" and pooler is not None else None
+
+    def train(self, mode: bool = True) -> "TopBlocks":
+        super().train(mode)
+        if self.family == "cnn":
+            # a step's distinct items are a small, skewed batch: their statistics would replace the
+            # ImageNet ones the cached trunk states were normalised with; the affine weights still train
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     @classmethod
     def from_encoder(cls, encoder: Encoder, k: int) -> "TopBlocks":
@@ -175,6 +225,10 @@ class TopBlocks(nn.Module):
             for block in self.blocks:
                 x = block(x)
                 x = x[0] if isinstance(x, tuple) else x
+        elif self.family == "cnn":
+            x = tokens_to_feature_map(x)
+            for block in self.blocks:
+                x = block(x)
         else:
             side = int(round(x.shape[1] ** 0.5))
             for block in self.blocks:
@@ -185,6 +239,8 @@ class TopBlocks(nn.Module):
             out = self.pooler(x).flatten(1).float()
         elif self.family == "swin":
             out = x.mean(1).float()
+        elif self.family == "cnn":
+            out = x.float().mean((2, 3))
         elif self.pooling == "cls":
             out = x[:, 0].float()
         else:
