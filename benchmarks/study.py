@@ -312,11 +312,11 @@ def run_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
               f"{state['rows'][row.key]['test']['kept']['metrics']['ndcg@10']:.4f}", flush=True)
     state["row_order"] = [r.key for r in rows_for(spec)]
     # one budget per (epoch cap, patience) among this call's rows: tuned-block rows have their own
-    by_budget: dict[tuple[int, int], list[str]] = {}
-    for row in rows:
-        by_budget.setdefault(budget_of(row, args), []).append(row.key)
-    for (epochs, patience), keys in by_budget.items():
-        budget = {"grid": args.grid or GRID, "rows": keys, "epochs": epochs, "patience": patience}
+    by_budget: dict[tuple[int, int, str], list[str]] = {}
+    for row in rows:  # row.grid is the search space its trials had (--grid replaces every row's)
+        by_budget.setdefault((*budget_of(row, args), json.dumps(row.grid)), []).append(row.key)
+    for (epochs, patience, grid), keys in by_budget.items():
+        budget = {"grid": json.loads(grid), "rows": keys, "epochs": epochs, "patience": patience}
         # resumed trials ran under this call's epochs and patience, so an earlier budget of the same grid and rows is replaced
         state["budgets"] = [b for b in state.get("budgets", []) if (b["grid"], b["rows"]) != (budget["grid"], budget["rows"])] + [budget]
     state["wall_seconds_last_call"] = time.perf_counter() - t0

@@ -197,7 +197,8 @@ def write_report(state_files: dict[str, Path], out: Path) -> None:
         "",
         (f"Training time: {total / 60:.0f} min summed over all trials (epoch times, validation excluded) plus {prep / 60:.0f} min of "
          f"import and featurize recorded by the driver, on a {states[0]['machine']['cpus']}-core {states[0]['machine']['processor']}; "
-         f"trials ran with {states[0]['machine']['threads_per_job']} torch thread(s), {states[0]['machine']['jobs']} at a time, "
+         f"trials ran with {' or '.join(sorted({str(x['machine']['threads_per_job']) for x in states}))} torch thread(s), "
+         f"{' or '.join(sorted({str(x['machine']['jobs']) for x in states}))} at a time, "
          "beside other work on the same cores, so per-trial seconds carry that contention. Precision: `--amp auto` "
          "(bf16 autocast where the CPU has native bf16, as this one does; losses in fp32)."),
         "",
