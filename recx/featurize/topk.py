@@ -106,12 +106,13 @@ def feature_map_to_tokens(x: torch.Tensor) -> torch.Tensor:
 
 
 def tokens_to_feature_map(x: torch.Tensor) -> torch.Tensor:
-    """[B, H*W, C] of a square map -> [B, C, H, W] (channels_last memory)."""
+    """[B, H*W, C] of a square map -> [B, C, H, W], a view: contiguous tokens already are the
+    channels_last layout of the map, so the training step copies nothing here."""
     b, t, c = x.shape
     side = int(round(t**0.5))
     if side * side != t:
         raise ValueError(f"{t} cached positions are not a square feature map")
-    return x.transpose(1, 2).reshape(b, c, side, side).contiguous(memory_format=torch.channels_last)
+    return x.reshape(b, side, side, c).permute(0, 3, 1, 2)
 
 
 def _cnn_block_input(encoder: Encoder, block_name: str) -> tuple[int, int, int]:
