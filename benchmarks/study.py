@@ -7,6 +7,7 @@ test split is read once, for the trial with the best validation NDCG@10.
 
     .venv/bin/python benchmarks/study.py run --dataset amazon-scientific   # one dataset's table
     .venv/bin/python benchmarks/study.py run                               # all four
+    .venv/bin/python benchmarks/study.py ensemble                          # ensembles of the chosen trials
     .venv/bin/python benchmarks/study.py report                            # docs/results.md + plots
 
 Finished trials are reused and interrupted ones resumed (`recx train --resume`), so the driver
@@ -125,7 +126,12 @@ def _rows(spec: DatasetSpec) -> list[Row]:
                              warm_from=f"sasrec-id+{mod}-debiased_ce"))
     if len(spec.modalities) == 2:
         rows.append(Row("sasrec-text+image-debiased_ce", "SASRec, text + image (add)", "MoRec", ("--item-tower", "text+image", "--loss", "debiased_ce")))
-    rows.append(Row("gru4rec-id-debiased_ce", "GRU4Rec, ID", "ID", ("--model", "gru4rec", "--layers", "1", "--item-tower", "id", "--loss", "debiased_ce")))
+    gru4rec = ("--model", "gru4rec", "--layers", "1", "--loss", "debiased_ce")
+    rows.append(Row("gru4rec-id-debiased_ce", "GRU4Rec, ID", "ID", (*gru4rec, "--item-tower", "id")))
+    # the same towers under a recurrent user encoder: is the MoRec-vs-ID answer the same, and a second view for ensembles
+    for mod in spec.modalities:
+        rows.append(Row(f"gru4rec-{mod}w-debiased_ce", f"GRU4Rec, {mod} (frozen store, whitened + linear)", "MoRec", (*gru4rec, "--item-tower", mod, "--whiten")))
+        rows.append(Row(f"gru4rec-id+{mod}w-debiased_ce", f"GRU4Rec, ID + {mod} (whitened, add)", "Fusion", (*gru4rec, "--item-tower", f"id+{mod}", "--whiten")))
     # masked-item training gains slowly: with debiased CE and patience 5 it stopped at valid
     # NDCG@10 0.021 on amazon-scientific, so it trains with full CE and patience 20
     rows.append(Row("bert4rec-id-full_ce", "BERT4Rec, ID", "ID", ("--model", "bert4rec", "--item-tower", "id", "--loss", "full_ce"), patience=20))
@@ -326,6 +332,45 @@ def run_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
     save_json(KEPT / f"{spec.name}.json", state)
 
 
+# Ensembles (`recx ensemble`, greedy selection on valid NDCG@10) over every trained trial of the
+# rows in these groups: all rows, the ID rows only, the modality rows only (no ID table), so a
+# gain can be told apart from plain averaging. Every trial is a candidate, not only each row's
+# chosen one: all were trained on the training split and are weighed on validation alone.
+ENSEMBLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ensemble-all": ("Ensemble of every trained row (greedy on valid)", ("ID", "MoRec", "Fusion")),
+    "ensemble-id": ("Ensemble of the ID rows (greedy on valid)", ("ID",)),
+    "ensemble-morec": ("Ensemble of the modality rows, no ID table (greedy on valid)", ("MoRec",)),
+}
+
+
+def ensemble_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
+    """Build, evaluate and record the ENSEMBLES over the trials already in the dataset's study.json."""
+    ws = args.work / spec.name
+    out_path = ws / "study.json"
+    state = json.loads(out_path.read_text())
+    current = {r.key for r in rows_for(spec)}
+    rows = [r for k, r in state["rows"].items() if r.get("chosen") and k in current]
+    for key, (label, groups) in ENSEMBLES.items():
+        trials = [(r["key"], t["name"]) for r in rows if r["group"] in groups for t in r["trials"]]
+        if len(trials) < 2:
+            continue
+        out = ws / "runs" / key
+        wall = call(recx("ensemble", *(str(ws / "runs" / name) for _, name in trials), "--out", str(out), "--overwrite"),
+                    ws, args.threads * args.jobs, ws / "study.log")
+        record = json.loads((out / "ensemble.json").read_text())
+        weight = {Path(m["run"]).name: m["weight"] for m in record["members"]}
+        state["rows"][key] = {
+            "key": key, "label": label, "group": "Ensemble", "chosen": None,
+            "ensemble": {"method": record["selection"]["method"], "valid": {"ndcg@10": record["selection"]["value"]}, "wall_seconds": wall,
+                         "members": [{"row": row, "trial": name, "weight": weight[name]} for row, name in trials]},
+            "test": test_metrics(ws, key, args.threads * args.jobs),
+        }
+        print(f"[{spec.name}] {key}: valid ndcg@10 {record['selection']['value']:.4f}, test ndcg@10 "
+              f"{state['rows'][key]['test']['kept']['metrics']['ndcg@10']:.4f}", flush=True)
+    save_json(out_path, state)
+    save_json(KEPT / f"{spec.name}.json", state)
+
+
 def save_json(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
@@ -350,7 +395,7 @@ def _grid_item(text: str) -> tuple[str, list[Any]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["run", "report", "list"])
+    ap.add_argument("action", choices=["run", "ensemble", "report", "list"])
     ap.add_argument("--dataset", nargs="*", default=list(DATASETS), choices=list(DATASETS))
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--only", nargs="*", help="row keys to run (default: all)")
@@ -371,6 +416,9 @@ def main() -> None:
     elif args.action == "run":
         for name in args.dataset:
             run_dataset(DATASETS[name], args)
+    elif args.action == "ensemble":
+        for name in args.dataset:
+            ensemble_dataset(DATASETS[name], args)
     else:
         from study_report import write_report
 

@@ -25,10 +25,10 @@ def _fmt_ci(metrics: dict[str, float], ci: dict[str, list[float]], key: str) -> 
 
 
 def shown_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """The baselines, then the dataset's current rows in study order (rows since removed are left out)."""
-    from study import BASELINES, DATASETS, rows_for
+    """The baselines, the dataset's current rows in study order (rows since removed are left out), the ensembles."""
+    from study import BASELINES, DATASETS, ENSEMBLES, rows_for
 
-    keys = [*BASELINES, *state.get("row_order", [k for k in state["rows"] if k not in BASELINES])]
+    keys = [*BASELINES, *state.get("row_order", [k for k in state["rows"] if k not in BASELINES | ENSEMBLES.keys()]), *ENSEMBLES]
     labels = {r.key: r.label for r in rows_for(DATASETS[state["dataset"]])} if state["dataset"] in DATASETS else {}
     return [{**state["rows"][k], "label": labels.get(k, state["rows"][k]["label"])} for k in keys if k in state["rows"]]
 
@@ -46,7 +46,11 @@ def dataset_table(state: dict[str, Any]) -> list[str]:
         kept, excl = row["test"]["kept"], row["test"]["excluded"]
         m, ci = kept["metrics"], kept["ci95"]
         chosen = _chosen(row)
-        if chosen is None:
+        if "ensemble" in row:
+            ens = row["ensemble"]
+            kept_members = sum(m["weight"] > 0 for m in ens["members"])
+            tail = f"{kept_members} of {len(ens['members'])} trials kept | {ens['valid']['ndcg@10']:.4f} | - | -"
+        elif chosen is None:
             tail = "- | - | - | -"
         else:
             setting = ", ".join(f"{k}={v}" for k, v in chosen["setting"].items())
@@ -79,8 +83,31 @@ def improvement_table(state: dict[str, Any]) -> list[str]:
 
 
 def _valid_ndcg(row: dict[str, Any]) -> float:
+    if "ensemble" in row:
+        return row["ensemble"]["valid"]["ndcg@10"]
     chosen = _chosen(row)
     return chosen["valid"]["ndcg@10"] if chosen else -1.0
+
+
+def ensemble_table(state: dict[str, Any]) -> list[str]:
+    """Each ensemble's picked trials with their weights (greedy selection on valid), heaviest first."""
+    rows = {r["key"]: r for r in shown_rows(state)}
+    ensembles = [r for r in rows.values() if "ensemble" in r]
+    if not ensembles:
+        return []
+
+    def member(m: dict[str, Any]) -> str:
+        row = rows.get(m["row"], {"key": m["row"], "label": m["row"]})
+        setting = next((t["setting"] for t in row.get("trials", []) if t["name"] == m["trial"]), {})
+        return f"{row['label']}, {_loss_of(row)}" + "".join(f", {k}={v}" for k, v in setting.items()) + f" ({m['weight']:.2f})"
+
+    lines = ["| ensemble | trials offered | valid NDCG@10 | test NDCG@10 | HR@10 | picked trials (weight) |", "|---|---:|---:|---:|---:|---|"]
+    for r in ensembles:
+        picked = sorted((m for m in r["ensemble"]["members"] if m["weight"] > 0), key=lambda m: -m["weight"])
+        m = r["test"]["kept"]["metrics"]
+        lines.append(f"| {r['label']} | {len(r['ensemble']['members'])} | {r['ensemble']['valid']['ndcg@10']:.4f} | {m['ndcg@10']:.4f} "
+                     f"| {m['hr@10']:.4f} | {'; '.join(member(x) for x in picked)} |")
+    return lines
 
 
 def missrec_table(state: dict[str, Any]) -> list[str]:
@@ -111,9 +138,9 @@ def plot_dataset(state: dict[str, Any], out_dir: Path) -> list[str]:
     name = state["dataset"]
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = shown_rows(state)
-    colors = {"Baseline": "#999999", "ID": "#4c72b0", "MoRec": "#dd8452", "Fusion": "#55a868"}
+    colors = {"Baseline": "#999999", "ID": "#4c72b0", "MoRec": "#dd8452", "Fusion": "#55a868", "Ensemble": "#8172b3"}
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.2))
-    labels = [r["label"] + ("" if r["group"] == "Baseline" else f", {_loss_of(r)}") for r in rows]
+    labels = [r["label"] + ("" if r["group"] in ("Baseline", "Ensemble") else f", {_loss_of(r)}") for r in rows]
     values = [r["test"]["kept"]["metrics"]["ndcg@10"] for r in rows]
     errs = [[v - r["test"]["kept"]["ci95"]["ndcg@10"][0] for v, r in zip(values, rows)],
             [r["test"]["kept"]["ci95"]["ndcg@10"][1] - v for v, r in zip(values, rows)]]
@@ -206,6 +233,9 @@ def write_report(state_files: dict[str, Path], out: Path) -> None:
     for s in states:
         lines += [f"## {s['dataset']}", ""]
         lines += dataset_table(s) + [""]
+        if ens := ensemble_table(s):
+            lines += ["Ensembles (`recx ensemble`: each member's scores divided by their spread, weights chosen by greedy selection "
+                      "with replacement on valid NDCG@10; the ensemble ranks as one dot-product model):", ""] + ens + [""]
         lines += ["ID vs the best modality row per loss (test NDCG@10, history kept):", ""] + improvement_table(s) + [""]
         if s["dataset"] == "amazon-scientific":
             lines += ["Against published numbers on the same split and protocol:", ""] + missrec_table(s) + [""]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from recx.data.cli import app as data_app
+from recx.ensemble.cli import ensemble_command
 from recx.evaluate.cli import eval_command
 from recx.featurize.cli import featurize_command, models_command
 from recx.inference.cli import export_command, recommend_command
@@ -30,6 +31,7 @@ app.command("models")(models_command)
 app.command("train")(train_command)
 app.command("pretrain")(pretrain_command)
 app.command("eval")(eval_command)
+app.command("ensemble")(ensemble_command)
 app.command("recommend")(recommend_command)
 app.command("export")(export_command)
 app.command("quickstart")(quickstart_command)

@@ -168,6 +168,9 @@ def export_run(
         raise ExportError(f"{out}: names containing {PARTIAL_MARK!r} are reserved for unfinished exports")
     run = load_run(run_dir, checkpoint)
     enc, ds = run.encoder, run.dataset
+    if not hasattr(enc, "history_encoder"):
+        raise ExportError(f"{run_dir}: a {run.config.get('model')} run has no single scriptable user encoder; "
+                          "export its member runs, or serve it with `recx recommend --run`")
     table = np.ascontiguousarray(enc.item_table(), dtype=np.float32)
     catalog = Catalog.from_dataset(ds)
     name = str(run.config.get("name"))

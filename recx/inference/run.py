@@ -46,8 +46,13 @@ class RunEmbeddings:
 
 
 def load_run(run_dir: str | Path, checkpoint: str = BEST) -> LoadedRun:
-    """Load a finished run (``config.json`` + checkpoint); RunError names what is missing."""
+    """Load a finished run (``config.json`` + checkpoint) or an ensemble of runs (``ensemble.json``);
+    RunError / EnsembleError names what is missing."""
+    from recx.ensemble.run import is_ensemble, load_ensemble
     from recx.trainer.loop import load_trained
+
+    if is_ensemble(run_dir):
+        return load_ensemble(run_dir, checkpoint)
 
     model, cfg, dataset = load_trained(run_dir, checkpoint)
     config = {**cfg.to_dict(), "name": cfg.name or Path(run_dir).name}

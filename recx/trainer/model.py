@@ -58,12 +58,15 @@ class SequentialRecommender(nn.Module):
         return self.tower.table()
 
     @torch.no_grad()
-    def user_vectors(self, histories: list[np.ndarray], max_len: int, batch_size: int = 1024, autocast=None) -> torch.Tensor:
+    def user_vectors(self, histories: list[np.ndarray], max_len: int, batch_size: int = 1024, autocast=None, items=None) -> torch.Tensor:
         """The state after each history's last item: [U, D] float32, in the order given.
 
         Users are sorted by history length and each batch is trimmed to its longest history,
         so short histories (most of them) cost what they hold, not max_len.  Exact for every
         encoder here, since none lets left padding change a real position's state.
+        ``items`` embeds the inputs instead of the tower (see ``forward``): inference passes a
+        lookup into the finished item table, so a tuned or end-to-end tower runs once per item,
+        not once per history position.
         """
         device = next(self.parameters()).device
         width = max_len if self.causal else max_len - 1  # a bidirectional model reads a mask position after the history
@@ -82,7 +85,7 @@ class SequentialRecommender(nn.Module):
                 masked = torch.zeros_like(chunk, dtype=torch.bool)
                 masked[:, -1] = True
             with autocast() if autocast else torch.autocast(device.type, enabled=False):
-                out[idx.to(device)] = self(chunk, masked)[:, -1].float()
+                out[idx.to(device)] = self(chunk, masked, items)[:, -1].float()
         return out
 
 

@@ -1,0 +1,162 @@
+"""Ensemble runs: build one from trained runs (selection on validation), load it like any run.
+
+An ensemble run is a folder with ``ensemble.json``: the member run folders, each member's weight
+and score scale, the dataset fingerprint every member was trained on, and how the weights were
+chosen. ``recx eval``, ``recx eval --compare`` and ``recx recommend`` accept it wherever they
+accept a run folder (:func:`recx.inference.run.load_run` dispatches here); ``results.json`` is
+written next to ``ensemble.json`` as for any run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from recx.ensemble.encoder import EnsembleUserEncoder
+from recx.ensemble.selection import Selection, equal_select, greedy_select, score_scale
+from recx.errors import RecxError
+from recx.trainer.checkpoint import BEST
+from recx.workspace import atomic_write_text
+
+ENSEMBLE_FILE = "ensemble.json"
+FORMAT = "recx-ensemble/1"
+METHODS = ("greedy", "equal")
+
+
+class EnsembleError(RecxError, ValueError):
+    """An ensemble cannot be built or loaded: members of other datasets, a missing member, a bad file."""
+
+
+@dataclass
+class EnsembleOptions:
+    """How the weights are chosen: ``greedy`` selection or ``equal`` weights, on validation."""
+
+    method: str = "greedy"
+    metric: str = "ndcg@10"
+    rounds: int = 25
+    exclude_history: bool = False  # rank as `recx eval --exclude-history` would
+    max_users: int = 50_000  # validation users read (a seeded sample when there are more)
+    checkpoint: str = BEST
+
+
+def is_ensemble(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / ENSEMBLE_FILE).is_file()
+
+
+def _load_members(run_dirs: Sequence[Path], checkpoint: str) -> list[Any]:
+    """Load every member; all must be trained on the same dataset (same fingerprint)."""
+    from recx.inference.run import load_run
+
+    runs = [load_run(d, checkpoint) for d in run_dirs]
+    first = runs[0].dataset
+    for d, r in zip(run_dirs, runs):
+        if r.dataset.fingerprint != first.fingerprint:
+            raise EnsembleError(f"{d}: trained on dataset {r.dataset.path} (fingerprint {r.dataset.fingerprint[:12]}), but "
+                                f"{run_dirs[0]} on {first.path} ({first.fingerprint[:12]}); an ensemble's members must share one dataset")
+    return runs
+
+
+def _validation_scores(runs: Sequence[Any], opts: EnsembleOptions) -> tuple[list[torch.Tensor], list[float], torch.Tensor, torch.Tensor | None]:
+    """Scaled member scores [U, N+1] over the validation users, scales, targets [U], excluded mask."""
+    histories, targets = runs[0].dataset.split("valid")
+    users = np.arange(len(targets))
+    if len(users) > opts.max_users:
+        users = np.sort(np.random.default_rng(0).choice(len(users), opts.max_users, replace=False))
+    histories = [histories[i] for i in users]
+    scores, scales = [], []
+    for run in runs:
+        u, table = run.encoder.encode(histories), run.encoder.item_table()
+        scale = score_scale(u, table)
+        scores.append(torch.from_numpy(np.ascontiguousarray(scale * (u @ table.T), dtype=np.float32)))
+        scales.append(scale)
+    excluded = None
+    if opts.exclude_history:
+        excluded = torch.zeros(scores[0].shape, dtype=torch.bool)
+        for row, h in enumerate(histories):
+            excluded[row, torch.from_numpy(np.asarray(h, dtype=np.int64))] = True
+    return scores, scales, torch.from_numpy(np.asarray(targets, dtype=np.int64)[users]), excluded
+
+
+def build_ensemble(run_dirs: Sequence[str | Path], out_dir: str | Path, opts: EnsembleOptions | None = None,
+                   name: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Choose member weights on validation and write ``out_dir/ensemble.json``; returns its content.
+
+    Members with weight 0 (never picked) stay listed, so the record says what was offered.
+    """
+    opts = opts or EnsembleOptions()
+    if opts.method not in METHODS:
+        raise EnsembleError(f"unknown selection method {opts.method!r}; expected one of {', '.join(METHODS)}")
+    dirs = [Path(d).resolve() for d in run_dirs]
+    if not dirs:
+        raise EnsembleError("an ensemble needs at least one member run")
+    if len(set(dirs)) < len(dirs):
+        raise EnsembleError("a member run is given twice; greedy selection already repeats members that deserve more weight")
+    out = Path(out_dir)
+    if is_ensemble(out) and not overwrite:
+        raise EnsembleError(f"{out / ENSEMBLE_FILE} exists; pass --overwrite to replace it, or choose another --out")
+    if any(is_ensemble(d) for d in dirs):
+        raise EnsembleError(f"{next(d for d in dirs if is_ensemble(d))} is itself an ensemble; list its members instead")
+    runs = _load_members(dirs, opts.checkpoint)
+    scores, scales, targets, excluded = _validation_scores(runs, opts)
+    try:
+        sel: Selection = (greedy_select(scores, targets, opts.metric, opts.rounds, excluded) if opts.method == "greedy"
+                          else equal_select(scores, targets, opts.metric, excluded))
+    except ValueError as e:
+        raise EnsembleError(str(e)) from None
+    names = [str(r.config.get("name") or d.name) for r, d in zip(runs, dirs)]
+    dataset = runs[0].dataset
+    record = {
+        "format": FORMAT,
+        "name": name or out.resolve().name,
+        "dataset": {"name": dataset.name, "path": str(dataset.path), "fingerprint": dataset.fingerprint},
+        "checkpoint": opts.checkpoint,
+        "members": [{"run": str(d), "name": n, "weight": w, "count": c, "scale": s, f"valid_{opts.metric}": a}
+                    for d, n, w, c, s, a in zip(dirs, names, sel.weights, sel.counts, scales, sel.alone)],
+        "selection": {"method": opts.method, "metric": opts.metric, "split": "valid", "value": sel.value, "users": int(len(targets)),
+                      "exclude_history": opts.exclude_history, "rounds": opts.rounds,
+                      "trace": [{**t, "member": names[t["member"]]} for t in sel.trace]},
+    }
+    atomic_write_text(out / ENSEMBLE_FILE, json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def read_ensemble(run_dir: str | Path) -> dict[str, Any]:
+    """The parsed ``ensemble.json`` of ``run_dir``; EnsembleError names the file and the fault."""
+    path = Path(run_dir) / ENSEMBLE_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EnsembleError(f"{path}: no such file; build the ensemble with `recx ensemble RUN... --out {run_dir}`") from None
+    except json.JSONDecodeError as e:
+        raise EnsembleError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise EnsembleError(f"{path}: not a recx ensemble (expected format {FORMAT!r})")
+    members = record.get("members")
+    if not isinstance(members, list) or not members or not all(isinstance(m, dict) and {"run", "weight", "scale"} <= m.keys() for m in members):
+        raise EnsembleError(f"{path}: 'members' must be a non-empty list of {{run, weight, scale}}")
+    return record
+
+
+def load_ensemble(run_dir: str | Path, checkpoint: str | None = None) -> Any:
+    """An ensemble run as a :class:`recx.inference.run.LoadedRun` (members with weight 0 are not loaded)."""
+    from recx.inference.run import LoadedRun
+
+    record = read_ensemble(run_dir)
+    used = [m for m in record["members"] if float(m["weight"]) > 0]
+    missing = [m["run"] for m in used if not Path(m["run"]).is_dir()]
+    if missing:
+        raise EnsembleError(f"{Path(run_dir) / ENSEMBLE_FILE}: member run {missing[0]} is missing")
+    runs = _load_members([Path(m["run"]) for m in used], checkpoint or record.get("checkpoint", BEST))
+    want = record["dataset"]["fingerprint"]
+    if runs[0].dataset.fingerprint != want:
+        raise EnsembleError(f"{Path(run_dir) / ENSEMBLE_FILE}: members now see dataset fingerprint {runs[0].dataset.fingerprint[:12]}, "
+                            f"the ensemble was built on {want[:12]} (the dataset changed since)")
+    encoder = EnsembleUserEncoder([r.encoder for r in runs], [float(m["weight"]) * float(m["scale"]) for m in used])
+    config = {"name": record["name"], "model": "ensemble", "members": {m["name"]: m["weight"] for m in used},
+              "selection": {k: v for k, v in record["selection"].items() if k != "trace"}}
+    return LoadedRun(Path(run_dir), encoder, runs[0].dataset, config, checkpoint or record.get("checkpoint", BEST))
