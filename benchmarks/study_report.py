@@ -120,7 +120,8 @@ def missrec_table(state: dict[str, Any]) -> list[str]:
     lines += [f"| {name} (published) | {r:.4f} | {n:.4f} |" for name, r, n in MISSREC_SCIENTIFIC]
     for tag, r in (("recx, best ID row on valid", best_id), ("recx, best modality row on valid", best_text), ("recx, best row on valid", best_any)):
         m = r["test"]["kept"]["metrics"]
-        lines.append(f"| {tag}: {r['label']}, {_loss_of(r)} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} |")
+        loss = "" if r["group"] == "Ensemble" else f", {_loss_of(r)}"
+        lines.append(f"| {tag}: {r['label']}{loss} | {m['hr@10']:.4f} | {m['ndcg@10']:.4f} |")
     m = best_any["test"]["kept"]["metrics"]
     lines += ["", f"Target (NDCG@10 >= {TARGET_NDCG}, Recall@10 >= {TARGET_RECALL}): "
               + ("met." if m["ndcg@10"] >= TARGET_NDCG and m["hr@10"] >= TARGET_RECALL else
@@ -212,7 +213,7 @@ def write_report(state_files: dict[str, Path], out: Path) -> None:
         "the whole space; a row's chosen trial is the best valid NDCG@10 over all trials it has had):",
         "",
         *[f"- {_grid_text(b['grid'])}, at most {b['epochs']} epochs each, early stopping on valid NDCG@10 (patience {b['patience']}): "
-          + ("every row" if len(b['rows']) > 6 else ", ".join(b['rows'])) + f" ({', '.join(s['dataset'] for s in states if b in s['budgets'])})"
+          + ", ".join(b['rows']) + f" ({', '.join(s['dataset'] for s in states if b in s['budgets'])})"
           for b in _unique(b for s in states for b in s["budgets"])],
         "",
         "Users per batch: " + ", ".join(f"{DATASETS[s['dataset']].batch_size} on {s['dataset']}" for s in states)
