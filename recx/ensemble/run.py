@@ -71,7 +71,10 @@ def _validation_scores(runs: Sequence[Any], opts: EnsembleOptions) -> tuple[list
     scores, scales = [], []
     for run in runs:
         u, table = run.encoder.encode(histories), run.encoder.item_table()
-        scale = score_scale(u, table)
+        try:
+            scale = score_scale(u, table)
+        except ValueError as e:
+            raise EnsembleError(f"{run.run_dir}: {e}") from None
         scores.append(torch.from_numpy(np.ascontiguousarray(scale * (u @ table.T), dtype=np.float32)))
         scales.append(scale)
     excluded = None
@@ -157,6 +160,6 @@ def load_ensemble(run_dir: str | Path, checkpoint: str | None = None) -> Any:
         raise EnsembleError(f"{Path(run_dir) / ENSEMBLE_FILE}: members now see dataset fingerprint {runs[0].dataset.fingerprint[:12]}, "
                             f"the ensemble was built on {want[:12]} (the dataset changed since)")
     encoder = EnsembleUserEncoder([r.encoder for r in runs], [float(m["weight"]) * float(m["scale"]) for m in used])
-    config = {"name": record["name"], "model": "ensemble", "members": {m["name"]: m["weight"] for m in used},
+    config = {"name": record["name"], "model": "ensemble", "members": [{"run": m["run"], "weight": m["weight"]} for m in used],
               "selection": {k: v for k, v in record["selection"].items() if k != "trace"}}
     return LoadedRun(Path(run_dir), encoder, runs[0].dataset, config, checkpoint or record.get("checkpoint", BEST))
