@@ -127,3 +127,16 @@ def test_cli_builds_evaluates_and_serves_an_ensemble(runs, tmp_path):
     assert r.exit_code != 0 and "no single scriptable user encoder" in r.output
     r = CliRunner().invoke(app, ["ensemble", str(runs["sasrec"]), "--out", str(out)])
     assert r.exit_code != 0 and "--overwrite" in r.output
+
+
+def test_selection_under_history_exclusion_matches_eval_with_exclusion(runs, tmp_path):
+    import torch
+
+    out = tmp_path / "ens"
+    record = build_ensemble([runs["sasrec"], runs["gru4rec"]], out, EnsembleOptions(method="equal", exclude_history=True))
+    valid = export_embeddings(out, "valid")
+    expected = evaluate_arrays(valid.user_vectors, valid.item_table, valid.targets, valid.histories, exclude_history=True).metrics["ndcg@10"]
+    assert record["selection"]["exclude_history"] is True
+    assert record["selection"]["value"] == pytest.approx(expected, abs=1e-6)
+    kept = metric_of(torch.from_numpy(valid.user_vectors @ valid.item_table.T), torch.from_numpy(valid.targets), "ndcg@10")
+    assert kept <= expected  # removing the history never lowers a target's rank
