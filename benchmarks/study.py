@@ -74,7 +74,7 @@ class DatasetSpec:
 
 DATASETS = {
     "amazon-scientific": DatasetSpec("amazon-scientific", "unisrec", "amazon-scientific", tune_top=("text",), tune_top_k=(1, 2)),
-    "amazon-office": DatasetSpec("amazon-office", "rechorus", "amazon-office", batch_size=160),
+    "amazon-office": DatasetSpec("amazon-office", "rechorus", "amazon-office", tune_top=("text",), batch_size=160),
     "ml-100k": DatasetSpec("ml-100k", "movielens", "ml-100k", image_encoder="efficientnet-lite0", tune_top=("image",), batch_size=32),
     "hm-sample": DatasetSpec("hm-sample", "hm", "hm-sample", image_encoder="efficientnet-lite0", tune_top=("image",), batch_size=48),
 }
