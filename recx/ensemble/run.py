@@ -20,7 +20,8 @@ import torch
 from recx.ensemble.encoder import EnsembleUserEncoder
 from recx.ensemble.selection import Selection, equal_select, greedy_select, score_scale
 from recx.errors import RecxError
-from recx.trainer.checkpoint import BEST
+from recx.evaluate import retrieval as R
+from recx.trainer.checkpoint import BEST, read_json_config
 from recx.workspace import atomic_write_text
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -62,7 +63,7 @@ def _load_members(run_dirs: Sequence[Path], checkpoint: str) -> list[Any]:
 
 
 def _validation_scores(runs: Sequence[Any], opts: EnsembleOptions) -> tuple[list[torch.Tensor], list[float], torch.Tensor, torch.Tensor | None]:
-    """Scaled member scores [U, N+1] over the validation users, scales, targets [U], excluded mask."""
+    """Scaled member scores [U, N+1] over the validation users, scales, targets [U], excluded items [U, L] or None."""
     histories, targets = runs[0].dataset.split("valid")
     users = np.arange(len(targets))
     if len(users) > opts.max_users:
@@ -70,19 +71,16 @@ def _validation_scores(runs: Sequence[Any], opts: EnsembleOptions) -> tuple[list
     histories = [histories[i] for i in users]
     scores, scales = [], []
     for run in runs:
-        u, table = run.encoder.encode(histories), run.encoder.item_table()
+        raw = torch.from_numpy(run.encoder.encode(histories)) @ torch.from_numpy(run.encoder.item_table()).T  # [U, N+1]
         try:
-            scale = score_scale(u, table)
+            scale = score_scale(raw)
         except ValueError as e:
             raise EnsembleError(f"{run.run_dir}: {e}") from None
-        scores.append(torch.from_numpy(np.ascontiguousarray(scale * (u @ table.T), dtype=np.float32)))
+        scores.append(raw.mul_(scale))
         scales.append(scale)
-    excluded = None
-    if opts.exclude_history:
-        excluded = torch.zeros(scores[0].shape, dtype=torch.bool)
-        for row, h in enumerate(histories):
-            excluded[row, torch.from_numpy(np.asarray(h, dtype=np.int64))] = True
-    return scores, scales, torch.from_numpy(np.asarray(targets, dtype=np.int64)[users]), excluded
+    targets = np.asarray(targets, dtype=np.int64)[users]
+    excluded = torch.from_numpy(R.pad_lists(R.exclusion_lists(histories, targets), len(users))) if opts.exclude_history else None
+    return scores, scales, torch.from_numpy(targets), excluded
 
 
 def build_ensemble(run_dirs: Sequence[str | Path], out_dir: str | Path, opts: EnsembleOptions | None = None,
@@ -131,12 +129,7 @@ def build_ensemble(run_dirs: Sequence[str | Path], out_dir: str | Path, opts: En
 def read_ensemble(run_dir: str | Path) -> dict[str, Any]:
     """The parsed ``ensemble.json`` of ``run_dir``; EnsembleError names the file and the fault."""
     path = Path(run_dir) / ENSEMBLE_FILE
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EnsembleError(f"{path}: no such file; build the ensemble with `recx ensemble RUN... --out {run_dir}`") from None
-    except json.JSONDecodeError as e:
-        raise EnsembleError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    record = read_json_config(path, EnsembleError, f"{path}: no such file; build the ensemble with `recx ensemble RUN... --out {run_dir}`")
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise EnsembleError(f"{path}: not a recx ensemble (expected format {FORMAT!r})")
     members = record.get("members")
@@ -145,16 +138,19 @@ def read_ensemble(run_dir: str | Path) -> dict[str, Any]:
     return record
 
 
-def load_ensemble(run_dir: str | Path, checkpoint: str | None = None) -> Any:
-    """An ensemble run as a :class:`recx.inference.run.LoadedRun` (members with weight 0 are not loaded)."""
+def load_ensemble(run_dir: str | Path) -> Any:
+    """An ensemble run as a :class:`recx.inference.run.LoadedRun` (members with weight 0 are not loaded).
+
+    Members load the checkpoint the weights were chosen with (``recx ensemble --checkpoint``)."""
     from recx.inference.run import LoadedRun
 
     record = read_ensemble(run_dir)
+    checkpoint = record.get("checkpoint", BEST)
     used = [m for m in record["members"] if float(m["weight"]) > 0]
     missing = [m["run"] for m in used if not Path(m["run"]).is_dir()]
     if missing:
         raise EnsembleError(f"{Path(run_dir) / ENSEMBLE_FILE}: member run {missing[0]} is missing")
-    runs = _load_members([Path(m["run"]) for m in used], checkpoint or record.get("checkpoint", BEST))
+    runs = _load_members([Path(m["run"]) for m in used], checkpoint)
     want = record["dataset"]["fingerprint"]
     if runs[0].dataset.fingerprint != want:
         raise EnsembleError(f"{Path(run_dir) / ENSEMBLE_FILE}: members now see dataset fingerprint {runs[0].dataset.fingerprint[:12]}, "
@@ -162,4 +158,4 @@ def load_ensemble(run_dir: str | Path, checkpoint: str | None = None) -> Any:
     encoder = EnsembleUserEncoder([r.encoder for r in runs], [float(m["weight"]) * float(m["scale"]) for m in used])
     config = {"name": record["name"], "model": "ensemble", "members": [{"run": m["run"], "weight": m["weight"]} for m in used],
               "selection": {k: v for k, v in record["selection"].items() if k != "trace"}}
-    return LoadedRun(Path(run_dir), encoder, runs[0].dataset, config, checkpoint or record.get("checkpoint", BEST))
+    return LoadedRun(Path(run_dir), encoder, runs[0].dataset, config, checkpoint)

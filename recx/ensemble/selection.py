@@ -21,20 +21,17 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from recx.evaluate.metrics import metrics_from_ranks, target_ranks
+from recx.evaluate.metrics import metrics_from_ranks, target_ranks_indexed
 
-_ROWS = 2048  # users per block while ranking: bounds the boolean masks to ~10 M cells
+_ROWS = 2048  # users per block while ranking: bounds the temporaries to ~10 M cells
 
 
-def score_scale(user_vectors: np.ndarray, item_table: np.ndarray, max_users: int = 2048) -> float:
-    """1 / standard deviation of the scores of the first ``max_users`` users over items 1..N.
+def score_scale(scores: torch.Tensor, max_users: int = 2048) -> float:
+    """1 / standard deviation of scores [U, N+1] over items 1..N, read on the first ``max_users`` rows.
 
-    user_vectors [U, D], item_table [N+1, D].  A model whose scores are all equal has no
-    ranking to contribute and raises ValueError.
+    A model whose scores are all equal has no ranking to contribute and raises ValueError.
     """
-    u = torch.from_numpy(np.ascontiguousarray(user_vectors[:max_users], dtype=np.float32))
-    t = torch.from_numpy(np.ascontiguousarray(item_table[1:], dtype=np.float32))
-    std = float((u @ t.T).double().std())
+    std = float(scores[:max_users, 1:].double().std())
     if not np.isfinite(std) or std <= 0.0:
         raise ValueError("the member's scores do not vary over the catalog; it cannot rank")
     return 1.0 / std
@@ -43,11 +40,13 @@ def score_scale(user_vectors: np.ndarray, item_table: np.ndarray, max_users: int
 def metric_of(scores: torch.Tensor, targets: torch.Tensor, metric: str, excluded: torch.Tensor | None = None) -> float:
     """Mean ``metric`` (e.g. ``ndcg@10``, ``hr@10``, ``mrr``) of scores [U, N+1] for targets [U].
 
-    Pessimistic ties, as ``recx eval``; ``excluded`` [U, N+1] bool drops items (history excluded).
+    Pessimistic ties and the ranking of ``recx eval`` (``target_ranks_indexed``); ``excluded``
+    [U, L] int64 item indices per user, 0 = unused slot (history excluded; see
+    ``retrieval.exclusion_lists`` / ``pad_lists``).
     """
     k = int(metric.split("@")[1]) if "@" in metric else 10
     ranks = [
-        target_ranks(scores[lo : lo + _ROWS], targets[lo : lo + _ROWS], None if excluded is None else excluded[lo : lo + _ROWS])
+        target_ranks_indexed(scores[lo : lo + _ROWS], targets[lo : lo + _ROWS], None if excluded is None else excluded[lo : lo + _ROWS])
         for lo in range(0, len(targets), _ROWS)
     ]
     values = metrics_from_ranks(torch.cat(ranks).numpy(), (k,))
@@ -85,6 +84,7 @@ def greedy_select(
         scores: M tensors [U, N+1], each member's scores already divided by its spread.
         targets: [U] item indices 1..N.
         rounds: the most picks; selection stops earlier once no pick improves the metric.
+        excluded: [U, L] item indices removed from each user's ranking (see ``metric_of``).
     Ties between members go to the lower index, so a selection is deterministic.
     """
     if not scores:

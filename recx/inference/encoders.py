@@ -24,7 +24,6 @@ import torch
 from torch import nn
 
 from recx.trainer.data import left_pad
-from recx.trainer.model import SequentialRecommender
 
 
 class UserEncoder(Protocol):
@@ -108,12 +107,9 @@ class ModelUserEncoder:
     def encode(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         if not len(histories):
             return np.zeros((0, self.dim), np.float32)
-        if not isinstance(self.model, SequentialRecommender):  # e.g. Reo-LM, whose user tower reads item tokens
-            return self.model.user_vectors(list(histories), self.max_len, self.batch_size).cpu().numpy()
-        # inputs are rows of the item table the ranking uses: each item's tower runs once (in
-        # item_table), not at every history position, which matters for topk / e2e towers
+        # history items are rows of the table the ranking uses (each item's tower runs once)
         table = torch.from_numpy(self.item_table()).to(next(self.model.parameters()).device)
-        return self.model.user_vectors(list(histories), self.max_len, self.batch_size, items=lambda idx: table[idx]).cpu().numpy()
+        return self.model.user_vectors(list(histories), self.max_len, self.batch_size, table=table).cpu().numpy()
 
     def history_encoder(self) -> HistoryEncoder:
         """The frozen, scriptable form of this model (for ``recx export``)."""

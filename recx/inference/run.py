@@ -51,8 +51,8 @@ def load_run(run_dir: str | Path, checkpoint: str = BEST) -> LoadedRun:
     from recx.ensemble.run import is_ensemble, load_ensemble
     from recx.trainer.loop import load_trained
 
-    if is_ensemble(run_dir):
-        return load_ensemble(run_dir, checkpoint)
+    if is_ensemble(run_dir):  # its members load the checkpoint recorded in ensemble.json
+        return load_ensemble(run_dir)
 
     model, cfg, dataset = load_trained(run_dir, checkpoint)
     config = {**cfg.to_dict(), "name": cfg.name or Path(run_dir).name}

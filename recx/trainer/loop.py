@@ -142,8 +142,7 @@ def evaluate_split(
     # batches of short histories are trimmed (per chunk, every chunk would hold a long one);
     # history items are rows of this table, as in `recx eval`, so a topk / e2e tower runs once
     # per item instead of once per history position
-    lookup = {"items": lambda idx: table[idx]} if isinstance(model, SequentialRecommender) else {}  # reo-lm reads item tokens
-    users = model.user_vectors(histories, cfg.max_len, cfg.eval_batch_size, lambda: autocast(device, amp_dtype), **lookup)  # [U, D]
+    users = model.user_vectors(histories, cfg.max_len, cfg.eval_batch_size, lambda: autocast(device, amp_dtype), table=table)  # [U, D]
     ranks = ranks_matmul(users.cpu().numpy(), table.cpu().numpy(), targets, histories if exclude_history else None, device=str(device))
     return metrics_from_ranks(ranks, ks)
 

@@ -58,17 +58,19 @@ class SequentialRecommender(nn.Module):
         return self.tower.table()
 
     @torch.no_grad()
-    def user_vectors(self, histories: list[np.ndarray], max_len: int, batch_size: int = 1024, autocast=None, items=None) -> torch.Tensor:
+    def user_vectors(self, histories: list[np.ndarray], max_len: int, batch_size: int = 1024, autocast=None,
+                     table: torch.Tensor | None = None) -> torch.Tensor:
         """The state after each history's last item: [U, D] float32, in the order given.
 
         Users are sorted by history length and each batch is trimmed to its longest history,
         so short histories (most of them) cost what they hold, not max_len.  Exact for every
         encoder here, since none lets left padding change a real position's state.
-        ``items`` embeds the inputs instead of the tower (see ``forward``): inference passes a
-        lookup into the finished item table, so a tuned or end-to-end tower runs once per item,
-        not once per history position.
+        ``table`` [N+1, D], the finished item table: history items are its rows, so a tuned or
+        end-to-end tower runs once per catalog item (in ``item_table``) instead of once per
+        history position.  None runs the tower at every position.
         """
         device = next(self.parameters()).device
+        items = None if table is None else (lambda idx: table[idx])
         width = max_len if self.causal else max_len - 1  # a bidirectional model reads a mask position after the history
         padded = torch.from_numpy(left_pad(histories, width))
         if not self.causal:

@@ -140,3 +140,12 @@ def test_selection_under_history_exclusion_matches_eval_with_exclusion(runs, tmp
     assert record["selection"]["value"] == pytest.approx(expected, abs=1e-6)
     kept = metric_of(torch.from_numpy(valid.user_vectors @ valid.item_table.T), torch.from_numpy(valid.targets), "ndcg@10")
     assert kept <= expected  # removing the history never lowers a target's rank
+
+
+def test_members_load_the_checkpoint_the_weights_were_chosen_with(runs, tmp_path):
+    out = tmp_path / "ens"
+    build_ensemble([runs["sasrec"], runs["gru4rec"]], out, EnsembleOptions(method="equal", checkpoint="last.pt"))
+    loaded = load_run(out)  # `recx eval` asks for best.pt; the ensemble keeps its own
+    assert loaded.checkpoint == "last.pt"
+    member = load_run(runs["sasrec"], "last.pt").encoder
+    np.testing.assert_array_equal(loaded.encoder.members[0].item_table(), member.item_table())

@@ -196,8 +196,12 @@ class ReoLM(nn.Module):
         return table
 
     @torch.no_grad()
-    def user_vectors(self, histories: list[np.ndarray], max_len: int, batch_size: int = 1024, autocast: Callable | None = None) -> torch.Tensor:
-        """[U, D] float32 user vectors in the order given; users batched by packed length."""
+    def user_vectors(self, histories: list[np.ndarray], max_len: int, batch_size: int = 1024, autocast: Callable | None = None,
+                     table: torch.Tensor | None = None) -> torch.Tensor:
+        """[U, D] float32 user vectors in the order given; users batched by packed length.
+
+        ``table`` is accepted for the shared signature and unused: the user tower reads the
+        items' tokens, not their vectors."""
         device = self.item_position.weight.device
         packed = [pack(h[-max_len:] if max_len else h, self.tokens, self.user_budget, self.specials, self.has_image, self.max_items) for h in histories]
         order = np.argsort([len(p.input_ids) for p in packed], kind="stable")
