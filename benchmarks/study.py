@@ -7,7 +7,8 @@ test split is read once, for the trial with the best validation NDCG@10.
 
     .venv/bin/python benchmarks/study.py run --dataset amazon-scientific   # one dataset's table
     .venv/bin/python benchmarks/study.py run                               # all four
-    .venv/bin/python benchmarks/study.py ensemble                          # ensembles of the chosen trials
+    .venv/bin/python benchmarks/study.py run --only ROW... --seeds 1 2     # seed replicas of chosen trials
+    .venv/bin/python benchmarks/study.py ensemble                          # ensembles of the trained trials
     .venv/bin/python benchmarks/study.py report                            # docs/results.md + plots
 
 Finished trials are reused and interrupted ones resumed (`recx train --resume`), so the driver
@@ -332,6 +333,50 @@ def run_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
     save_json(KEPT / f"{spec.name}.json", state)
 
 
+def replicate_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
+    """Retrain each selected row's chosen trial with ``args.seeds``.
+
+    Seeds are not a hyperparameter: the replicas never change a row's chosen trial. Their test
+    metrics show how much of a row's number is seed noise, and they are ensemble candidates
+    (weighed on validation like every other trial)."""
+    ws = args.work / spec.name
+    out_path = ws / "study.json"
+    state = json.loads(out_path.read_text())
+    rows = [r for r in rows_for(spec) if (not args.only or r.key in args.only) and state["rows"].get(r.key, {}).get("chosen")]
+    todo = []
+    for row in rows:
+        record = state["rows"][row.key]
+        chosen = next(t for t in record["trials"] if t["name"] == record["chosen"])
+        todo += [(row, {**chosen["setting"], "seed": seed}) for seed in args.seeds]
+
+    def one(trial: tuple[Row, dict[str, Any]]) -> tuple[Row, dict[str, Any]]:
+        row, setting = trial
+        result = run_trial(row, setting, ws, args)
+        result["test"] = test_metrics(ws, result["name"], args.threads)
+        print(f"[{spec.name}] {result['name']}: valid ndcg@10 {result['valid']['ndcg@10']:.4f}, "
+              f"test ndcg@10 {result['test']['kept']['metrics']['ndcg@10']:.4f} ({result['train_seconds']:.0f}s)", flush=True)
+        return row, result
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        done = list(pool.map(one, todo))
+    state = json.loads(out_path.read_text())  # merge into what is on disk now
+    for row, result in done:
+        replicas = {t["name"]: t for t in state["rows"][row.key].get("replicas", [])}
+        replicas[result["name"]] = result
+        state["rows"][row.key]["replicas"] = list(replicas.values())
+    save_json(out_path, state)
+    save_json(KEPT / f"{spec.name}.json", state)
+
+
+def run_group(config: dict[str, Any]) -> str:
+    """The study group of a run trained outside the study, from its config.json: a run with an
+    ID table is ID or Fusion, anything else (a store tower, Reo-LM) is MoRec."""
+    tower = str(config.get("item_tower", ""))
+    if config.get("model") == "reo-lm" or "id" not in tower.split("+"):
+        return "MoRec"
+    return "ID" if tower == "id" else "Fusion"
+
+
 # Ensembles (`recx ensemble`, greedy selection on valid NDCG@10) over every trained trial of the
 # rows in these groups: all rows, the ID rows only, the modality rows only (no ID table), so a
 # gain can be told apart from plain averaging. Every trial is a candidate, not only each row's
@@ -350,19 +395,23 @@ def ensemble_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
     state = json.loads(out_path.read_text())
     current = {r.key for r in rows_for(spec)}
     rows = [r for k, r in state["rows"].items() if r.get("chosen") and k in current]
+    extra = [(run_group(json.loads((run / "config.json").read_text())), run.resolve()) for run in args.extra]
     for key, (label, groups) in ENSEMBLES.items():
-        trials = [(r["key"], t["name"]) for r in rows if r["group"] in groups for t in r["trials"]]
+        trials = [(r["key"], ws / "runs" / t["name"]) for r in rows if r["group"] in groups
+                  for t in r["trials"] + r.get("replicas", [])]
+        trials += [(f"extra:{run}", run) for group, run in extra if group in groups]
         if len(trials) < 2:
             continue
         out = ws / "runs" / key
-        wall = call(recx("ensemble", *(str(ws / "runs" / name) for _, name in trials), "--out", str(out), "--overwrite"),
+        wall = call(recx("ensemble", *(str(run) for _, run in trials), "--out", str(out), "--overwrite"),
                     ws, args.threads * args.jobs, ws / "study.log")
         record = json.loads((out / "ensemble.json").read_text())
-        weight = {Path(m["run"]).name: m["weight"] for m in record["members"]}
+        weight = {str(Path(m["run"]).resolve()): m["weight"] for m in record["members"]}
         state["rows"][key] = {
             "key": key, "label": label, "group": "Ensemble", "chosen": None,
             "ensemble": {"method": record["selection"]["method"], "valid": {"ndcg@10": record["selection"]["value"]}, "wall_seconds": wall,
-                         "members": [{"row": row, "trial": name, "weight": weight[name]} for row, name in trials]},
+                         "extra": [str(run) for row, run in trials if row.startswith("extra:")],
+                         "members": [{"row": row, "trial": run.name, "weight": weight[str(run.resolve())]} for row, run in trials]},
             "test": test_metrics(ws, key, args.threads * args.jobs),
         }
         print(f"[{spec.name}] {key}: valid ndcg@10 {record['selection']['value']:.4f}, test ndcg@10 "
@@ -404,6 +453,10 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="trials trained at the same time")
     ap.add_argument("--threads", type=int, default=2, help="torch threads per trial")
     ap.add_argument("--grid", nargs="*", type=_grid_item, help="search space replacing GRID, e.g. temperature=0.05,0.1 hidden=64,128")
+    ap.add_argument("--seeds", nargs="*", type=int, help="run: retrain the chosen trial of each row with these seeds instead "
+                    "(replicas: seed spread and ensemble candidates, never the row's choice)")
+    ap.add_argument("--extra", nargs="*", type=Path, default=[], help="ensemble: finished runs of the same dataset trained outside "
+                    "the study (e.g. Reo-LM), offered to the ensembles of their group")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "results.md")
     args = ap.parse_args()
     args.work = args.work.resolve()
@@ -415,7 +468,7 @@ def main() -> None:
                     print(f"{name}: {shown(train_command(row, dict(zip(row.grid, values)), *budget_of(row, args), args.work / name))}")
     elif args.action == "run":
         for name in args.dataset:
-            run_dataset(DATASETS[name], args)
+            (replicate_dataset if args.seeds else run_dataset)(DATASETS[name], args)
     elif args.action == "ensemble":
         for name in args.dataset:
             ensemble_dataset(DATASETS[name], args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def _loss_of(row: dict[str, Any]) -> str:
 
 
 def improvement_table(state: dict[str, Any]) -> list[str]:
-    """Per loss: ID-SASRec vs the best MoRec SASRec row (test NDCG@10, history kept)."""
+    """Per loss: ID-SASRec vs the MoRec SASRec row best on validation (test NDCG@10, history kept)."""
     lines = ["| loss | ID SASRec NDCG@10 | best MoRec SASRec (row) | MoRec NDCG@10 | Improv. |", "|---|---:|---|---:|---:|"]
     rows = {r["key"]: r for r in shown_rows(state)}
     for loss in ("bce", "debiased_ce"):
@@ -76,7 +77,7 @@ def improvement_table(state: dict[str, Any]) -> list[str]:
         morec = [r for r in rows.values() if r["group"] == "MoRec" and r["key"].startswith("sasrec-") and _loss_of(r) == loss]
         if id_row is None or not morec:
             continue
-        best = max(morec, key=lambda r: r["test"]["kept"]["metrics"]["ndcg@10"])
+        best = max(morec, key=_valid_ndcg)  # chosen on validation, like every other pick
         a, b = id_row["test"]["kept"]["metrics"]["ndcg@10"], best["test"]["kept"]["metrics"]["ndcg@10"]
         lines.append(f"| {loss} | {a:.4f} | {best['label']} | {b:.4f} | {100 * (b - a) / a:+.1f}% |")
     return lines
@@ -97,8 +98,10 @@ def ensemble_table(state: dict[str, Any]) -> list[str]:
         return []
 
     def member(m: dict[str, Any]) -> str:
+        if m["row"].startswith("extra:"):  # `study.py ensemble --extra`: a run trained outside the study
+            return f"{m['trial']} (outside the study) ({m['weight']:.2f})"
         row = rows.get(m["row"], {"key": m["row"], "label": m["row"]})
-        setting = next((t["setting"] for t in row.get("trials", []) if t["name"] == m["trial"]), {})
+        setting = next((t["setting"] for t in row.get("trials", []) + row.get("replicas", []) if t["name"] == m["trial"]), {})
         return f"{row['label']}, {_loss_of(row)}" + "".join(f", {k}={v}" for k, v in setting.items()) + f" ({m['weight']:.2f})"
 
     lines = ["| ensemble | trials offered | valid NDCG@10 | test NDCG@10 | HR@10 | picked trials (weight) |", "|---|---:|---:|---:|---:|---|"]
@@ -108,6 +111,39 @@ def ensemble_table(state: dict[str, Any]) -> list[str]:
         lines.append(f"| {r['label']} | {len(r['ensemble']['members'])} | {r['ensemble']['valid']['ndcg@10']:.4f} | {m['ndcg@10']:.4f} "
                      f"| {m['hr@10']:.4f} | {'; '.join(member(x) for x in picked)} |")
     return lines
+
+
+DEFAULT_SEED = 42  # `recx train --seed`'s default: the seed of every trial without one in its setting
+
+
+def seed_table(state: dict[str, Any]) -> list[str]:
+    """Rows retrained with other seeds (`study.py run --seeds`): test NDCG@10 per seed and the spread."""
+    rows = [r for r in shown_rows(state) if r.get("replicas")]
+    if not rows:
+        return []
+    lines = ["| row | trial setting | test NDCG@10 by seed | NDCG@10 mean (sd) | HR@10 mean (sd) |", "|---|---|---|---:|---:|"]
+    for row in rows:
+        chosen = _chosen(row)
+        runs = [(chosen["setting"].get("seed", DEFAULT_SEED), chosen["name"], row["test"])] + [
+            (t["setting"]["seed"], t["name"], t["test"]) for t in row["replicas"]]
+        ndcg = [t["kept"]["metrics"]["ndcg@10"] for _, _, t in runs]
+        hr = [t["kept"]["metrics"]["hr@10"] for _, _, t in runs]
+        setting = ", ".join(f"{k}={v}" for k, v in chosen["setting"].items())
+        per_seed = ", ".join(f"{seed}: {v:.4f}" for (seed, _, _), v in zip(runs, ndcg))
+        lines.append(f"| {row['label']}, {_loss_of(row)} | {setting} | {per_seed} | {statistics.mean(ndcg):.4f} ({statistics.stdev(ndcg):.4f}) "
+                     f"| {statistics.mean(hr):.4f} ({statistics.stdev(hr):.4f}) |")
+    return lines
+
+
+def _replicated(state: dict[str, Any]) -> tuple[list[int], list[str]]:
+    """The seeds and row keys of a dataset's seed replicas."""
+    rows = [r for r in state["rows"].values() if r.get("replicas")]
+    return sorted({t["setting"]["seed"] for r in rows for t in r["replicas"]}), [r["key"] for r in rows]
+
+
+def _extra_runs(state: dict[str, Any]) -> list[str]:
+    """Runs trained outside the study that the ensembles were offered (`study.py ensemble --extra`)."""
+    return sorted({run for r in state["rows"].values() for run in r.get("ensemble", {}).get("extra", [])})
 
 
 def missrec_table(state: dict[str, Any]) -> list[str]:
@@ -192,7 +228,7 @@ def write_report(state_files: dict[str, Path], out: Path) -> None:
     missing = [d for d in DATASETS if d not in state_files and (out.parent / "results-previous.md").is_file()]
     states = [json.loads(p.read_text()) for p in state_files.values()]
     img_dir = out.parent / "img"
-    total = sum(t["train_seconds"] for s in states for r in s["rows"].values() for t in r.get("trials", []))
+    total = sum(t["train_seconds"] for s in states for r in s["rows"].values() for t in r.get("trials", []) + r.get("replicas", []))
     prep = sum(v for s in states for v in s.get("prepare_seconds", {}).values())
     lines = [
         "# Results: ID vs modality item towers (the IDvs.MoRec table on our data)",
@@ -201,9 +237,11 @@ def write_report(state_files: dict[str, Path], out: Path) -> None:
         "the hand-written discussion is in docs/results-notes.md.",
         "",
         f"Regenerate: `.venv/bin/python benchmarks/study.py run --dataset {' '.join(datasets)} --jobs 2 --threads 1`, then "
-        f"`.venv/bin/python benchmarks/study.py ensemble --dataset {' '.join(datasets)} --threads 1` (the ensemble rows, from the trials "
-        "the first command trained), then `.venv/bin/python benchmarks/study.py report`; `benchmarks/study.py list` prints every "
-        "trial's `recx train` command.",
+        + "".join(f"`.venv/bin/python benchmarks/study.py run --dataset {s['dataset']} --threads 1 --seeds {' '.join(map(str, seeds))} "
+                  f"--only {' '.join(keys)}` (seed replicas), " for s in states for seeds, keys in [_replicated(s)] if keys)
+        + f"`.venv/bin/python benchmarks/study.py ensemble --dataset {' '.join(datasets)} --threads 1` (the ensemble rows, from the trials "
+        "the commands before trained" + "".join(f"; on {s['dataset']} with `--extra {' '.join(extra)}`" for s in states if (extra := _extra_runs(s)))
+        + "), then `.venv/bin/python benchmarks/study.py report`; `benchmarks/study.py list` prints every trial's `recx train` command.",
         "",
         *([f"Datasets not rerun here ({', '.join(missing)}): their latest tables are in docs/results-previous.md, "
            "from the earlier study with the old trainer.", ""] if missing else []),
@@ -239,7 +277,10 @@ def write_report(state_files: dict[str, Path], out: Path) -> None:
         if ens := ensemble_table(s):
             lines += ["Ensembles (`recx ensemble`: each member's scores divided by their spread, weights chosen by greedy selection "
                       "with replacement on valid NDCG@10; the ensemble ranks as one dot-product model):", ""] + ens + [""]
-        lines += ["ID vs the best modality row per loss (test NDCG@10, history kept):", ""] + improvement_table(s) + [""]
+        if seeds := seed_table(s):
+            lines += ["Seed replicas (`study.py run --only ROW... --seeds ...`: the chosen trial retrained with other seeds; "
+                      "they never change a row's choice, and they are ensemble candidates):", ""] + seeds + [""]
+        lines += ["ID vs the modality row best on validation, per loss (test NDCG@10, history kept):", ""] + improvement_table(s) + [""]
         if s["dataset"] == "amazon-scientific":
             lines += ["Against published numbers on the same split and protocol:", ""] + missrec_table(s) + [""]
         bars, curves = plot_dataset(s, img_dir)

@@ -109,7 +109,7 @@ def build_ensemble(run_dirs: Sequence[str | Path], out_dir: str | Path, opts: En
                           else equal_select(scores, targets, opts.metric, excluded))
     except ValueError as e:
         raise EnsembleError(str(e)) from None
-    names = [str(r.config.get("name") or d.name) for r, d in zip(runs, dirs)]
+    names = [d.name for d in dirs]  # the folder the user named (a copied run keeps its old config name)
     dataset = runs[0].dataset
     record = {
         "format": FORMAT,

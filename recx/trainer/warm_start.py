@@ -46,7 +46,10 @@ def warm_start(model: nn.Module, run_dir: str | Path, dataset_fingerprint: str) 
     trained_on = read_run_config(run_dir).get("dataset_fingerprint")
     if trained_on != dataset_fingerprint:
         raise WarmStartError(f"--warm-start {run_dir}: trained on another dataset (fingerprint {str(trained_on)[:12]}, this one {dataset_fingerprint[:12]})")
-    loaded, fresh = load_matching_weights(model, load_checkpoint(path)["model"])
+    state = load_checkpoint(path)["model"]
+    if hasattr(model, "adapt_state"):  # e.g. Reo-LM packing more items than the source run
+        state = model.adapt_state(state)
+    loaded, fresh = load_matching_weights(model, state)
     if not loaded:
         raise WarmStartError(f"--warm-start {path}: no weight of it matches this model by name and shape")
     return WarmStart(str(run_dir), loaded, fresh)

@@ -73,8 +73,4 @@ def load_shared_weights(model: nn.Module, ckpt: str | Path) -> list[str]:
     missing_backbone = [k for k in own if k.startswith("backbone.") and k not in state]
     if missing_backbone:
         raise CheckpointMismatchError(f"{path}: no weights for {missing_backbone[0]} (and {len(missing_backbone) - 1} more)")
-    w, v = state.get("item_position.weight"), own.get("item_position.weight")
-    if w is not None and v is not None and w.shape != v.shape and w.shape[1] == v.shape[1]:
-        rows = min(len(w), len(v))
-        state["item_position.weight"] = torch.cat([w[:rows], v[rows:]])  # positions beyond the pretrained ones stay fresh
-    return load_matching_weights(model, state)[1]
+    return load_matching_weights(model, model.adapt_state(state))[1]

@@ -116,6 +116,16 @@ class ReoLM(nn.Module):
         if grad_checkpointing:
             backbone.gradient_checkpointing_enable()
 
+    def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Another Reo-LM's weights fitted to this one's shapes, for `--init` and `--warm-start`:
+        a model that packs more items keeps the source's item positions and starts the new
+        ones fresh (zero); one that packs fewer keeps the first ones."""
+        w, own = state.get("item_position.weight"), self.item_position.weight.detach()
+        if w is None or w.shape == own.shape or w.shape[1] != own.shape[1]:
+            return state
+        rows = min(len(w), len(own))
+        return {**state, "item_position.weight": torch.cat([w[:rows].to(own.dtype), own[rows:].cpu()])}
+
     # -- the LM over packed sequences ------------------------------------------------------
     def pretrained_parameters(self) -> list[nn.Parameter]:
         """The backbone's weights (their own learning rate and weight decay)."""

@@ -48,6 +48,24 @@ def test_resume_gives_identical_weights(synth_dir, lm_dir, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_warm_start_into_a_longer_packing_keeps_the_item_positions_it_has(synth_dir, lm_dir, tmp_path):
+    from recx.trainer.reolm.build import build_reolm
+    from recx.trainer.warm_start import warm_start
+
+    dataset = SequenceDataset(synth_dir)
+    short = fit(config(synth_dir, lm_dir, tmp_path, epochs=1, max_len=2, user_tokens=48, name="short"), progress=False).run_dir
+    source = torch.load(short / "best.pt", weights_only=False)["model"]
+    longer = build_reolm(config(synth_dir, lm_dir, tmp_path, max_len=5), dataset)
+    report = warm_start(longer, short, dataset.fingerprint)
+    assert report.fresh == []
+    positions = longer.item_position.weight.detach()
+    assert positions.shape == (6, source["item_position.weight"].shape[1])
+    assert torch.equal(positions[:3], source["item_position.weight"]) and source["item_position.weight"][1:].abs().sum() > 0
+    assert torch.equal(positions[3:], torch.zeros_like(positions[3:]))  # positions the source never had start fresh
+    state = longer.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in source.items() if k.startswith("backbone."))
+
+
 def pre_cfg(synth_dir, lm_dir, **kw) -> PretrainConfig:
     base = dict(domains=[str(synth_dir)], lm=str(lm_dir), item_tokens=24, user_tokens=96, max_len=8, epochs=2, steps_per_epoch=3, batch_size=16, lr=1e-3, amp="off")
     base.update(kw)
