@@ -284,13 +284,10 @@ def baseline_rows(ws: Path) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def run_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
+def train_trials(spec: DatasetSpec, trials: list[tuple[Row, dict[str, Any]]], args: argparse.Namespace) -> list[tuple[Row, dict[str, Any]]]:
+    """Train (or resume) ``trials``, ``args.jobs`` at a time, warm-started rows after the rows
+    they start from; each trial's result (see ``run_trial``)."""
     ws = args.work / spec.name
-    t0 = time.perf_counter()
-    steps = prepare(spec, ws, args.threads * args.jobs)
-    out_path = ws / "study.json"
-    rows = [r for r in rows_for(spec, args.grid) if not args.only or r.key in args.only]
-    trials = [(row, dict(zip(row.grid, values))) for row in rows for values in itertools.product(*row.grid.values())]
 
     def one(trial: tuple[Row, dict[str, Any]]) -> tuple[Row, dict[str, Any]]:
         row, setting = trial
@@ -299,9 +296,24 @@ def run_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
               f"(epoch {result['best_epoch']}, {result['train_seconds']:.0f}s)", flush=True)
         return row, result
 
-    with ThreadPoolExecutor(args.jobs) as pool:  # warm-started rows after the rows they start from
+    with ThreadPoolExecutor(args.jobs) as pool:
         done = list(pool.map(one, [t for t in trials if not t[0].warm_from]))
-        done += list(pool.map(one, [t for t in trials if t[0].warm_from]))
+        return done + list(pool.map(one, [t for t in trials if t[0].warm_from]))
+
+
+def save_state(spec: DatasetSpec, state: dict[str, Any], args: argparse.Namespace) -> None:
+    """The dataset's study.json, in the work folder and in the copy kept in the repository."""
+    save_json(args.work / spec.name / "study.json", state)
+    save_json(KEPT / f"{spec.name}.json", state)
+
+
+def run_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
+    ws = args.work / spec.name
+    t0 = time.perf_counter()
+    steps = prepare(spec, ws, args.threads * args.jobs)
+    out_path = ws / "study.json"
+    rows = [r for r in rows_for(spec, args.grid) if not args.only or r.key in args.only]
+    done = train_trials(spec, [(row, dict(zip(row.grid, values))) for row in rows for values in itertools.product(*row.grid.values())], args)
     # another driver may have finished rows meanwhile: merge into what is on disk now
     state = json.loads(out_path.read_text()) if out_path.is_file() else {"rows": {}}
     state.update(dataset=spec.name, prepare_seconds={**state.get("prepare_seconds", {}), **steps})
@@ -329,8 +341,7 @@ def run_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
     state["wall_seconds_last_call"] = time.perf_counter() - t0
     state["machine"] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                         "threads_per_job": args.threads, "jobs": args.jobs, "load_average_end": os.getloadavg()}
-    save_json(out_path, state)
-    save_json(KEPT / f"{spec.name}.json", state)
+    save_state(spec, state, args)
 
 
 def replicate_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
@@ -348,24 +359,17 @@ def replicate_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
         record = state["rows"][row.key]
         chosen = next(t for t in record["trials"] if t["name"] == record["chosen"])
         todo += [(row, {**chosen["setting"], "seed": seed}) for seed in args.seeds]
-
-    def one(trial: tuple[Row, dict[str, Any]]) -> tuple[Row, dict[str, Any]]:
-        row, setting = trial
-        result = run_trial(row, setting, ws, args)
-        result["test"] = test_metrics(ws, result["name"], args.threads)
-        print(f"[{spec.name}] {result['name']}: valid ndcg@10 {result['valid']['ndcg@10']:.4f}, "
-              f"test ndcg@10 {result['test']['kept']['metrics']['ndcg@10']:.4f} ({result['train_seconds']:.0f}s)", flush=True)
-        return row, result
-
-    with ThreadPoolExecutor(args.jobs) as pool:
-        done = list(pool.map(one, todo))
+    done = train_trials(spec, todo, args)
     state = json.loads(out_path.read_text())  # merge into what is on disk now
     for row, result in done:
+        result["test"] = test_metrics(ws, result["name"], args.threads * args.jobs)
         replicas = {t["name"]: t for t in state["rows"][row.key].get("replicas", [])}
         replicas[result["name"]] = result
         state["rows"][row.key]["replicas"] = list(replicas.values())
-    save_json(out_path, state)
-    save_json(KEPT / f"{spec.name}.json", state)
+    save_state(spec, state, args)
+
+
+EXTRA = "extra:"  # an ensemble member's "row" for a run trained outside the study: "extra:<run dir>"
 
 
 def run_group(config: dict[str, Any]) -> str:
@@ -399,25 +403,23 @@ def ensemble_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
     for key, (label, groups) in ENSEMBLES.items():
         trials = [(r["key"], ws / "runs" / t["name"]) for r in rows if r["group"] in groups
                   for t in r["trials"] + r.get("replicas", [])]
-        trials += [(f"extra:{run}", run) for group, run in extra if group in groups]
+        trials += [(f"{EXTRA}{run}", run) for group, run in extra if group in groups]
         if len(trials) < 2:
             continue
         out = ws / "runs" / key
         wall = call(recx("ensemble", *(str(run) for _, run in trials), "--out", str(out), "--overwrite"),
                     ws, args.threads * args.jobs, ws / "study.log")
         record = json.loads((out / "ensemble.json").read_text())
-        weight = {str(Path(m["run"]).resolve()): m["weight"] for m in record["members"]}
+        weight = {Path(m["run"]).resolve(): m["weight"] for m in record["members"]}
         state["rows"][key] = {
             "key": key, "label": label, "group": "Ensemble", "chosen": None,
             "ensemble": {"method": record["selection"]["method"], "valid": {"ndcg@10": record["selection"]["value"]}, "wall_seconds": wall,
-                         "extra": [str(run) for row, run in trials if row.startswith("extra:")],
-                         "members": [{"row": row, "trial": run.name, "weight": weight[str(run.resolve())]} for row, run in trials]},
+                         "members": [{"row": row, "trial": run.name, "weight": weight[run.resolve()]} for row, run in trials]},
             "test": test_metrics(ws, key, args.threads * args.jobs),
         }
         print(f"[{spec.name}] {key}: valid ndcg@10 {record['selection']['value']:.4f}, test ndcg@10 "
               f"{state['rows'][key]['test']['kept']['metrics']['ndcg@10']:.4f}", flush=True)
-    save_json(out_path, state)
-    save_json(KEPT / f"{spec.name}.json", state)
+    save_state(spec, state, args)
 
 
 def save_json(path: Path, state: dict[str, Any]) -> None:

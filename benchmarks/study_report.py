@@ -97,8 +97,10 @@ def ensemble_table(state: dict[str, Any]) -> list[str]:
     if not ensembles:
         return []
 
+    from study import EXTRA
+
     def member(m: dict[str, Any]) -> str:
-        if m["row"].startswith("extra:"):  # `study.py ensemble --extra`: a run trained outside the study
+        if m["row"].startswith(EXTRA):  # `study.py ensemble --extra`: a run trained outside the study
             return f"{m['trial']} (outside the study) ({m['weight']:.2f})"
         row = rows.get(m["row"], {"key": m["row"], "label": m["row"]})
         setting = next((t["setting"] for t in row.get("trials", []) + row.get("replicas", []) if t["name"] == m["trial"]), {})
@@ -113,23 +115,22 @@ def ensemble_table(state: dict[str, Any]) -> list[str]:
     return lines
 
 
-DEFAULT_SEED = 42  # `recx train --seed`'s default: the seed of every trial without one in its setting
-
-
 def seed_table(state: dict[str, Any]) -> list[str]:
     """Rows retrained with other seeds (`study.py run --seeds`): test NDCG@10 per seed and the spread."""
+    from recx.trainer.config import TrainConfig
+
     rows = [r for r in shown_rows(state) if r.get("replicas")]
     if not rows:
         return []
+    default_seed = TrainConfig.__dataclass_fields__["seed"].default  # the seed of a trial without one in its setting
     lines = ["| row | trial setting | test NDCG@10 by seed | NDCG@10 mean (sd) | HR@10 mean (sd) |", "|---|---|---|---:|---:|"]
     for row in rows:
         chosen = _chosen(row)
-        runs = [(chosen["setting"].get("seed", DEFAULT_SEED), chosen["name"], row["test"])] + [
-            (t["setting"]["seed"], t["name"], t["test"]) for t in row["replicas"]]
-        ndcg = [t["kept"]["metrics"]["ndcg@10"] for _, _, t in runs]
-        hr = [t["kept"]["metrics"]["hr@10"] for _, _, t in runs]
+        runs = [(chosen["setting"].get("seed", default_seed), row["test"])] + [(t["setting"]["seed"], t["test"]) for t in row["replicas"]]
+        ndcg = [t["kept"]["metrics"]["ndcg@10"] for _, t in runs]
+        hr = [t["kept"]["metrics"]["hr@10"] for _, t in runs]
         setting = ", ".join(f"{k}={v}" for k, v in chosen["setting"].items())
-        per_seed = ", ".join(f"{seed}: {v:.4f}" for (seed, _, _), v in zip(runs, ndcg))
+        per_seed = ", ".join(f"{seed}: {v:.4f}" for (seed, _), v in zip(runs, ndcg))
         lines.append(f"| {row['label']}, {_loss_of(row)} | {setting} | {per_seed} | {statistics.mean(ndcg):.4f} ({statistics.stdev(ndcg):.4f}) "
                      f"| {statistics.mean(hr):.4f} ({statistics.stdev(hr):.4f}) |")
     return lines
@@ -143,7 +144,10 @@ def _replicated(state: dict[str, Any]) -> tuple[list[int], list[str]]:
 
 def _extra_runs(state: dict[str, Any]) -> list[str]:
     """Runs trained outside the study that the ensembles were offered (`study.py ensemble --extra`)."""
-    return sorted({run for r in state["rows"].values() for run in r.get("ensemble", {}).get("extra", [])})
+    from study import EXTRA
+
+    return sorted({m["row"].removeprefix(EXTRA) for r in state["rows"].values()
+                   for m in r.get("ensemble", {}).get("members", []) if m["row"].startswith(EXTRA)})
 
 
 def missrec_table(state: dict[str, Any]) -> list[str]:

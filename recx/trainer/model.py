@@ -57,6 +57,11 @@ class SequentialRecommender(nn.Module):
         """[N+1, D] catalog vectors for scoring."""
         return self.tower.table()
 
+    def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Another run's weights fitted to this model's shapes (`--warm-start`); unchanged here:
+        weights that differ in shape stay as built."""
+        return state
+
     @torch.no_grad()
     def user_vectors(self, histories: list[np.ndarray], max_len: int, batch_size: int = 1024, autocast=None,
                      table: torch.Tensor | None = None) -> torch.Tensor:

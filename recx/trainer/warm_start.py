@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from recx.errors import RecxError
 from recx.trainer.checkpoint import BEST, load_checkpoint, load_matching_weights, read_run_config
+
+if TYPE_CHECKING:
+    from recx.trainer.model import SequentialRecommender
+    from recx.trainer.reolm.model import ReoLM
 
 
 class WarmStartError(RecxError):
@@ -32,7 +35,7 @@ class WarmStart:
     fresh: list[str]
 
 
-def warm_start(model: nn.Module, run_dir: str | Path, dataset_fingerprint: str) -> WarmStart:
+def warm_start(model: SequentialRecommender | ReoLM, run_dir: str | Path, dataset_fingerprint: str) -> WarmStart:
     """Copy ``run_dir``'s best weights into ``model`` wherever name and shape match.
 
     Args:
@@ -46,10 +49,8 @@ def warm_start(model: nn.Module, run_dir: str | Path, dataset_fingerprint: str) 
     trained_on = read_run_config(run_dir).get("dataset_fingerprint")
     if trained_on != dataset_fingerprint:
         raise WarmStartError(f"--warm-start {run_dir}: trained on another dataset (fingerprint {str(trained_on)[:12]}, this one {dataset_fingerprint[:12]})")
-    state = load_checkpoint(path)["model"]
-    if hasattr(model, "adapt_state"):  # e.g. Reo-LM packing more items than the source run
-        state = model.adapt_state(state)
-    loaded, fresh = load_matching_weights(model, state)
+    # e.g. a Reo-LM that packs more items than the source keeps the source's item positions
+    loaded, fresh = load_matching_weights(model, model.adapt_state(load_checkpoint(path)["model"]))
     if not loaded:
         raise WarmStartError(f"--warm-start {path}: no weight of it matches this model by name and shape")
     return WarmStart(str(run_dir), loaded, fresh)
