@@ -6,6 +6,8 @@ only registers them, so stages can grow independently.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from recx.data.cli import app as data_app
@@ -38,7 +40,21 @@ app.command("quickstart")(quickstart_command)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Under ``torchrun``, destroy the process group before the interpreter shuts down.
+
+    A gloo rank that reaches interpreter shutdown with the group alive can die with SIGABRT
+    ("terminate called without an active exception") after its results are written, and
+    torchrun then reports the whole job as failed."""
+    dist = sys.modules.get("torch.distributed")  # never imported: no group to leave
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
+from gloo_ranks import run_on_gloo_ranks
 from recx.trainer.data import Batch
 from recx.trainer.distributed import DistContext
 from recx.trainer.loop import TrainStep
@@ -45,29 +44,25 @@ def shard(batch: Batch, rank: int) -> Batch:
     return Batch(batch.inputs[idx], batch.targets[idx], batch.rows[idx])
 
 
-def worker(rank: int, init_file: str, loss_name: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    try:
-        ctx = DistContext(rank=rank, world_size=2)
-        negs = torch.tensor([[3, 9, 17, 25, 33], [4, 9, 11, 20, 38]])
-        step = torch.nn.parallel.DistributedDataParallel(make_step(loss_name, ctx.gather_ids, negs[rank]))
-        local = shard(global_batch(), rank)
-        n = int((local.targets > 0).sum())
-        loss = step(local, None)
-        scaled = loss * n * 2 / ctx.global_count(n)
-        scaled.backward()
-        total = scaled.detach() / 2
-        dist.all_reduce(total)  # sum of (scaled / world) = the global mean
-        if rank == 0:
-            torch.save({"loss": total, "grads": {k: p.grad for k, p in step.module.named_parameters()}}, out)
-    finally:
-        dist.destroy_process_group()
+def worker(rank: int, loss_name: str, out: str) -> None:
+    ctx = DistContext(rank=rank, world_size=2)
+    negs = torch.tensor([[3, 9, 17, 25, 33], [4, 9, 11, 20, 38]])
+    step = torch.nn.parallel.DistributedDataParallel(make_step(loss_name, ctx.gather_ids, negs[rank]))
+    local = shard(global_batch(), rank)
+    n = int((local.targets > 0).sum())
+    loss = step(local, None)
+    scaled = loss * n * 2 / ctx.global_count(n)
+    scaled.backward()
+    total = scaled.detach() / 2
+    dist.all_reduce(total)  # sum of (scaled / world) = the global mean
+    if rank == 0:
+        torch.save({"loss": total, "grads": {k: p.grad for k, p in step.module.named_parameters()}}, out)
 
 
 @pytest.mark.parametrize("loss_name", ["debiased_ce", "sampled_softmax"])
 def test_ddp_step_equals_single_process(tmp_path, loss_name):
     out = str(tmp_path / "ddp.pt")
-    mp.spawn(worker, args=(str(tmp_path / "init"), loss_name, out), nprocs=2, join=True)
+    run_on_gloo_ranks(worker, (loss_name, out), tmp_path)
     ddp = torch.load(out, weights_only=False)
 
     step = make_step(loss_name, negatives=torch.tensor([3, 9, 17, 25, 33, 4, 9, 11, 20, 38]))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
+from gloo_ranks import run_on_gloo_ranks
 from recx.trainer.data import Batch
 
 
@@ -31,29 +31,25 @@ def global_batch() -> Batch:
     return Batch(inputs, targets, torch.arange(4))
 
 
-def worker(rank: int, init_file: str, synth_dir: str, lm_dir: str, out: str) -> None:
+def worker(rank: int, synth_dir: str, lm_dir: str, out: str) -> None:
     from recx.trainer.distributed import DistContext
 
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    try:
-        ctx = DistContext(rank=rank, world_size=2)
-        step = torch.nn.parallel.DistributedDataParallel(make_step(synth_dir, lm_dir, ctx.gather_ids))
-        b = global_batch()
-        idx = torch.arange(rank, 4, 2)
-        loss = step(Batch(b.inputs[idx], b.targets[idx], b.rows[idx]), None)
-        loss.backward()  # equal rows per rank: DDP's gradient average is the global mean's gradient
-        total = loss.detach() / 2
-        dist.all_reduce(total)
-        if rank == 0:
-            torch.save({"loss": total, "grads": {k: p.grad for k, p in step.module.named_parameters() if p.grad is not None}}, out)
-    finally:
-        dist.destroy_process_group()
+    ctx = DistContext(rank=rank, world_size=2)
+    step = torch.nn.parallel.DistributedDataParallel(make_step(synth_dir, lm_dir, ctx.gather_ids))
+    b = global_batch()
+    idx = torch.arange(rank, 4, 2)
+    loss = step(Batch(b.inputs[idx], b.targets[idx], b.rows[idx]), None)
+    loss.backward()  # equal rows per rank: DDP's gradient average is the global mean's gradient
+    total = loss.detach() / 2
+    dist.all_reduce(total)
+    if rank == 0:
+        torch.save({"loss": total, "grads": {k: p.grad for k, p in step.module.named_parameters() if p.grad is not None}}, out)
 
 
 @pytest.mark.slow
 def test_ddp_step_equals_single_process(tmp_path, synth_dir, lm_dir):
     out = str(tmp_path / "ddp.pt")
-    mp.spawn(worker, args=(str(tmp_path / "init"), str(synth_dir), str(lm_dir), out), nprocs=2, join=True)
+    run_on_gloo_ranks(worker, (str(synth_dir), str(lm_dir), out), tmp_path)
     ddp = torch.load(out, weights_only=False)
     step = make_step(str(synth_dir), str(lm_dir))
     loss = step(global_batch(), None)
