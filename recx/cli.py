@@ -6,12 +6,14 @@ only registers them, so stages can grow independently.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
 from recx.data.cli import app as data_app
 from recx.ensemble.cli import ensemble_command
+from recx.errors import report
 from recx.evaluate.cli import eval_command
 from recx.featurize.cli import featurize_command, models_command
 from recx.inference.cli import export_command, recommend_command
@@ -40,8 +42,15 @@ app.command("quickstart")(quickstart_command)
 
 
 def main() -> None:
+    """The ``recx`` console script: every error ends as one line (``recx.errors.report``)."""
     try:
         app()
+    except SystemExit:
+        raise
+    except BaseException as e:  # outside any command's own handler (imports, option parsing)
+        if os.environ.get("RECX_DEBUG"):
+            raise
+        sys.exit(report(e))
     finally:
         _leave_process_group()
 

@@ -18,6 +18,31 @@ import typer
 from recx.errors import user_errors
 
 
+MARKER_TEXT = "made by `recx quickstart`; `recx quickstart --force` may empty this folder\n"
+
+
+def _claim(root: Path, force: bool) -> None:
+    """Make ``root`` the quickstart folder: created new, reused (resume) or, with ``force``,
+    emptied, but only if an earlier quickstart made it and it holds nothing else."""
+    from recx.artifacts import QUICKSTART, check_replaceable
+
+    marker = root / QUICKSTART.marker
+    if root.is_dir() and any(root.iterdir()) and not marker.exists():
+        if not {p.name for p in root.iterdir()} <= QUICKSTART.members:  # not a quickstart folder: refuse
+            check_replaceable(root, QUICKSTART, force, option="--dir")
+        marker.write_text(MARKER_TEXT, encoding="utf-8")  # one made before the marker existed
+    if force and marker.exists():
+        check_replaceable(root, QUICKSTART, force, option="--dir")  # refuses files recx did not write
+        for name in QUICKSTART.members - {QUICKSTART.marker}:
+            target = root / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    marker.write_text(MARKER_TEXT, encoding="utf-8")
+
+
 def _step(title: str) -> float:
     typer.secho(f"\n== {title}", bold=True)
     return time.perf_counter()
@@ -50,9 +75,7 @@ def run_quickstart(directory: Path, items: int = 2000, users: int = 1000, epochs
 
     start = time.perf_counter()
     root = directory.resolve()
-    if force and root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
+    _claim(root, force)
     data_dir = root / "data"
 
     t = _step(f"1/4 synthetic catalog: {items} items, {users} users -> {data_dir}")

@@ -27,9 +27,10 @@ options override the file.  The file is rewritten atomically when a stage record
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,14 +42,22 @@ else:  # pragma: no cover
 
 import tomli_w
 
+from recx.artifacts import atomic_write_text
 from recx.errors import RecxError
 
 CONFIG_NAME = "recx.toml"
 RUN_CONFIG = "config.json"
+FINISHED = "finished.json"  # a run's marker that training ended (recx/trainer/checkpoint.py)
+BEST = "best.pt"  # a run's best-validation checkpoint
 
 
 class WorkspaceError(RecxError):
-    """No workspace, or an inconsistent one; the message says what to run."""
+    """An unreadable or inconsistent workspace; the message names the file and the fault."""
+
+
+class NoWorkspace(WorkspaceError):
+    """No recx.toml in the folder or its parents: commands that can run without one catch this
+    (and only this: a broken recx.toml is never taken for an absent one)."""
 
 
 def default_config(dataset: str = "data", has_text: bool = True) -> dict[str, Any]:
@@ -61,17 +70,12 @@ def default_config(dataset: str = "data", has_text: bool = True) -> dict[str, An
     }
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def toml_error(path: Path, e: "tomllib.TOMLDecodeError") -> str:
+    """``PATH:LINE:COL: not valid TOML (reason)`` from tomllib's message ``reason (at line L, column C)``."""
+    m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
+    reason = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(e))
+    where = f"{path}:{m.group(1)}:{m.group(2)}" if m else str(path)
+    return f"{where}: not valid TOML ({reason}); fix the file or delete it and rerun `recx data ...`"
 
 
 @dataclass
@@ -87,7 +91,7 @@ class Workspace:
         for folder in (here, *here.parents):
             if (folder / CONFIG_NAME).is_file():
                 return cls.load(folder)
-        raise WorkspaceError(
+        raise NoWorkspace(
             f"no {CONFIG_NAME} in {here} or its parents: start a workspace with "
             "`recx data synth --out data` or `recx data import FORMAT SRC --out data`"
         )
@@ -98,7 +102,12 @@ class Workspace:
         try:
             config = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as e:
-            raise WorkspaceError(f"{path}: not valid TOML ({e})") from None
+            raise WorkspaceError(toml_error(path, e)) from None
+        except UnicodeDecodeError as e:
+            raise WorkspaceError(f"{path}: not UTF-8 text (byte {e.start})") from None
+        for section in ("workspace", "stores", "train", "eval", "featurize"):
+            if not isinstance(config.get(section, {}), dict):
+                raise WorkspaceError(f"{path}: [{section}] must be a table, not {type(config[section]).__name__}")
         return cls(Path(root).resolve(), config)
 
     @classmethod
@@ -148,8 +157,24 @@ class Workspace:
         self.save()
 
     def latest_run(self) -> Path:
-        """The most recently finished run (has a ``config.json`` and a ``best`` checkpoint)."""
-        runs = [p for p in self.runs_dir.glob("*") if (p / RUN_CONFIG).is_file() and (p / "best.pt").is_file()]
-        if not runs:
-            raise WorkspaceError(f"no finished run in {self.runs_dir}: train one with `recx train`")
-        return max(runs, key=lambda p: (p / "best.pt").stat().st_mtime)
+        """The most recently finished run (``finished.json``, or a best checkpoint for runs made
+        before that marker); an interrupted run is never taken for "the latest"."""
+        runs = [p for p in self.runs_dir.glob("*") if (p / RUN_CONFIG).is_file() and (p / BEST).is_file()]
+        done = [p for p in runs if run_finished(p)]
+        if not done:
+            unfinished = f" ({len(runs)} unfinished: continue one with `recx train --resume RUN`, or name it with --run)" if runs else ""
+            raise WorkspaceError(f"no finished run in {self.runs_dir}{unfinished}: train one with `recx train`")
+        return max(done, key=lambda p: (p / BEST).stat().st_mtime)
+
+
+def run_finished(run_dir: str | os.PathLike) -> bool:
+    """Whether a run's training ended (``finished.json``); runs made before that marker
+    (config.json without ``run_format`` 2) count as finished when they have a best checkpoint."""
+    run_dir = Path(run_dir)
+    if (run_dir / FINISHED).is_file():
+        return True
+    try:
+        saved = json.loads((run_dir / RUN_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and int(saved.get("run_format", 1)) < 2 and (run_dir / BEST).is_file()

@@ -53,7 +53,7 @@ def import_command(
     workspace: Optional[Path] = typer.Option(None, "--workspace", help="Workspace folder for recx.toml", show_default="current folder"),
     k_core: Optional[int] = typer.Option(None, "--k-core", help="Drop users and items with fewer interactions, to a fixed point", show_default="0, off"),
     min_length: Optional[int] = typer.Option(None, "--min-length", help="Drop users with shorter sequences; never below 3", show_default="3"),
-    dedup: Optional[str] = typer.Option(None, "--dedup", help="none | consecutive | same-time", show_default="none; hm: same-time"),
+    dedup: Optional[str] = typer.Option(None, "--dedup", help="exact (drop rows repeating user, item and time) | none (keep every row) | consecutive (drop repeats of the previous item)", show_default="exact; mind: none"),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Keep each user's most recent N interactions", show_default="0, all"),
     text_fields: Optional[str] = typer.Option(None, "--text-fields", help="Comma-separated metadata fields joined into the item text", show_default="per format"),
     text_template: Optional[str] = typer.Option(None, "--text-template", help="Python format string over the text fields, e.g. '{title} by {brand}'."),

@@ -22,14 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from recx.artifacts import DATASET, atomic_folder, check_replaceable
 from recx.errors import RecxError
 
 FORMAT_VERSION = 1
@@ -99,13 +99,13 @@ def write_dataset(
         timestamps: per user, one integer per interaction (optional).
         image_root: folder that relative image paths are resolved against; None means the
             dataset directory itself (for importers that copy or draw images into it).
-        force: replace an existing dataset directory.
+        force: replace an existing dataset directory, only if recx wrote it (``dataset.json``) and
+            it holds nothing else; any other folder is refused, never deleted.
         populate: called with the temporary folder before the rename, to write extra files
             (e.g. ``images/``) that become part of the dataset atomically.
     """
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise DatasetError(f"{out}: already exists and is not empty; pass --force to replace it")
+    out = Path(out_dir).resolve()  # `--out .` names the current folder, whose Path has no name
+    check_replaceable(out, DATASET, force, error=DatasetError)
     if len(user_ids) != len(sequences):
         raise DatasetError(f"{out}: {len(user_ids)} user ids but {len(sequences)} sequences")
     n_items = len(items)
@@ -148,9 +148,7 @@ def write_dataset(
         fingerprint=dataset_fingerprint(cat_fp, offsets, seq_items),
     )
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         with open(tmp / ITEMS_FILE, "w", encoding="utf-8") as f:
             for it in items:
                 f.write(json.dumps({"id": it.id, "text": it.text, "image": it.image, "meta": it.meta}, ensure_ascii=False))
@@ -162,20 +160,10 @@ def write_dataset(
         np.savez(tmp / SEQUENCES_FILE, offsets=offsets, items=seq_items, timestamps=ts)
         if populate is not None:
             populate(tmp)
-        with open(tmp / DATASET_JSON, "w", encoding="utf-8") as f:
+        with open(tmp / DATASET_JSON, "w", encoding="utf-8") as f:  # the marker: written last
             json.dump(full, f, indent=2, ensure_ascii=False)
             f.write("\n")
-        if out.exists():
-            backup = out.with_name(f".{out.name}.replaced")
-            shutil.rmtree(backup, ignore_errors=True)
-            out.rename(backup)
-            tmp.rename(out)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        check_replaceable(out, DATASET, force, error=DatasetError)  # nothing appeared meanwhile that is not ours
     return SequenceDataset(out)
 
 
@@ -223,8 +211,9 @@ class SequenceDataset:
                 self.offsets = z["offsets"].astype(np.int64)
                 self.items = z["items"].astype(np.int64)
                 self.timestamps = z["timestamps"].astype(np.int64) if z["timestamps"].size else None
-        except (OSError, KeyError, ValueError) as e:
-            raise DatasetError(f"{self.path / SEQUENCES_FILE}: unreadable ({e})") from None
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise DatasetError(f"{self.path / SEQUENCES_FILE}: unreadable ({type(e).__name__}: {e}); "
+                               "the file is damaged or truncated: import the dataset again") from None
         self._validate()
 
     def _validate(self) -> None:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recx.data.dataset import Item, SequenceDataset, write_dataset
+from recx.artifacts import DATASET, check_replaceable
+from recx.data.dataset import DatasetError, Item, SequenceDataset, write_dataset
 
 CATEGORIES = ("dress", "shirt", "trousers", "shoes", "hat", "bag", "scarf", "jacket")
 # category -> shape drawn in the image (same order as CATEGORIES)
@@ -269,6 +270,7 @@ def synthesize(
     """
     if num_items < 40 or num_users < 1:
         raise ValueError(f"synthesize needs at least 40 items and 1 user (got {num_items} items, {num_users} users)")
+    check_replaceable(Path(out_dir).resolve(), DATASET, force, error=DatasetError)  # before any work
     rng = np.random.default_rng(seed)
     attrs = sample_attributes(rng, num_items)
     no_image = rng.random(num_items) < missing_image

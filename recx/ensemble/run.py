@@ -17,12 +17,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from recx.artifacts import atomic_write_text, sha256_file
 from recx.ensemble.encoder import EnsembleUserEncoder
 from recx.ensemble.selection import Selection, equal_select, greedy_select, score_scale
 from recx.errors import RecxError
 from recx.evaluate import retrieval as R
 from recx.trainer.checkpoint import BEST, read_json_config
-from recx.workspace import atomic_write_text
 
 ENSEMBLE_FILE = "ensemble.json"
 FORMAT = "recx-ensemble/1"
@@ -116,7 +116,8 @@ def build_ensemble(run_dirs: Sequence[str | Path], out_dir: str | Path, opts: En
         "name": name or out.resolve().name,
         "dataset": {"name": dataset.name, "path": str(dataset.path), "fingerprint": dataset.fingerprint},
         "checkpoint": opts.checkpoint,
-        "members": [{"run": str(d), "name": n, "weight": w, "count": c, "scale": s, f"valid_{opts.metric}": a}
+        "members": [{"run": str(d), "name": n, "weight": w, "count": c, "scale": s, f"valid_{opts.metric}": a,
+                     "checkpoint_sha256": sha256_file(d / opts.checkpoint)}
                     for d, n, w, c, s, a in zip(dirs, names, sel.weights, sel.counts, scales, sel.alone)],
         "selection": {"method": opts.method, "metric": opts.metric, "split": "valid", "value": sel.value, "users": int(len(targets)),
                       "exclude_history": opts.exclude_history, "rounds": opts.rounds,
@@ -150,6 +151,11 @@ def load_ensemble(run_dir: str | Path) -> Any:
     missing = [m["run"] for m in used if not Path(m["run"]).is_dir()]
     if missing:
         raise EnsembleError(f"{Path(run_dir) / ENSEMBLE_FILE}: member run {missing[0]} is missing")
+    for m in used:  # ensembles built before members' hashes were recorded are not checked
+        want, path = m.get("checkpoint_sha256"), Path(m["run"]) / checkpoint
+        if want and path.is_file() and sha256_file(path) != want:
+            raise EnsembleError(f"{Path(run_dir) / ENSEMBLE_FILE}: member {path} changed since the ensemble was built (retrained?); "
+                                f"rebuild it with `recx ensemble ... --out {run_dir} --overwrite`")
     runs = _load_members([Path(m["run"]) for m in used], checkpoint)
     want = record["dataset"]["fingerprint"]
     if runs[0].dataset.fingerprint != want:

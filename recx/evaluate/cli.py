@@ -17,11 +17,11 @@ from recx.errors import user_errors
 
 def _resolve_runs(runs: Sequence[Path] | None, compare: Sequence[Path] | None) -> tuple[list[Path], Any]:
     from recx.evaluate.protocol import EvalError
-    from recx.workspace import Workspace, WorkspaceError
+    from recx.workspace import NoWorkspace, Workspace
 
     try:
         ws: Any = Workspace.find()
-    except WorkspaceError:
+    except NoWorkspace:
         ws = None
     if compare:
         if runs:
@@ -32,6 +32,19 @@ def _resolve_runs(runs: Sequence[Path] | None, compare: Sequence[Path] | None) -
     if ws is None:
         raise EvalError("no recx.toml here or in a parent folder: pass --run RUN_DIR or work inside a workspace")
     return [ws.latest_run()], ws
+
+
+def capped_ks(ks: Sequence[int], num_items: int) -> tuple[int, ...]:
+    """The cut-offs, each capped at the catalog size (saying so), without repeats."""
+    from recx.errors import warn
+    from recx.evaluate.protocol import EvalError
+
+    if any(x < 1 for x in ks):
+        raise EvalError(f"--k must be >= 1; got {', '.join(str(x) for x in ks if x < 1)}")
+    for x in ks:
+        if x > num_items:
+            warn(f"--k {x} is more than the catalog's {num_items} items; capped at {num_items} (every item is in the list)")
+    return tuple(dict.fromkeys(min(x, num_items) for x in ks))
 
 
 @user_errors
@@ -74,8 +87,9 @@ def eval_command(
         params = {"hnsw_m": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search}
     elif index != "flat":
         raise EvalError(f"--index must be flat, ivf or hnsw; got {index!r}")
-    opts = EvalOptions(split, tuple(int(x) for x in k), exclude_history, ties, index, params, device, bootstrap, seed, baselines)
     embs = [load_run(d, split) for d in run_dirs]
+    ks = capped_ks([int(x) for x in k], min(e.item_table.shape[0] - 1 for e in embs))
+    opts = EvalOptions(split, ks, exclude_history, ties, index, params, device, bootstrap, seed, baselines)
     names = [run_name(d, getattr(e, "config", None)) for d, e in zip(run_dirs, embs)]
     if len(set(names)) < len(names):  # two runs of the same config: fall back to folder names
         names = [d.resolve().name for d in run_dirs]

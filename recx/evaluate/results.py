@@ -21,7 +21,7 @@ from recx.errors import RecxError
 from recx.evaluate.metrics import TieRule
 from recx.evaluate.protocol import EvalError, EvalResult, evaluate_arrays
 from recx.evaluate.stats import bootstrap_ci
-from recx.workspace import atomic_write_text
+from recx.artifacts import atomic_write_text
 
 RESULTS_FILE = "results.json"
 _SETTING_KEYS = ("split", "ks", "exclude_history", "ties", "index", "index_params")

@@ -96,8 +96,10 @@ def check_embeddings(user_vectors: np.ndarray, item_table: np.ndarray) -> tuple[
         raise RetrievalError(f"user vectors have dimension {u.shape[1]} but item vectors {t.shape[1]}")
     if t.shape[0] < 2:
         raise RetrievalError(f"item_table has {t.shape[0]} rows; it needs the padding row 0 and at least one item")
-    if not (np.isfinite(u).all() and np.isfinite(t[1:]).all()):
-        raise RetrievalError("user or item vectors contain NaN or infinity")
+    bad_users, bad_items = int((~np.isfinite(u)).any(1).sum()), int((~np.isfinite(t[1:])).any(1).sum())
+    if bad_users or bad_items:
+        raise RetrievalError(f"{bad_users} of {len(u)} user vectors and {bad_items} of {len(t) - 1} item vectors contain NaN "
+                             "or infinity: the model diverged; train again with a lower --lr, --grad-clip 1 or --amp off")
     return u, t
 
 

@@ -21,12 +21,12 @@ FORMATS = ("table", "csv", "jsonl")
 def _default_run(run: Path | None) -> Path:
     if run is not None:
         return run
-    from recx.workspace import Workspace, WorkspaceError
+    from recx.workspace import NoWorkspace, Workspace
 
     try:
         return Workspace.find().latest_run()
-    except WorkspaceError as e:
-        raise WorkspaceError(f"{e}; or pass --run RUN_DIR") from None
+    except NoWorkspace as e:
+        raise NoWorkspace(f"{e}; or pass --run RUN_DIR") from None
 
 
 def _check_index(index: str) -> None:
@@ -121,6 +121,11 @@ def recommend_command(
     else:
         _check_index(index)
         rec = Recommender.from_run(_default_run(run), index=index)  # the index's default parameters
+    if k > rec.catalog.num_items:
+        from recx.errors import warn
+
+        warn(f"--k {k} is more than the catalog's {rec.catalog.num_items} items; capped at {rec.catalog.num_items}")
+        k = rec.catalog.num_items
     if user_ids:
         out = rec.recommend_users(user_ids, k, exclude_history)
     elif history:

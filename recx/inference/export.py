@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import importlib.util
+import io
 import json
-import os
-import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -38,6 +35,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from recx.artifacts import EXPORT, PARTIAL_TAG, atomic_folder, check_replaceable, sha256_file
 from recx.errors import RecxError
 from recx.evaluate import retrieval as R
 from recx.inference.catalog import Catalog
@@ -53,19 +51,10 @@ INDEX = "index.faiss"
 INDEX_INFO = "index.json"
 ENCODER = "user_encoder.pt"
 ENCODER_ONNX = "user_encoder.onnx"
-PARTIAL_MARK = ".partial-"
 
 
 class ExportError(RecxError, ValueError):
     """An export dir is missing, unfinished, altered, or does not fit the request."""
-
-
-def sha256_file(path: Path, block: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @contextlib.contextmanager
@@ -115,19 +104,26 @@ def _index_recall(table: np.ndarray, users: np.ndarray, kind: str, params: dict[
     return built, info
 
 
+def _script_bytes(module: torch.nn.Module) -> bytes:
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(module), buf)
+    return buf.getvalue()
+
+
 def _write_onnx(module: torch.nn.Module, path: Path, width: int) -> dict[str, Any]:
     """ONNX copy of the user encoder where the ``onnx`` package is installed (never required)."""
     if importlib.util.find_spec("onnx") is None:
         return {"written": False, "reason": "the onnx package is not installed"}
     example = torch.ones(2, width, dtype=torch.int64)
+    buf = io.BytesIO()
     try:
         torch.onnx.export(
-            module, (example,), str(path), input_names=["padded"], output_names=["user_vectors"],
+            module, (example,), buf, input_names=["padded"], output_names=["user_vectors"],
             dynamic_axes={"padded": {0: "batch", 1: "length"}, "user_vectors": {0: "batch"}}, dynamo=False,
         )
     except Exception as e:  # exporter coverage varies by torch version and operator
-        path.unlink(missing_ok=True)
         return {"written": False, "reason": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+    path.write_bytes(buf.getvalue())
     return {"written": True, "file": ENCODER_ONNX}
 
 
@@ -161,11 +157,10 @@ def export_run(
     import recx
     from recx.inference.run import load_run
 
-    out = Path(out)
-    if out.exists() and not force:
-        raise ExportError(f"{out}: already exists; choose another --out or pass --force to replace it")
-    if PARTIAL_MARK in out.name:
-        raise ExportError(f"{out}: names containing {PARTIAL_MARK!r} are reserved for unfinished exports")
+    out = Path(out).resolve()
+    if PARTIAL_TAG in out.name:
+        raise ExportError(f"{out}: names containing {PARTIAL_TAG!r} are reserved for unfinished exports")
+    check_replaceable(out, EXPORT, force, error=ExportError)
     run = load_run(run_dir, checkpoint)
     enc, ds = run.encoder, run.dataset
     if not hasattr(enc, "history_encoder"):
@@ -176,16 +171,14 @@ def export_run(
     name = str(run.config.get("name"))
     histories, _ = ds.split("test")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL_MARK}", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         np.save(tmp / VECTORS_NPY, table)
         _write_store(tmp / VECTORS_H5, table, catalog, name, Path(run_dir).resolve())
         catalog.write(tmp / ITEMS)
 
         module = enc.history_encoder()
         with _quiet_jit():
-            torch.jit.script(module).save(str(tmp / ENCODER))
+            (tmp / ENCODER).write_bytes(_script_bytes(module))  # Python writes: a full disk is an OSError, not an abort
             scripted = ScriptedUserEncoder(torch.jit.load(str(tmp / ENCODER)), table, enc.max_len, enc.causal, enc.batch_size)
         width = enc.max_len if enc.causal else enc.max_len - 1
         trained_users = enc.encode(histories)
@@ -196,7 +189,7 @@ def export_run(
             import faiss
 
             built, index_info = _index_recall(table, trained_users, index, dict(index_params or {}), k)
-            faiss.write_index(built.index, str(tmp / INDEX))
+            (tmp / INDEX).write_bytes(faiss.serialize_index(built.index).tobytes())
             index_info["file"] = INDEX
         elif index == "flat":
             index_info = {"kind": "flat", "file": None, "reason": "faiss is not installed; exact top-K by matmul over vectors.npy"}
@@ -228,24 +221,8 @@ def export_run(
             "files": {f: {"bytes": (tmp / f).stat().st_size, "sha256": sha256_file(tmp / f)} for f in files},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        _publish(tmp, out, force)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        check_replaceable(out, EXPORT, force, error=ExportError)  # nothing appeared meanwhile that is not ours
     return manifest
-
-
-def _publish(tmp: Path, out: Path, force: bool) -> None:
-    """Rename the finished temp dir onto ``out`` (an old export moves aside first, then goes)."""
-    old = None
-    if out.exists():
-        if not force:
-            raise ExportError(f"{out}: appeared while exporting; pass --force to replace it")
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rename(out, old / "export")
-    os.rename(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -308,7 +285,7 @@ class ExportedRun:
 def load_export(path: str | Path, verify: bool = True) -> ExportedRun:
     """Open an export dir, refusing an unfinished or altered one (``verify``: check sha256 too)."""
     path = Path(path)
-    if PARTIAL_MARK in path.name:
+    if PARTIAL_TAG in path.name:
         raise ExportError(f"{path}: an unfinished export (recx export was interrupted); run it again")
     if not path.is_dir():
         raise ExportError(f"{path}: no such export dir; create one with `recx export --run RUN --out DIR`")

@@ -7,6 +7,9 @@
     runs/<name>/metrics.jsonl   one JSON line per epoch
     runs/<name>/curve.png       training curve
 
+    runs/<name>/finished.json   written when training ends (all epochs, or early stopping):
+                                commands that take "the latest run" only consider these
+
 Every file is written to a temporary name and renamed, so a killed run never leaves a
 truncated checkpoint behind.
 """
@@ -14,38 +17,26 @@ truncated checkpoint behind.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from recx.artifacts import atomic_write_text, torch_save
 from recx.errors import RecxError
-from recx.workspace import RUN_CONFIG, atomic_write_text
+from recx.workspace import BEST, FINISHED, RUN_CONFIG, run_finished  # noqa: F401  (run_finished: re-exported)
 
-BEST = "best.pt"
 LAST = "last.pt"
 METRICS = "metrics.jsonl"
 CURVE = "curve.png"
 
 
-RUN_META_KEYS = ("dataset_fingerprint", "num_items", "world_size")  # config.json keys that are not options
+RUN_FORMAT = 2  # 2: finished.json marks a finished run, store digests recorded; 1: neither
+RUN_META_KEYS = ("dataset_fingerprint", "num_items", "world_size", "run_format", "store_digests")  # config.json keys that are not options
 
 
 class RunError(RecxError):
     """A run directory is missing, incomplete or does not match the request."""
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_matching_weights(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
@@ -89,6 +80,34 @@ def saved_options(run_dir: Path) -> dict[str, Any]:
     values = {k: v for k, v in read_run_config(run_dir).items() if k not in RUN_META_KEYS}
     values.setdefault("loss_weighting", "batch")  # runs written before the option trained this way
     return values
+
+
+def store_digests(cfg: Any) -> dict[str, str]:
+    """modality -> content sha256 of every store the model of ``cfg`` (a TrainConfig) reads."""
+    from recx.featurize.store import store_digest
+
+    return {m: store_digest(p) for m, p in sorted(cfg.stores_read().items())}
+
+
+def check_run_inputs(run_dir: Path, saved: dict[str, Any], dataset: Any, digests: dict[str, str]) -> None:
+    """Refuse to use a run on a dataset or a store that changed since it was trained.
+
+    ``saved`` is the run's config.json; ``digests`` the stores' content sha256 now (runs
+    trained before digests were recorded are checked on the dataset only)."""
+    if saved.get("dataset_fingerprint") not in (None, dataset.fingerprint):
+        raise RunError(f"{run_dir}: dataset {dataset.path} changed since this run was trained (fingerprint "
+                       f"{str(saved['dataset_fingerprint'])[:12]}, now {dataset.fingerprint[:12]}); train a new run on it")
+    stores = saved.get("stores") or {}
+    for modality, digest in sorted((saved.get("store_digests") or {}).items()):
+        now = digests.get(modality)
+        if now is not None and now != digest:
+            raise RunError(f"{run_dir}: its {modality} store {stores.get(modality, '')} changed since this run was trained "
+                           f"(content {digest[:12]}, now {now[:12]}: re-featurized?); train a new run, or restore the store")
+
+
+def mark_finished(run_dir: Path, info: dict[str, Any]) -> None:
+    """Record that training ended (every epoch run, or early stopping): ``finished.json``."""
+    atomic_write_text(Path(run_dir) / FINISHED, json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

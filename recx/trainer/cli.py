@@ -10,8 +10,9 @@ from typing import Any, Optional
 import typer
 
 from recx.errors import user_errors
-from recx.trainer.config import TrainConfig
+from recx.trainer.config import ConfigError, TrainConfig
 
+RESUMABLE = ("epochs", "patience", "device")  # the options `--resume` takes from the command line
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
 
@@ -21,11 +22,11 @@ def _h(text: str, name: str) -> str:
 
 def workspace_layer() -> tuple[dict[str, Any], Path | None]:
     """Options from recx.toml (dataset, stores, runs dir, [train]) if in a workspace."""
-    from recx.workspace import Workspace, WorkspaceError
+    from recx.workspace import NoWorkspace, Workspace
 
     try:
         ws = Workspace.find()
-    except WorkspaceError:
+    except NoWorkspace:
         return {}, None
     layer: dict[str, Any] = dict(ws.section("train"))
     layer["dataset"] = str(ws.dataset_dir)
@@ -117,17 +118,19 @@ def train_command(
     )
     cli.update(lm=lm, init=str(init.resolve()) if init else None, reo_image=reo_image, reo_tuning=reo_tuning, lora_rank=lora_rank, lora_alpha=lora_alpha, reo_pooling=reo_pooling, item_tokens=item_tokens, user_tokens=user_tokens)
     if resume is not None:
-        cfg = TrainConfig.resolve(saved_options(resume), {k: v for k, v in cli.items() if k in ("epochs", "patience", "device")})
+        ignored = [k for k, v in cli.items() if v is not None and k not in RESUMABLE] + (["config"] if config else [])
+        if ignored:
+            flags = ", ".join(f"--{k.replace('_', '-')}" for k in ignored)
+            raise ConfigError(f"--resume {resume} continues the run with its saved options, so {flags} would be ignored; "
+                              f"start a new run to change {'them' if len(ignored) > 1 else 'it'} (only --epochs, --patience "
+                              "and --device apply to a resumed run)")
+        cfg = TrainConfig.resolve(saved_options(resume), {k: v for k, v in cli.items() if k in RESUMABLE})
         result = fit(cfg, run_dir=resume, resume=True, progress=not quiet)
     else:
         ws_layer, _ = workspace_layer()
         file_layer = TrainConfig.read_toml(config) if config else None
         cfg = TrainConfig.resolve(ws_layer, file_layer, cli)
-        if cfg.stores:  # record only the stores this tower reads
-            wanted = set(cfg.tower_parts) | ({"topk", "text", "image"} if "topk" in cfg.tower_parts else set())
-            if cfg.model == "reo-lm":  # the LM reads only an image store, for its image token
-                wanted = {"image"}
-            cfg.stores = {m: p for m, p in cfg.stores.items() if m in wanted}
+        cfg.stores = cfg.stores_read()  # record only the stores this model reads
         result = fit(cfg, progress=not quiet)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports the run
         return

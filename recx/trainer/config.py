@@ -145,6 +145,16 @@ class TrainConfig:
         """``"id+text"`` -> ``["id", "text"]``."""
         return [p.strip() for p in self.item_tower.split("+") if p.strip()]
 
+    def stores_read(self) -> dict[str, str]:
+        """The entries of ``stores`` this model reads (a run records and checks only these)."""
+        if self.model in LM_MODELS:  # the LM reads only an image store, for its image token
+            wanted = {"image"}
+        else:
+            wanted = set(self.tower_parts) - {"id", "e2e", "topk"}
+            if "topk" in self.tower_parts:  # the cached trunk: the topk store, else the text or image one
+                wanted |= {next((m for m in ("topk", "text", "image") if self.stores.get(m)), "topk")}
+        return {m: p for m, p in self.stores.items() if m in wanted}
+
     def validate(self) -> None:
         def one_of(name: str, allowed: tuple[str, ...]) -> None:
             if getattr(self, name) not in allowed:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -21,20 +22,27 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from recx.artifacts import torch_save
 from recx.data.dataset import SequenceDataset
 from recx.device import autocast, autocast_dtype
+from recx.errors import warn
 from recx.evaluate.metrics import metrics_from_ranks
 from recx.evaluate.retrieval import ranks_matmul
 from recx.trainer.checkpoint import (
     BEST,
     CURVE,
+    FINISHED,
     LAST,
+    RUN_FORMAT,
     RunError,
+    check_run_inputs,
     load_checkpoint,
+    mark_finished,
     read_metrics,
     read_run_config,
-    save_atomic,
+    run_finished,
     saved_options,
+    store_digests,
     write_metrics,
     write_run_config,
 )
@@ -208,26 +216,39 @@ def fit(
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     ctx = init_distributed(cfg.device)
-    device = ctx.device
-    amp_dtype = autocast_dtype(cfg.amp, device)
 
     dataset = SequenceDataset(cfg.dataset)
+    digests = store_digests(cfg)
     if resume:
-        saved = read_run_config(run_dir)
-        if saved.get("dataset_fingerprint") != dataset.fingerprint:
-            raise RunError(f"{run_dir}: was trained on a different dataset (fingerprint mismatch with {cfg.dataset})")
+        check_run_inputs(run_dir, read_run_config(run_dir), dataset, digests)
     elif run_dir.exists() and any(run_dir.iterdir()) and ctx.is_main:
         raise RunError(f"{run_dir}: run directory exists; resume it with --resume {run_dir} or choose another --name")
     ctx.barrier()
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_run_config(run_dir, {**cfg.to_dict(), "dataset_fingerprint": dataset.fingerprint, "num_items": dataset.num_items, "world_size": ctx.world_size})
 
-    model = build_model(cfg, dataset)
+    model = build_model(cfg, dataset)  # before the run dir exists: a run that cannot start leaves nothing behind
     if cfg.warm_start and not resume:  # a resumed run's last.pt already holds the warm-started weights
         seeded = warm_start(model, cfg.warm_start, dataset.fingerprint)
         if ctx.is_main:
             print(f"warm start from {seeded.source}: {len(seeded.loaded)} weights loaded; kept as built (not in the source): {', '.join(seeded.fresh) or 'none'}", file=sys.stderr)
+    created = ctx.is_main and not run_dir.exists()
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / FINISHED).unlink(missing_ok=True)  # a resumed run that trains on is unfinished until it ends
+        write_run_config(run_dir, {**cfg.to_dict(), "dataset_fingerprint": dataset.fingerprint, "num_items": dataset.num_items,
+                                   "world_size": ctx.world_size, "run_format": RUN_FORMAT, "store_digests": digests})
+    try:
+        return _train(cfg, run_dir, resume, progress, max_epochs_this_call, ctx, model, dataset)
+    except BaseException:
+        if created and not (run_dir / LAST).is_file():  # failed or interrupted before its first epoch ended
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, max_epochs_this_call: int | None,
+           ctx: Any, model: SequentialRecommender, dataset: SequenceDataset) -> FitResult:
+    """The epochs of :func:`fit` in an existing run dir: resume state, train, validate, checkpoint."""
+    device = ctx.device
+    amp_dtype = autocast_dtype(cfg.amp, device)
     model = model.to(device)
     batches = SequenceBatches(dataset.train_sequences(), cfg.max_len, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
     counts = torch.from_numpy(dataset.item_popularity())
@@ -240,7 +261,7 @@ def fit(
     scheduler = make_scheduler(optimizer, cfg, batches.num_batches())
 
     mask_generator = torch.Generator().manual_seed(cfg.seed + 1)  # BERT4Rec cloze masks
-    start_epoch, best_value, best_epoch, bad_epochs = 0, -math.inf, -1, 0
+    start_epoch, best_value, best_epoch, bad_epochs, stopped = 0, -math.inf, -1, 0, False
     history: list[dict[str, Any]] = []
     if resume and (run_dir / LAST).is_file():
         state = load_checkpoint(run_dir / LAST)
@@ -253,7 +274,7 @@ def fit(
         start_epoch, best_value, best_epoch, bad_epochs = state["epoch"] + 1, state["best_value"], state["best_epoch"], state["bad_epochs"]
         history = [r for r in read_metrics(run_dir) if r["epoch"] < start_epoch]
         if state.get("stopped"):
-            start_epoch = cfg.epochs  # early stopping already ended this run
+            start_epoch, stopped = cfg.epochs, True  # early stopping already ended this run
     if ctx.is_main:
         write_metrics(run_dir, history)
 
@@ -277,7 +298,11 @@ def fit(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
-            total, positions = total + loss.item() * n, positions + n
+            value = loss.item()
+            if not math.isfinite(value):
+                raise RunError(f"{run_dir}: training diverged in epoch {epoch}, step {bar.n}: the loss is {value}; train again with "
+                               f"a lower --lr (now {cfg.lr:g}), --grad-clip 1 (now {cfg.grad_clip:g}) or --amp off (now {cfg.amp})")
+            total, positions = total + value * n, positions + n
             bar.set_postfix(loss=f"{total / max(positions, 1):.4f}", pos_s=f"{positions / (time.perf_counter() - t0):.0f}")
         seconds = time.perf_counter() - t0
         train_seconds += seconds
@@ -292,7 +317,7 @@ def fit(
         improved = value > best_value
         if improved:
             best_value, best_epoch, bad_epochs = value, epoch, 0
-            save_atomic({"model": model.state_dict(), "epoch": epoch, "valid": valid, "config": cfg.to_dict()}, run_dir / BEST)
+            torch_save({"model": model.state_dict(), "epoch": epoch, "valid": valid, "config": cfg.to_dict()}, run_dir / BEST)
         else:
             bad_epochs += 1
         stopped = bad_epochs >= cfg.patience
@@ -301,7 +326,7 @@ def fit(
             row.update(model.epoch_stats(seconds))
         history.append(row)
         write_metrics(run_dir, history)
-        save_atomic(
+        torch_save(
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -324,6 +349,8 @@ def fit(
     ctx.barrier()
     if ctx.is_main:
         plot_curve(run_dir, history, cfg.metric)
+        if stopped or (history[-1]["epoch"] + 1 if history else start_epoch) >= cfg.epochs:
+            mark_finished(run_dir, {"best_epoch": best_epoch, "epochs_run": len(history), "stopped_early": bool(stopped)})
     best_valid = next((r["valid"] for r in history if r["epoch"] == best_epoch), {})
     return FitResult(run_dir, best_epoch, best_valid, len(history), train_seconds)
 
@@ -341,9 +368,18 @@ def load_trained(run_dir: str | Path, checkpoint: str = BEST) -> tuple[Sequentia
     saved = read_run_config(run_dir)
     cfg = TrainConfig.from_dict(saved_options(run_dir), source=str(run_dir / "config.json"))
     dataset = SequenceDataset(cfg.dataset)
-    if saved.get("dataset_fingerprint") not in (None, dataset.fingerprint):
-        raise RunError(f"{run_dir}: dataset {cfg.dataset} changed since training (fingerprint mismatch)")
+    check_run_inputs(run_dir, saved, dataset, store_digests(cfg))
+    if not run_finished(run_dir):
+        last = read_metrics(run_dir)
+        warn(f"{run_dir}: training did not finish (interrupted after {len(last)} of {cfg.epochs} epochs); using its "
+             f"{checkpoint} as it is; `recx train --resume {run_dir}` continues it")
     # the run's checkpoint holds every weight: a reo-lm run does not need its --init dir any more
     model = build_model(dataclasses.replace(cfg, init="") if cfg.init else cfg, dataset)
-    model.load_state_dict(load_checkpoint(run_dir / checkpoint)["model"])
+    state = load_checkpoint(run_dir / checkpoint)
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        detail = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line or "Missing" in line or "Unexpected" in line), str(e)[:200])
+        raise RunError(f"{run_dir / checkpoint}: does not fit this run's model ({detail.rstrip('.')}); "
+                       "was it copied from another run?") from None
     return model.eval(), cfg, dataset

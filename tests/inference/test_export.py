@@ -86,7 +86,7 @@ def test_half_written_or_altered_exports_are_refused(trained, exported, tmp_path
     import recx.inference.export as E
 
     # an export killed before its rename leaves nothing under the target name
-    monkeypatch.setattr(E, "_publish", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(E, "_script_bytes", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         export_run(trained(), tmp_path / "killed")
     monkeypatch.undo()
@@ -126,11 +126,24 @@ def test_an_existing_export_is_not_overwritten(trained, tmp_path):
     export_run(trained(), out)
     with pytest.raises(ExportError, match="already exists"):
         export_run(trained(), out)
-    (out / "stale").write_text("from the old export")
+    old_manifest = (out / "manifest.json").read_bytes()
+    (out / "notes.txt").write_text("the user's, not recx's")
+    with pytest.raises(ExportError, match="notes.txt, which recx did not write"):
+        export_run(trained(), out, force=True)
+    assert (out / "notes.txt").exists() and (out / "manifest.json").read_bytes() == old_manifest
+    (out / "notes.txt").unlink()
     export_run(trained(), out, force=True)
-    assert not (out / "stale").exists()
     load_export(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]  # the old export moved aside and went
+
+
+def test_force_never_replaces_a_folder_recx_did_not_write(trained, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("irreplaceable")
+    with pytest.raises(ExportError, match="not a recx export"):
+        export_run(trained(), mine, force=True)
+    assert (mine / "thesis.tex").read_text() == "irreplaceable"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="onnx is not installed (optional)")

@@ -67,7 +67,7 @@ def import_amazon(
     text_template: str | None = None,
     k_core: int = 0,
     min_length: int = 3,
-    dedup: str = "none",
+    dedup: str = "exact",
     max_length: int = 0,
 ) -> SequenceDataset:
     """Import an Amazon review file (``src``) and its metadata file (``items``, optional).

@@ -28,7 +28,7 @@ def import_csv(
     images: str | os.PathLike | None = None,
     k_core: int = 0,
     min_length: int = 3,
-    dedup: str = "none",
+    dedup: str = "exact",
     max_length: int = 0,
 ) -> SequenceDataset:
     """Import ``src`` (CSV/TSV with a header row, CSV quoting honoured).

@@ -4,7 +4,7 @@ article_id, price, sales_channel_id``), ``articles*.csv`` (product name, type, c
 
 Dates have day resolution, so a customer's purchases on one day keep their file order, and a
 repeat purchase of the same article on the same day (a repeated row) is dropped by default
-(``dedup="same-time"``).  Articles without metadata or image are normal (counted, masked).
+(``dedup="exact"``, the default of every importer).  Articles without metadata or image are normal (counted, masked).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def import_hm(
     text_template: str | None = None,
     k_core: int = 0,
     min_length: int = 3,
-    dedup: str = "same-time",
+    dedup: str = "exact",
     max_length: int = 0,
 ) -> SequenceDataset:
     """Import an H&M folder (full Kaggle data or a sample with the same file names).

@@ -30,7 +30,7 @@ def import_mind(
     text_template: str | None = None,
     k_core: int = 0,
     min_length: int = 3,
-    dedup: str = "none",
+    dedup: str = "none",  # history clicks share one synthetic time, so (user, item, time) cannot tell a re-read from a copied row
     max_length: int = 0,
 ) -> SequenceDataset:
     """Import a MIND folder (``news.tsv``, ``behaviors.tsv``).

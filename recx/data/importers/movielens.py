@@ -124,7 +124,7 @@ def import_movielens(
     min_rating: float | None = None,
     k_core: int = 0,
     min_length: int = 3,
-    dedup: str = "none",
+    dedup: str = "exact",
     max_length: int = 0,
 ) -> SequenceDataset:
     """Import an ml-100k or ml-1m folder; every rating is an interaction unless ``min_rating``.

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from recx.artifacts import DATASET, check_replaceable
 from recx.data.dataset import MIN_SEQUENCE_LENGTH, DatasetError, Item, SequenceDataset, write_dataset
 from recx.data.importers.reading import ImportFault
 
@@ -93,7 +94,7 @@ class InteractionLog:
         return tuple(np.frombuffer(a, dtype=np.int64) if len(a) else np.zeros(0, np.int64) for a in (self._u, self._i, self._t))  # type: ignore[return-value]
 
 
-DEDUP_MODES = ("none", "consecutive", "same-time")
+DEDUP_MODES = ("exact", "none", "consecutive", "same-time")
 
 
 @dataclass
@@ -102,9 +103,11 @@ class Filters:
 
     k_core: int = 0  # users and items with fewer interactions are dropped, iterated to a fixed point
     min_length: int = MIN_SEQUENCE_LENGTH  # never below 3 (leave-one-out)
-    # "none"; "consecutive": drop an interaction repeating the user's previous item;
-    # "same-time": drop a row repeating an earlier (user, item, timestamp) row (H&M same-day repeats)
-    dedup: str = "none"
+    # "exact" (default): drop a row repeating an earlier (user, item, timestamp) row, which would
+    # put the test target in its own training history (logs without times keep every row);
+    # "same-time": the same rule under its older name (H&M same-day repeats); "none": keep every
+    # row; "consecutive": drop an interaction repeating the user's previous item
+    dedup: str = "exact"
     max_length: int = 0  # keep each user's most recent max_length interactions (0 = all)
 
     def __post_init__(self) -> None:
@@ -128,13 +131,14 @@ class Filters:
 
 
 def build_sequences(
-    log: InteractionLog, filters: Filters, ledger: Ledger
+    log: InteractionLog, filters: Filters, ledger: Ledger, timed: bool = True
 ) -> tuple[list[int], list[int], list[np.ndarray], list[np.ndarray]]:
     """Apply the filters and return ``(user codes, item codes, sequences, timestamps)``.
 
     Sequences hold 0-based positions into the returned item code list (add 1 for recx
     indices).  Users keep their first-seen order; items are ordered by their first appearance
     in the input file.  Every removed row is counted in ``ledger.outcomes`` under its rule.
+    ``timed``: the log holds real timestamps (without them no two rows are exact duplicates).
     """
     u, i, t = log.arrays()
     keep = np.ones(len(u), dtype=bool)
@@ -146,12 +150,13 @@ def build_sequences(
         rep[1:] = (us[1:] == us[:-1]) & (its[1:] == its[:-1])
         keep[order[rep]] = False
         ledger.outcomes["filtered: consecutive duplicate"] += int(rep.sum())
-    elif filters.dedup == "same-time" and len(u):
+    elif filters.dedup in ("exact", "same-time") and timed and len(u):
         _, first = np.unique(np.stack([u, t, i], axis=1), axis=0, return_index=True)
         rep = np.ones(len(u), dtype=bool)
         rep[first] = False
         keep &= ~rep
-        ledger.outcomes["filtered: same (user, item, time) repeated"] += int(rep.sum())
+        if rep.any():
+            ledger.outcomes["filtered: exact duplicate (same user, item, time)"] += int(rep.sum())
 
     if filters.max_length:
         o = order[keep[order]]
@@ -238,12 +243,8 @@ def finish(
 
 
 def refuse_existing(out_dir: str | os.PathLike, force: bool) -> None:
-    """Fail before any parsing when the output exists (write_dataset checks again at the end)."""
-    out = Path(out_dir)
-    if out.exists() and out.is_dir() and any(out.iterdir()) and not force:
-        raise DatasetError(f"{out}: already exists and is not empty; pass --force to replace it")
-    if out.exists() and not out.is_dir():
-        raise DatasetError(f"{out}: exists and is not a directory")
+    """Fail before any parsing when the output may not be written (write_dataset checks again at the end)."""
+    check_replaceable(Path(out_dir).resolve(), DATASET, force, error=DatasetError)
 
 
 @dataclass
@@ -275,7 +276,7 @@ def assemble(
     """
     if len(log) == 0:
         raise ImportFault(f"{meta.get('source', {}).get('path', out_dir)}: no interactions to import")
-    users, item_codes, seqs, stamps = build_sequences(log, filters, ledger)
+    users, item_codes, seqs, stamps = build_sequences(log, filters, ledger, timed=keep_timestamps)
     if rows_read is not None:
         check_ledger(ledger, rows_read)
     if not seqs:

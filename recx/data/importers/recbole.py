@@ -51,7 +51,7 @@ def import_recbole(
     text_template: str | None = None,
     k_core: int = 0,
     min_length: int = 3,
-    dedup: str = "none",
+    dedup: str = "exact",
     max_length: int = 0,
 ) -> SequenceDataset:
     """Import RecBole atomic files from a folder (or the ``.inter`` file itself).

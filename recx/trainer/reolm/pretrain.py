@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from recx.artifacts import atomic_write_text, torch_save
 from recx.data.dataset import SequenceDataset
 from recx.device import autocast, autocast_dtype, resolve_device
 from recx.errors import RecxError
-from recx.trainer.checkpoint import save_atomic
 from recx.trainer.data import Batch, SequenceBatches
 from recx.trainer.losses.debiased_ce import DebiasedCrossEntropy
 from recx.trainer.reolm.backbone import DEFAULT_LM, load_backbone, load_tokenizer, locate_backbone, tokenizer_hash
@@ -40,7 +40,6 @@ from recx.trainer.reolm.heads import TiedMLMHead, alignment_loss, mask_tokens
 from recx.trainer.reolm.model import ReoLM
 from recx.trainer.reolm.packing import Specials, collate, pack
 from recx.trainer.reolm.tokens import ItemTokens, item_tokens
-from recx.workspace import atomic_write_text
 
 FORMAT = "recx-reolm-pretrain-1"
 
@@ -276,8 +275,8 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
         row = {"epoch": epoch, "steps": n, "seconds": seconds, **{k: v / max(n, 1) for k, v in sums.items()}, **lm.epoch_stats(seconds)}
         history.append(row)
         weights = {**lm.state_dict(), **{f"mlm_head.{k}": v for k, v in model.mlm_head.state_dict().items()}}
-        save_atomic(weights, out / WEIGHTS)
-        save_atomic({"lm": lm.state_dict(), "mlm_head": model.mlm_head.state_dict(), "optimizer": optimizer.state_dict(),
+        torch_save(weights, out / WEIGHTS)
+        torch_save({"lm": lm.state_dict(), "mlm_head": model.mlm_head.state_dict(), "optimizer": optimizer.state_dict(),
                      "rng": _rng_state(), "generator": generator.get_state(), "epoch": epoch}, out / STATE)
         atomic_write_text(out / METRICS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
         atomic_write_text(out / CONFIG, json.dumps({**config, "epochs_done": epoch + 1}, indent=2, sort_keys=True) + "\n")

@@ -38,7 +38,7 @@ def test_hm_same_day_repeats_text_and_images(tmp_path):
     assert ds.image_paths[ds.index_of("0100000001")].endswith("images/010/0100000001.jpg")
     assert ds.image_paths[ds.index_of("0100000002")] is None
     rows = ds.meta["import"]["rows"]
-    assert rows == {"kept": 3, "filtered: same (user, item, time) repeated": 1, "filtered: min sequence length": 2}
+    assert rows == {"kept": 3, "filtered: exact duplicate (same user, item, time)": 1, "filtered: min sequence length": 2}
     w = ds.meta["import"]["warnings"]
     assert w["article rows for articles never bought"] == 1
     assert w["items without a metadata row"] == 1 and w["items without image"] == 2
@@ -50,6 +50,6 @@ def test_hm_sample_real_counts(shared_data, tmp_path):
     ds = import_hm(shared_data("hm-sample", "transactions_train_sample.csv"), tmp_path / "o")
     imp = ds.meta["import"]
     assert sum(imp["rows"].values()) == 31662
-    assert imp["rows"]["filtered: same (user, item, time) repeated"] == 3146
+    assert imp["rows"]["filtered: exact duplicate (same user, item, time)"] == 3146
     assert (ds.num_users, ds.num_items, ds.items.size) == (1094, 16866, 28117)
     assert int(ds.has_image().sum()) == 5469 and int(ds.has_text().sum()) == 4078

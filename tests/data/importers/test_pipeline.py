@@ -44,7 +44,7 @@ def test_same_time_dedup_drops_repeated_rows_only():
     rows = [("u", "a", 1), ("u", "b", 1), ("u", "a", 1), ("u", "a", 2), ("u", "c", 3)]
     named, outcomes, _, _ = _run(rows, dedup="same-time")
     assert named == {"u": ["a", "b", "a", "c"]}
-    assert outcomes == {"kept": 4, "filtered: same (user, item, time) repeated": 1}
+    assert outcomes == {"kept": 4, "filtered: exact duplicate (same user, item, time)": 1}
 
 
 def test_max_length_keeps_the_most_recent():
