@@ -22,9 +22,10 @@ from typing import Any
 
 import torch
 
-from recx.artifacts import atomic_write_text, torch_save
+from recx.artifacts import atomic_write_text
 from recx.errors import RecxError
-from recx.workspace import BEST, FINISHED, RUN_CONFIG, run_finished  # noqa: F401  (run_finished: re-exported)
+from recx.workspace import BEST as BEST  # the run layout names live in recx.workspace
+from recx.workspace import FINISHED, RUN_CONFIG
 
 LAST = "last.pt"
 METRICS = "metrics.jsonl"

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from recx.artifacts import torch_save
+from recx.artifacts import atomic_write, torch_save
 from recx.data.dataset import SequenceDataset
 from recx.device import autocast, autocast_dtype
 from recx.errors import warn
@@ -40,7 +40,6 @@ from recx.trainer.checkpoint import (
     mark_finished,
     read_metrics,
     read_run_config,
-    run_finished,
     saved_options,
     store_digests,
     write_metrics,
@@ -53,6 +52,7 @@ from recx.trainer.encoder_towers import StepMemo
 from recx.trainer.losses import build_loss
 from recx.trainer.model import SequentialRecommender, build_model, encoder_parameters
 from recx.trainer.warm_start import warm_start
+from recx.workspace import run_finished
 
 
 class TrainStep(torch.nn.Module):
@@ -188,10 +188,10 @@ def plot_curve(run_dir: Path, rows: list[dict[str, Any]], metric: str) -> None:
     ax2.set_ylabel(f"valid {metric}", color="tab:orange")
     ax1.set_title(run_dir.name, fontsize=9)
     fig.tight_layout()
-    tmp = run_dir / f".{CURVE}.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(run_dir / CURVE)
+    try:
+        atomic_write(run_dir / CURVE, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def fit(
