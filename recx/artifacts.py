@@ -68,7 +68,7 @@ def _json_has(*keys: str, **values: Any) -> Callable[[Path], bool]:
 
 DATASET = FolderKind(
     "dataset", "dataset.json",
-    frozenset({"dataset.json", "items.jsonl", "users.jsonl", "sequences.npz", "images", "results.json"}),
+    frozenset({"dataset.json", "items.jsonl", "users.jsonl", "sequences.npz", "images", "reolm-tokens"}),
     _json_has("format_version", "catalog_fingerprint", "fingerprint"),
 )
 EXPORT = FolderKind(

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from recx.artifacts import disk_faults
 from recx.errors import RecxError, user_errors
 
 
@@ -28,6 +29,7 @@ def featurize_command(
     cache_top_k: int = typer.Option(0, "--cache-top-k", help="Also store the hidden states entering the top K blocks (for partial tuning)."),
     chunk_rows: int = typer.Option(1024, "--chunk-rows", help="Items per work chunk (resume granularity), rounded down to whole batches."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Image decoding workers (default: min(4, CPUs))."),
+    strict_images: bool = typer.Option(False, "--strict-images", help="A broken image file is an error (default: its item is stored as absent and listed in <store>.broken-images.txt)."),
     force: bool = typer.Option(False, "--force", help="Replace a finished store."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run from its last chunk."),
     check: Optional[Path] = typer.Option(None, "--check", help="Validate STORE against the dataset and print its metadata; encodes nothing."),
@@ -39,12 +41,12 @@ def featurize_command(
     Weights not on this machine are downloaded on first use into the Hugging Face cache
     (HF_HOME / HF_HUB_CACHE) or torch hub's, unless --offline or HF_HUB_OFFLINE=1.
     """
-    from recx.workspace import Workspace, WorkspaceError
+    from recx.workspace import NoWorkspace, Workspace
 
     ws: Workspace | None
     try:
         ws = Workspace.find()
-    except WorkspaceError:
+    except NoWorkspace:
         if dataset is None:
             raise
         ws = None
@@ -55,7 +57,7 @@ def featurize_command(
         return
 
     from recx.featurize.registry import REGISTRY, store_name
-    from recx.featurize.runner import run
+    from recx.featurize.runner import broken_list_path, run
 
     model = model or (ws.section("featurize").get("model") if ws else None) or "minilm"
     spec = REGISTRY.get(model)
@@ -68,12 +70,13 @@ def featurize_command(
     stores_dir = ws.stores_dir if ws else Path(dataset_dir).resolve().parent / "stores"
     for mod in modalities:
         target = out or stores_dir / f"{store_name(model)}{'-' + mod if mod else ''}.h5"
-        path = run(
-            dataset_dir, model=model, out=target, batch_size=batch_size, device=device, dtype=dtype, force=force,
-            resume=resume, model_path=model_path, pooling=pooling, layer=layer, max_length=max_length,
-            progress=not quiet, modality=mod, compute_dtype=compute_dtype, chunk_rows=chunk_rows,
-            num_workers=workers, cache_top_k=cache_top_k, offline=offline or None,
-        )
+        with disk_faults(target):  # a full disk is one line; the partial store stays for the resume
+            path = run(
+                dataset_dir, model=model, out=target, batch_size=batch_size, device=device, dtype=dtype, force=force,
+                resume=resume, model_path=model_path, pooling=pooling, layer=layer, max_length=max_length,
+                progress=not quiet, modality=mod, compute_dtype=compute_dtype, chunk_rows=chunk_rows,
+                num_workers=workers, cache_top_k=cache_top_k, offline=offline or None, strict_images=strict_images,
+            )
         if int(os.environ.get("RANK", "0")) != 0:
             continue  # under torchrun only rank 0 reports and records the store
         from recx.featurize.store import open_store
@@ -88,9 +91,12 @@ def featurize_command(
         if recorded:
             for key in keys:
                 ws.record_store(key, path)
+        broken = int(store.attrs.get("rows_absent", 0))
+        listed = f"; {broken} broken image{'s' if broken != 1 else ''} stored as absent (listed in {broken_list_path(path)})"
         typer.echo(
             f"wrote {path}: {store.num_items} items, dim {store.dim}, {int(store.present.sum())} with {store.modality}, "
-            f"compute {store.attrs.get('compute_dtype')}" + (f"; recorded as [stores] {', '.join(keys)}" if recorded else "")
+            f"compute {store.attrs.get('compute_dtype')}" + (listed if broken else "")
+            + (f"; recorded as [stores] {', '.join(keys)}" if recorded else "")
         )
 
 

@@ -6,6 +6,7 @@ picklable); torchvision.io is never used (its C++ ops do not load next to CPU to
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,7 +23,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class ImageDecodeError(RecxError):
-    """An image file exists but cannot be decoded."""
+    """An image file exists but cannot be decoded; ``reason`` is the fault in one line."""
+
+    def __init__(self, message: str, path: str = "", reason: str = ""):
+        super().__init__(message)
+        self.path = path
+        self.reason = reason
+
+
+def decode_fault(e: BaseException) -> str:
+    """A PIL decoding exception as one line (its first line, else its type name)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,8 @@ class ImageTransform:
 
         resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[self.interpolation]
         try:
+            if os.path.getsize(path) == 0:
+                raise OSError("empty file, 0 bytes")  # PIL would only say it cannot identify it
             with Image.open(path) as im:
                 im = im.convert("RGB")
                 if self.resize is None:
@@ -55,8 +69,11 @@ class ImageTransform:
                     left, top = (w - self.size) // 2, (h - self.size) // 2
                     im = im.crop((left, top, left + self.size, top + self.size))
                 arr = np.asarray(im, dtype=np.float32)
-        except (OSError, ValueError) as e:
-            raise ImageDecodeError(f"{path}: cannot decode image ({e})") from None
+        # PIL's faults on broken files: UnidentifiedImageError / "image file is truncated" (OSError),
+        # DecompressionBombError, and SyntaxError / EOFError from some format plugins
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+            reason = decode_fault(e)
+            raise ImageDecodeError(f"{path}: cannot decode image ({reason})", path, reason) from None
         x = torch.from_numpy(arr.copy()).permute(2, 0, 1).div_(255.0)
         mean = torch.tensor(self.mean).view(3, 1, 1)
         std = torch.tensor(self.std).view(3, 1, 1)

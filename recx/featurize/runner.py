@@ -10,6 +10,12 @@ the items written in plan order, so an interrupted run recomputes the plan and r
 the last finished chunk.  The plan is a pure function of the dataset, the encoder,
 ``batch_size`` and ``chunk_rows``, so a resumed or a multi-process run computes exactly the
 same batches as a single uninterrupted one.
+
+Image files are decoded in DataLoader workers one by one: a broken file (PIL cannot decode it)
+does not stop the run; its item is written as absent, still counting as done so resuming stays
+exact, and listed in ``<store>.broken-images.txt`` (``--strict-images`` makes it an error).  A
+store with no present item is refused before it is opened, and one covering under half of the
+items the dataset counts with the modality is written with a warning.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -27,9 +33,10 @@ import torch
 import recx
 from recx import device as devices
 from recx.data.dataset import SequenceDataset
-from recx.errors import RecxError
+from recx.errors import RecxError, warn
 from recx.featurize import distributed as dist_utils
 from recx.featurize.base import Encoder
+from recx.featurize.image import ImageDecodeError
 from recx.featurize.registry import REGISTRY, load_encoder, store_name
 from recx.featurize.store import StoreError, StoreWriter, partial_path
 
@@ -40,6 +47,11 @@ DEFAULT_BATCH = {"text": 128, "image": 64}
 
 # items per sort_keys call while planning (bounds the tokenizer output held at once)
 _SORT_SLICE = 8192
+BROKEN_LIST_SUFFIX = ".broken-images.txt"
+
+
+class NoItemsError(RecxError):
+    """No item of the dataset has a usable input for the modality; the message names the dataset."""
 
 
 @dataclass
@@ -65,6 +77,17 @@ def default_store_path(dataset_dir: str | os.PathLike, model: str, modality: str
     return Path(dataset_dir).resolve().parent / "stores" / f"{store_name(model)}{suffix}.h5"
 
 
+def broken_list_path(store: str | os.PathLike) -> Path:
+    """``<store>.broken-images.txt``: the items whose image file could not be decoded."""
+    p = Path(store)
+    return p.with_name(p.name + BROKEN_LIST_SUFFIX)
+
+
+def image_root(dataset: SequenceDataset) -> Path:
+    """The folder relative image paths resolve against (the dataset folder when none is recorded)."""
+    return Path(dataset.meta.get("image_root") or dataset.path)
+
+
 def item_inputs(dataset: SequenceDataset, modality: str) -> tuple[list[Any], np.ndarray]:
     """Raw inputs per row (texts or image paths, None where absent) and present [N+1] bool.
 
@@ -79,6 +102,52 @@ def item_inputs(dataset: SequenceDataset, modality: str) -> tuple[list[Any], np.
     present = np.array([r is not None for r in raw], dtype=bool)
     present[0] = False
     return raw, present
+
+
+def _missing_images_note(dataset: SequenceDataset, missing: Sequence[str]) -> str:
+    """Where the ``missing`` image files (at least one path) were looked for, in a few words."""
+    root = image_root(dataset)
+    if not root.is_dir():
+        return f"image root {root} does not exist"
+    folders = {os.path.dirname(p) for p in missing}
+    if len(folders) == 1 and not os.path.isdir(next(iter(folders))):
+        return f"image folder {folders.pop()} does not exist; image root {root}"
+    return f"image root {root}; e.g. {missing[0]} is missing"
+
+
+def _missing_images(dataset: SequenceDataset, raw: Sequence[Any]) -> list[str]:
+    """Image paths of items whose file was not found (``raw`` from :func:`item_inputs`)."""
+    return [p for p, r in zip(dataset.image_paths, raw) if p is not None and r is None]
+
+
+def require_items(dataset: SequenceDataset, modality: str, raw: Sequence[Any], present: np.ndarray) -> None:
+    """Refuse a store that would hold no present item: NoItemsError naming the dataset (and where images were looked for)."""
+    if present.any():
+        return
+    if modality == "text":
+        raise NoItemsError(f"{dataset.path}: no item has a text; a text store would be empty")
+    missing = _missing_images(dataset, raw)
+    if not missing:
+        raise NoItemsError(f"{dataset.path}: no item has an image path; an image store would be empty")
+    raise NoItemsError(f"{dataset.path}: none of the {len(missing):,} items with an image path has a readable file "
+                       f"({_missing_images_note(dataset, missing)}); restore the images, then rerun")
+
+
+def checked_inputs(dataset: SequenceDataset, modality: str) -> tuple[list[Any], np.ndarray]:
+    """:func:`item_inputs`, refused by :func:`require_items` when no item is present."""
+    raw, present = item_inputs(dataset, modality)
+    require_items(dataset, modality, raw, present)
+    return raw, present
+
+
+def _registry_modality(model: str, modality: str | None) -> str | None:
+    """The modality a registry model encodes, known before loading it (None for folders and hub ids)."""
+    spec = REGISTRY.get(model)
+    if spec is None:
+        return None
+    if spec.modality == "clip":
+        return modality or "image"
+    return spec.modality if spec.modality in ("text", "image") else None
 
 
 def plan_order(encoder: Encoder, raw: Sequence[Any], present: np.ndarray) -> np.ndarray:
@@ -104,19 +173,41 @@ def plan_chunks(encoder: Encoder, raw: Sequence[Any], present: np.ndarray, batch
     return [Chunk(i * batch_size, batches[i : i + per_chunk]) for i in range(0, len(batches), per_chunk)]
 
 
+def preprocess_items(encoder: Encoder, raw_items: Sequence[Any]) -> tuple[dict[str, torch.Tensor] | None, list[str | None]]:
+    """Raw items -> (the batch of those that preprocess, None if none does; per item its fault in one line or None).
+
+    Image files are decoded one by one, so a broken one leaves the others in the batch and never
+    raises (in a DataLoader worker that would stop the run with a worker traceback); texts always
+    preprocess, as one batch.
+    """
+    if encoder.modality != "image":
+        return encoder.preprocess(list(raw_items)), [None] * len(raw_items)
+    parts: list[dict[str, torch.Tensor]] = []
+    faults: list[str | None] = []
+    for item in raw_items:
+        try:
+            parts.append(encoder.preprocess([item]))
+            faults.append(None)
+        except ImageDecodeError as e:
+            faults.append(e.reason or str(e))
+    if not parts:
+        return None, faults
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, faults
+
+
 class _Batches(torch.utils.data.Dataset):
-    """Batch i of the plan, preprocessed (in a DataLoader worker for images)."""
+    """Batch i of the plan, preprocessed by :func:`preprocess_items` (in a DataLoader worker for images)."""
 
     def __init__(self, encoder: Encoder, raw: Sequence[Any], batches: list[np.ndarray]):
-        self.preprocess = encoder.preprocess
+        self.encoder = encoder
         self.raw = raw
         self.batches = batches
 
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return self.preprocess([self.raw[r] for r in self.batches[i]])
+    def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor] | None, list[str | None]]:
+        return preprocess_items(self.encoder, [self.raw[r] for r in self.batches[i]])
 
 
 def _identity(x: Any) -> Any:
@@ -195,6 +286,7 @@ def run(
     encoder: Encoder | None = None,
     on_chunk: Callable[[int], None] | None = None,
     offline: bool | None = None,
+    strict_images: bool = False,
 ) -> Path:
     """Encode every item of ``dataset_dir`` with ``model`` into an H5 store; returns its path.
 
@@ -217,6 +309,10 @@ def run(
         offline: never download weights (also on with ``HF_HUB_OFFLINE=1``); by default weights not on this
             machine are downloaded into their library's cache before the store is opened, so a failed
             download leaves no store behind.
+        strict_images: a broken image file is an error (ImageDecodeError naming it) instead of an
+            absent item listed in ``<out>.broken-images.txt``.
+
+    Raises NoItemsError (before any store is written) when no item has a usable input.
     """
     dataset = SequenceDataset(dataset_dir)
     ctx = dist_utils.context()
@@ -227,6 +323,9 @@ def run(
     out = Path(out)
     if out.exists() and not force:
         raise StoreError(f"{out}: a finished store already exists; pass --force to replace it")
+
+    known = encoder.modality if encoder is not None else _registry_modality(model, modality)
+    inputs = checked_inputs(dataset, known) if known else None  # before weights are loaded (or downloaded)
 
     device_t = devices.resolve_device(device) if not ctx.active else ctx.device(device)
     if encoder is None:
@@ -253,7 +352,7 @@ def run(
     encoder = encoder.eval().to(device_t)
     if encoder.channels_last:
         encoder = encoder.to(memory_format=torch.channels_last)
-    raw, present = item_inputs(dataset, encoder.modality)
+    raw, present = inputs if inputs is not None and known == encoder.modality else checked_inputs(dataset, encoder.modality)
     batch_size = batch_size or DEFAULT_BATCH.get(encoder.modality, 64)
 
     attrs = encoder.store_attrs()
@@ -293,6 +392,8 @@ def run(
                 resume=resume, hidden_shape=topk.hidden_shape if topk else None, planned=planned,
             )
             todo = remaining(writer.rows_done)
+            if strict_images:
+                _refuse_noted(writer, raw)
             setup = (writer.rows_done, _compute_dtype(writer, encoder, raw, chunks, device_t, compute_dtype))
         except BaseException as e:
             if writer is not None:
@@ -319,24 +420,22 @@ def run(
         bar = _progress(total, f"{encoder.name} ({compute})", progress and ctx.is_main)
         it = iter(loader)
         for chunk, my_batches in zip(todo, mine):
-            results: dict[int, tuple[np.ndarray, Any]] = {}
+            results: dict[int, tuple[np.ndarray, Any, list[str | None]]] = {}
             for b in my_batches:
-                batch = next(it)
-                if topk is not None:
-                    emb, hidden = topk.encode(batch, device_t, compute)
-                else:
-                    emb, hidden = encode_batch(encoder, batch, device_t, compute), None
-                results[_key(b)] = (emb, hidden)
+                batch, faults = next(it)
+                results[_key(b)] = (*_encode(encoder, topk, batch, faults, device_t, compute), faults)
                 bar.update(len(b) * ctx.world_size)
             results = ctx.gather_dicts(results)
             if writer is not None:
+                if strict_images:
+                    _refuse_broken(chunk, results, raw)
                 _write_chunk(writer, chunk, results, encoder.dim, topk)
                 if on_chunk is not None:
                     on_chunk(writer.rows_done)
             ctx.barrier()
         bar.close()
         if writer is not None:
-            writer.finish(force=force)
+            _finish(writer, dataset, raw, encoder.modality, force)
         ctx.barrier()
         return out
     finally:
@@ -346,6 +445,51 @@ def run(
 
 def _key(rows: np.ndarray) -> int:
     return int(rows[0])
+
+
+def _scatter(ok: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` [K, ...] of the items where ``ok`` [B] is set -> [B, ...], zeros elsewhere."""
+    if ok.all():
+        return values
+    out = np.zeros((len(ok),) + values.shape[1:], dtype=values.dtype)
+    out[ok] = values
+    return out
+
+
+def _encode(encoder: Encoder, topk: Any, batch: dict[str, torch.Tensor] | None, faults: list[str | None],
+            device: torch.device, compute_dtype: str) -> tuple[np.ndarray, Any]:
+    """One preprocessed batch of B planned items -> (float32 [B, D], (hidden [B, t, H], mask [B, t]) or None),
+    zeros for the items that failed to preprocess (``faults``)."""
+    ok = np.array([f is None for f in faults], dtype=bool)
+    if batch is None:
+        emb = np.zeros((len(ok), encoder.dim), dtype=np.float32)
+        if topk is None:
+            return emb, None
+        t, h = topk.hidden_shape
+        return emb, (np.zeros((len(ok), t, h), dtype=np.float16), np.zeros((len(ok), t), dtype=bool))
+    if topk is None:
+        return _scatter(ok, encode_batch(encoder, batch, device, compute_dtype)), None
+    emb, (hidden, mask) = topk.encode(batch, device, compute_dtype)
+    return _scatter(ok, emb), (_scatter(ok, hidden), _scatter(ok, mask))
+
+
+def _refuse_noted(writer: StoreWriter, raw: Sequence[Any]) -> None:
+    """``--strict-images`` resuming a store: a broken image an earlier run wrote as absent is an error too."""
+    noted = writer.absent_notes()
+    if noted:
+        r, fault = next(iter(noted.items()))
+        raise ImageDecodeError(f"{raw[r]}: cannot decode image ({fault}), written as absent by an earlier run of this store; "
+                               "fix or remove the file and rerun with --no-resume, or featurize without --strict-images",
+                               str(raw[r]), fault)
+
+
+def _refuse_broken(chunk: Chunk, results: dict[int, tuple[np.ndarray, Any, list[str | None]]], raw: Sequence[Any]) -> None:
+    """``--strict-images``: the chunk's first broken image file as an error naming it."""
+    for rows in chunk.batches:
+        for r, fault in zip(rows, results[_key(rows)][2]):
+            if fault is not None:
+                raise ImageDecodeError(f"{raw[r]}: cannot decode image ({fault}); fix or remove the file, or featurize "
+                                       "without --strict-images to store the item as absent", str(raw[r]), fault)
 
 
 def _compute_dtype(writer: StoreWriter, encoder: Encoder, raw: Sequence[Any], chunks: list[Chunk], device: torch.device, requested: str) -> str:
@@ -361,15 +505,16 @@ def _compute_dtype(writer: StoreWriter, encoder: Encoder, raw: Sequence[Any], ch
     if not batches:
         chosen, worst = "float32", 1.0
     else:
-        sample = batches[len(batches) // 2]
-        chosen, worst = choose_compute_dtype(encoder, encoder.preprocess([raw[r] for r in sample]), device, requested)
+        sample, _ = preprocess_items(encoder, [raw[r] for r in batches[len(batches) // 2]])
+        chosen, worst = ("float32", 1.0) if sample is None else choose_compute_dtype(encoder, sample, device, requested)
     writer.set_attr("compute_dtype", chosen)
     writer.set_attr("calibration_min_cosine", worst)
     return chosen
 
 
-def _write_chunk(writer: StoreWriter, chunk: Chunk, results: dict[int, tuple[np.ndarray, Any]], dim: int, topk: Any) -> None:
-    """The chunk's gathered batch results, in plan order, into the store."""
+def _write_chunk(writer: StoreWriter, chunk: Chunk, results: dict[int, tuple[np.ndarray, Any, list[str | None]]], dim: int,
+                 topk: Any) -> None:
+    """The chunk's gathered batch results, in plan order, into the store (items with a fault as absent, noted)."""
     n = chunk.stop - chunk.start
     emb = np.zeros((n, dim), dtype=np.float32)
     hidden = mask = None
@@ -377,16 +522,61 @@ def _write_chunk(writer: StoreWriter, chunk: Chunk, results: dict[int, tuple[np.
         t, h = topk.hidden_shape
         hidden = np.zeros((n, t, h), dtype=np.float16)
         mask = np.zeros((n, t), dtype=bool)
+    faults: list[str | None] = []
     pos = 0
     for rows in chunk.batches:
-        e, hid = results[_key(rows)]
+        e, hid, f = results[_key(rows)]
         emb[pos : pos + len(rows)] = e
         if hid is not None:
             hs, hm = hid
             hidden[pos : pos + len(rows), : hs.shape[1]] = hs
             mask[pos : pos + len(rows), : hm.shape[1]] = hm
+        faults.extend(f)
         pos += len(rows)
-    writer.write_rows(chunk.rows, emb, hidden, mask)
+    present = np.array([f is None for f in faults], dtype=bool)
+    notes = {int(r): f for r, f in zip(chunk.rows, faults) if f is not None}
+    writer.write_rows(chunk.rows, emb, hidden, mask, present=present, notes=notes)
+
+
+def _finish(writer: StoreWriter, dataset: SequenceDataset, raw: Sequence[Any], modality: str, force: bool) -> None:
+    """Finish the store, list its broken images next to it and warn when it covers under half of the
+    dataset's items with ``modality``; NoItemsError (the partial store removed) when every planned item broke."""
+    notes = writer.absent_notes()
+    listing = broken_list_path(writer.path)
+    if writer.rows_planned and writer.rows_absent == writer.rows_planned:
+        _write_broken_list(listing, dataset, raw, notes)
+        writer.close()
+        writer.tmp.unlink(missing_ok=True)  # nothing in it worth resuming
+        raise NoItemsError(f"{dataset.path}: none of the {int(dataset.has_image().sum()):,} items with an image path has a "
+                           f"usable file ({len(_missing_images(dataset, raw)):,} missing, {writer.rows_absent:,} broken, "
+                           f"listed in {listing}); fix the images, then rerun")
+    broken = writer.rows_absent
+    writer.finish(force=force)
+    _write_broken_list(listing, dataset, raw, notes)
+    _warn_thin(dataset, modality, writer.path, writer.rows_planned - broken, broken, raw)
+
+
+def _write_broken_list(path: Path, dataset: SequenceDataset, raw: Sequence[Any], notes: Mapping[int, str]) -> None:
+    """One tab-separated line per broken image (item id, path, fault), in row order; none removes an old list."""
+    if not notes:
+        path.unlink(missing_ok=True)
+        return
+    lines = [f"{dataset.item_ids[r]}\t{raw[r]}\t{fault}" for r, fault in sorted(notes.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _warn_thin(dataset: SequenceDataset, modality: str, out: Path, stored: int, broken: int, raw: Sequence[Any]) -> None:
+    """One warning when ``stored`` items are under half of those the dataset counts with ``modality``."""
+    expected = int(dataset.meta.get("counts", {}).get(f"with_{modality}") or 0)
+    if not expected or 2 * stored >= expected:
+        return
+    if modality != "image":
+        warn(f"{out}: only {stored:,} of the {expected:,} items with a text in {dataset.path} have a vector")
+        return
+    missing = _missing_images(dataset, raw)
+    where = _missing_images_note(dataset, missing) if missing else f"image root {image_root(dataset)}"
+    warn(f"{out}: only {stored:,} of the {expected:,} items with an image in {dataset.path} have a vector "
+         f"({len(missing):,} files missing, {broken:,} broken; {where}); a model trained on it sees mostly no image")
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -6,17 +6,21 @@ Layout (DESIGN.md, "H5 embedding store")::
     present      [N+1] bool, the item had this modality
     hidden       [N+1, T, H] float16, optional: hidden states entering the top-k blocks
     hidden_mask  [N+1, T] bool, optional: their attention mask
+    absent_rows  [K] int64, optional: planned rows written as absent (e.g. a broken image file)
+    absent_notes [K] str, optional: why, one line each
     attrs        format_version, recx_version, encoder, source, revision, weight_hash, modality, layer,
                  pooling, max_length | image_size + mean/std, normalize, dtype, compute_dtype,
-                 catalog_fingerprint, item_count, rows_planned, rows_done, complete
+                 catalog_fingerprint, item_count, rows_planned, rows_done, rows_absent, complete
 
 A store is written to ``<path>.partial`` one work chunk at a time.  The runner plans the items
 in its own order (globally sorted by cost, see runner.py), so a chunk's rows are scattered over
 the file; ``rows_done`` counts the items written so far in that plan order and is flushed after
 every chunk, so an interrupted featurize recomputes the same plan and resumes after the last
 finished chunk.  ``rows_planned`` is the number of items the plan holds (the present ones);
-absent rows are never written and keep the fill value (zeros, ``present = False``).  The
-finished file is renamed onto ``<path>`` with ``complete = True``.
+absent rows are never written and keep the fill value (zeros, ``present = False``).  A planned
+row found unusable while writing (a broken image file) is written as absent the same way and
+still counts in ``rows_done``; ``rows_absent`` counts those, so the resume points stay exact.
+The finished file is renamed onto ``<path>`` with ``complete = True``.
 
 Scattered writes: the partial file is opened without a chunk cache, so HDF5 writes each row
 straight to its place (one write per row, whatever the catalog size) instead of reading and
@@ -28,6 +32,7 @@ little besides the row itself.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -45,7 +50,7 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 PARTIAL_SUFFIX = ".partial"
 # attributes that change while a store is being written; all others identify what is written
-_PROGRESS_ATTRS = ("rows_done", "complete")
+_PROGRESS_ATTRS = ("rows_done", "rows_absent", "complete")
 
 
 class StoreError(RecxError):
@@ -115,6 +120,17 @@ class EmbeddingStore:
         """Whether the store caches the hidden states entering the top-k blocks."""
         return int(self.attrs.get("cache_top_k", 0)) > 0
 
+    @property
+    def digest(self) -> str:
+        """sha256 of the store's content (``embeddings`` and ``present``): what a run records and
+        checks, so a re-featurized store is never used silently.  Stores written before the
+        ``content_sha256`` attribute get it computed here from the same bytes."""
+        recorded = self.attrs.get("content_sha256")
+        if recorded:
+            return str(recorded)
+        dtype = np.dtype(str(self.attrs.get("dtype", "float16")))
+        return content_digest(self.embeddings.astype(dtype, copy=False), self.present)
+
     def read_hidden(self, rows: np.ndarray, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
         """Cached hidden states of ``rows`` (int indices, any order): (``dtype`` [B, T, H], bool [B, T])."""
         if not self.has_hidden:
@@ -124,6 +140,16 @@ class EmbeddingStore:
             hidden = _read_rows(f["hidden"], uniq).astype(dtype, copy=False)
             mask = _read_rows(f["hidden_mask"], uniq).astype(bool, copy=False)
         return hidden[inverse], mask[inverse]
+
+
+def content_digest(embeddings: np.ndarray, present: np.ndarray, rows_per_block: int = 65536) -> str:
+    """sha256 over the stored embeddings (in their storage dtype, row blocks) and the present mask."""
+    h = hashlib.sha256(b"recx-store-content-v1")
+    h.update(f"{embeddings.dtype.str}{tuple(embeddings.shape)}".encode())
+    for start in range(0, len(embeddings), rows_per_block):
+        h.update(np.ascontiguousarray(embeddings[start : start + rows_per_block]).tobytes())
+    h.update(np.ascontiguousarray(present, dtype=np.bool_).tobytes())
+    return h.hexdigest()
 
 
 def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
@@ -171,6 +197,18 @@ def open_store(path: str | os.PathLike) -> EmbeddingStore:
     return EmbeddingStore(path=path, embeddings=embeddings, present=present, attrs=attrs)
 
 
+def store_digest(path: str | os.PathLike) -> str:
+    """The content sha256 of a finished store (its ``content_sha256`` attribute, read without
+    loading the data; computed for stores written before the attribute existed)."""
+    path = Path(path)
+    if path.is_file():
+        with _open_h5(path) as f:
+            recorded = f.attrs.get("content_sha256")
+        if recorded is not None:
+            return str(_from_attr(recorded))
+    return open_store(path).digest
+
+
 def check_store(store: EmbeddingStore, dataset: Any, expect: Mapping[str, Any] | None = None) -> None:
     """Refuse a store that does not fit ``dataset`` (a SequenceDataset) or the attributes in ``expect``.
 
@@ -200,6 +238,23 @@ def check_store(store: EmbeddingStore, dataset: Any, expect: Mapping[str, Any] |
         have = attrs.get(key)
         if have != want and not (isinstance(want, (tuple, list)) and list(want) == have):
             raise StoreMismatchError(f"{where}: attribute {key}={have!r}, expected {want!r}")
+
+
+def check_replaceable_store(path: Path, force: bool) -> None:
+    """Refuse to write ``path`` if it exists, unless ``force`` and it is a store recx wrote."""
+    if not path.exists():
+        return
+    if not force:
+        raise StoreError(f"{path}: a finished store already exists; pass --force to replace it")
+    if path.is_dir():
+        raise StoreError(f"{path}: is a folder, not a store; choose another --out")
+    try:
+        with h5py.File(path, "r") as f:
+            ours = "embeddings" in f and "present" in f and "format_version" in f.attrs
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise StoreError(f"{path}: not a recx store, so --force does not replace it (nothing was changed); choose another --out")
 
 
 def _hidden_chunk_rows(num_rows: int, t: int, h: int) -> int:
@@ -236,8 +291,7 @@ class StoreWriter:
             raise ValueError(f"store dtype must be float16 or float32, not {dtype!r}")
         if not 0 <= planned < max(1, num_rows):
             raise ValueError(f"{planned} items planned for {num_rows} rows (row 0 is padding)")
-        if self.path.exists() and not force:
-            raise StoreError(f"{self.path}: a finished store already exists; pass --force to replace it")
+        check_replaceable_store(self.path, force)
         self.num_rows = num_rows
         self.rows_planned = int(planned)
         self.force = force
@@ -286,6 +340,7 @@ class StoreWriter:
         for k, v in ident.items():
             f.attrs[k] = _to_attr(v)
         f.attrs["rows_done"] = 0
+        f.attrs["rows_absent"] = 0
         f.attrs["complete"] = False
         f.flush()
         return f
@@ -295,6 +350,23 @@ class StoreWriter:
     def rows_done(self) -> int:
         """Items written so far (in the caller's plan order), not a row number."""
         return int(self.f.attrs["rows_done"])
+
+    @property
+    def rows_absent(self) -> int:
+        """Planned items written as absent so far (included in ``rows_done``)."""
+        return int(self.f.attrs.get("rows_absent", 0))
+
+    def absent_notes(self) -> dict[int, str]:
+        """{row: why it was written as absent} for every planned row written as absent so far."""
+        if "absent_rows" not in self.f:
+            return {}
+        rows = self.f["absent_rows"][...]
+        notes = self.f["absent_notes"].asstr()[...].tolist()
+        # a chunk redone after an interruption appends its notes again (the last write wins), and a
+        # row noted by an unfinished write may since have been written present
+        absent = ~self.f["present"][...][rows] if len(rows) else np.zeros(0, dtype=bool)
+        latest = {int(r): n for r, n, a in zip(rows, notes, absent) if a}
+        return dict(sorted(latest.items()))
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -311,33 +383,60 @@ class StoreWriter:
         embeddings: np.ndarray,
         hidden: np.ndarray | None = None,
         hidden_mask: np.ndarray | None = None,
+        present: np.ndarray | None = None,
+        notes: Mapping[int, str] | None = None,
     ) -> None:
         """Write the items at ``rows`` (any order, each once), mark them present and advance ``rows_done``.
 
+        Rows whose ``present`` is False are written as absent (zeros, ``present = False``) but
+        still count as done, and in ``rows_absent``.
+
         Args:
             rows: [R] int row indices (>= 1); embeddings: [R, D] float; hidden: [R, T, H]; hidden_mask: [R, T].
+            present: [R] bool, default all True.
+            notes: {row: why it is absent} for rows written as absent (kept in ``absent_notes``).
         """
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         n = len(rows)
         if len(embeddings) != n:
             raise ValueError(f"{n} rows but {len(embeddings)} embeddings")
+        keep = np.ones(n, dtype=bool) if present is None else np.asarray(present, dtype=bool).reshape(-1)
+        if len(keep) != n:
+            raise ValueError(f"{n} rows but {len(keep)} present flags")
+        if notes and not set(notes) <= set(rows[~keep].tolist()):
+            raise ValueError("notes given for rows not written as absent")
         if (hidden is not None) != ("hidden" in self.f):
             raise ValueError(f"{self.tmp}: hidden states {'missing' if hidden is None else 'given'} for a store "
                              f"{'with' if 'hidden' in self.f else 'without'} a hidden dataset")
         if self.rows_done + n > self.rows_planned:
             raise ValueError(f"{self.tmp}: {self.rows_done} + {n} items exceed the {self.rows_planned} planned")
         order = np.argsort(rows, kind="stable")
-        rows = rows[order]  # h5py writes need increasing indices
+        rows, keep = rows[order], keep[order]  # h5py writes need increasing indices
         if n and (rows[0] < 1 or rows[-1] >= self.num_rows or bool((np.diff(rows) == 0).any())):
             raise ValueError(f"rows must be distinct and in 1..{self.num_rows - 1}")
         if n:
-            self.f["embeddings"][rows] = np.asarray(embeddings)[order]
-            self.f["present"][rows] = True
+            self.f["embeddings"][rows] = _zero_absent(np.asarray(embeddings)[order], keep)
+            self.f["present"][rows] = keep
             if hidden is not None:
-                _write_runs(self.f["hidden"], rows, np.asarray(hidden)[order])
-                self.f["hidden_mask"][rows] = np.asarray(hidden_mask)[order]
+                _write_runs(self.f["hidden"], rows, _zero_absent(np.asarray(hidden)[order], keep))
+                self.f["hidden_mask"][rows] = _zero_absent(np.asarray(hidden_mask)[order], keep)
+        if notes:
+            self._append_notes(notes)
+        self.f.attrs["rows_absent"] = self.rows_absent + int(n - keep.sum())
         self.f.attrs["rows_done"] = self.rows_done + n
         self.f.flush()
+
+    def _append_notes(self, notes: Mapping[int, str]) -> None:
+        """Append {row: note} to ``absent_rows`` / ``absent_notes`` (created on first use)."""
+        if "absent_rows" not in self.f:
+            self.f.create_dataset("absent_rows", shape=(0,), maxshape=(None,), dtype="int64", chunks=(256,))
+            self.f.create_dataset("absent_notes", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype(), chunks=(256,))
+        rows, texts = self.f["absent_rows"], self.f["absent_notes"]
+        k = rows.shape[0]
+        rows.resize((k + len(notes),))
+        texts.resize((k + len(notes),))
+        rows[k:] = np.fromiter(notes.keys(), dtype=np.int64, count=len(notes))
+        texts[k:] = list(notes.values())
 
     def finish(self, force: bool | None = None) -> Path:
         """Mark complete, close and rename onto the final path (``force`` defaults to the constructor's)."""
@@ -345,12 +444,15 @@ class StoreWriter:
         if self.rows_done != self.rows_planned:
             raise ValueError(f"{self.tmp}: {self.rows_done} of {self.rows_planned} planned items written")
         present = int(np.count_nonzero(self.f["present"][...]))
-        if present != self.rows_planned:
-            raise ValueError(f"{self.tmp}: {present} rows present, {self.rows_planned} planned (a row was written twice)")
+        if present + self.rows_absent != self.rows_planned:
+            raise ValueError(f"{self.tmp}: {present} rows present, {self.rows_planned} planned, {self.rows_absent} of them "
+                             "written as absent (a row was written twice)")
+        self.f.attrs["content_sha256"] = content_digest(self.f["embeddings"], self.f["present"][...])
         self.f.attrs["complete"] = True
         self.f.close()
         if self.path.exists() and not force:
             raise StoreError(f"{self.path}: a finished store appeared while writing; pass --force to replace it")
+        check_replaceable_store(self.path, force)
         os.replace(self.tmp, self.path)
         return self.path
 
@@ -358,6 +460,15 @@ class StoreWriter:
         """Close without finishing (the partial file stays for a later resume)."""
         if self.f.id.valid:
             self.f.close()
+
+
+def _zero_absent(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``values`` [R, ...] with the rows where ``keep`` [R] is False zeroed (a copy only if any is)."""
+    if keep.all():
+        return values
+    values = values.copy()
+    values[~keep] = 0
+    return values
 
 
 def _write_runs(ds: h5py.Dataset, rows: np.ndarray, values: np.ndarray) -> None:

@@ -245,6 +245,13 @@ def test_full_disk_during_synth_names_the_target(ws, small_disk):
     assert list(small_disk.iterdir()) == []
 
 
+def test_full_disk_during_featurize_names_the_store(ws, small_disk, tiny_bert):
+    small_disk = small_disk("8k")  # the store takes about 20 KiB
+    error_line(invoke(["featurize", "--model", tiny_bert, "--out", small_disk / "t.h5", "--quiet", "--dtype", "float32"]),
+               small_disk / "t.h5", "no space left on device")
+    assert not (small_disk / "t.h5").exists()
+
+
 def test_full_disk_while_training_keeps_the_last_checkpoint(ws, small_disk):
     small_disk = small_disk("256k")
     runs = small_disk / "runs"
