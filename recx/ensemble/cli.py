@@ -33,7 +33,8 @@ def ensemble_command(
     record = build_ensemble(runs, out, opts, overwrite=overwrite)
     table = Table(title=f"{record['name']}: {method} selection on {record['selection']['users']:,} validation users")
     for col in ("member", "weight", f"valid {metric} alone"):
-        table.add_column(col, justify="left" if col == "member" else "right")
+        member = col == "member"  # a run name may wrap; the numbers never do
+        table.add_column(col, justify="left" if member else "right", overflow="fold", no_wrap=not member)
     for m in record["members"]:
         table.add_row(m["name"], f"{m['weight']:.3f}", f"{m[f'valid_{metric}']:.4f}")
     Console().print(table)

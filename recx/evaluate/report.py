@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -64,6 +65,38 @@ def _fmt_pct(v: float) -> str:
     return "-" if math.isnan(v) else f"{100 * v:+.2f}%"
 
 
+_RUN_STAMP = re.compile(r"^\d{8}-\d{6}-")  # default run names: time-model-tower-loss
+
+
+def short_names(names: Sequence[str]) -> list[str]:
+    """Column labels for run names: default names lose their ``YYYYMMDD-HHMMSS-`` stamp where
+    the rest still tells them apart (the table's legend keeps the full names)."""
+    short = [_RUN_STAMP.sub("", n) or n for n in names]
+    return short if len(set(short)) == len(short) else list(names)
+
+
+def _unbroken_width(cells: Sequence[str]) -> int:
+    """The widest space-free word of the cells: a column this wide wraps at spaces and never cuts a number."""
+    return max((len(word) for cell in cells for word in cell.split()), default=1)
+
+
+def _break_label(label: str, width: int) -> str:
+    """``label`` with line breaks after ``-`` or a space where a line would pass ``width`` (a run
+    name then wraps between its parts instead of mid-word)."""
+    parts = re.findall(r"[^-\s]*[-\s]?", label)
+    lines = [""]
+    for part in filter(None, parts):
+        if lines[-1] and len(lines[-1]) + len(part.rstrip()) > width:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _legend(full: Sequence[str], shown: Sequence[str]) -> str | None:
+    pairs = [(s, f) for s, f in zip(shown, full) if s != f]
+    return "runs: " + "; ".join(f"{s} = {f}" for s, f in pairs) if pairs else None
+
+
 def results_table(
     columns: Sequence[tuple[str, Mapping[str, float]]],
     cis: Mapping[str, Mapping[str, Interval]] | None = None,
@@ -77,13 +110,8 @@ def results_table(
         cis: optional {model name: {metric: (low, high)}} shown after each value.
     """
     names = metric_order([m for _, mets in columns for m in mets])
-    table = Table(title=title, header_style="bold")
-    table.add_column("Metric")
-    for model, _ in columns:
-        table.add_column(model, justify="right")
     show_improv = improv and len(columns) >= 2
-    if show_improv:
-        table.add_column("Improv.", justify="right")
+    rows = []
     for m in names:
         row = [metric_label(m)]
         vals = []
@@ -93,6 +121,21 @@ def results_table(
             row.append(_fmt(v, (cis or {}).get(model, {}).get(m)))
         if show_improv:
             row.append(_fmt_pct(improvement(vals)))
+        rows.append(row)
+    full = [model for model, _ in columns]
+    shown = short_names(full)
+    headers = ["Metric", *shown] + (["Improv."] if show_improv else [])
+    return _table(headers, rows, title, caption=_legend(full, shown))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | None, caption: str | None = None) -> Table:
+    """A rich table whose cells wrap at spaces but are never cut: each column is at least as wide as
+    its widest word, so a narrow terminal wraps headers and CIs instead of eliding names and numbers."""
+    table = Table(title=title, caption=caption, header_style="bold", caption_justify="left")
+    for i, header in enumerate(headers):
+        width = max(_unbroken_width([r[i] for r in rows]), *(len(part) for part in re.split(r"(?<=-)|\s", header)))
+        table.add_column(_break_label(header, width), justify="left" if i == 0 else "right", overflow="fold", min_width=width)
+    for row in rows:
         table.add_row(*row)
     return table
 
@@ -112,19 +155,20 @@ def markdown_table(columns: Sequence[tuple[str, Mapping[str, float]]], cis: Mapp
 
 
 def comparison_table(name_a: str, name_b: str, paired: Mapping[str, Mapping[str, float]], title: str | None = None) -> Table:
-    """Paired comparison B vs A: values, Improv., 95% CI of the mean difference, p-values."""
-    table = Table(title=title, header_style="bold")
-    for col, just in (("Metric", "left"), (name_a, "right"), (name_b, "right"), ("Improv.", "right"),
-                      ("Δ 95% CI", "right"), ("p (perm.)", "right"), ("p (Wilcoxon)", "right")):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    """Paired comparison B vs A: both means, the 95% CI of the mean difference, p-values.
+
+    The runs are columns A and B, named in full under the title, so an 80-column terminal shows
+    every name and number whole (the relative gain is the results table's Improv. column)."""
+    rows = []
     for m in metric_order(list(paired)):
         r = paired[m]
-        table.add_row(
-            metric_label(m), _fmt(r["mean_a"]), _fmt(r["mean_b"]), _fmt_pct(r["improv"]),
+        rows.append([
+            metric_label(m), _fmt(r["mean_a"]), _fmt(r["mean_b"]),
             f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", f"{r['p_permutation']:.4g}",
             "-" if math.isnan(r["p_wilcoxon"]) else f"{r['p_wilcoxon']:.4g}",
-        )
-    return table
+        ])
+    names = f"A = {name_a}\nB = {name_b}"
+    return _table(["Metric", "A", "B", "Δ 95% CI", "p (perm.)", "p (Wilcoxon)"], rows, f"{title}\n{names}" if title else names)
 
 
 def print_table(table: Table, console: Console | None = None) -> None:

@@ -44,6 +44,33 @@ def test_rich_tables_render():
     assert "+50.00%" in text and "[+0.0100, +0.0900]" in text and "0.002" in text
 
 
+def test_tables_at_80_columns_cut_no_run_name_and_no_number():
+    a, b = "20261206-030912-sasrec-id-debiased_ce", "20261206-031544-sasrec-text-debiased_ce"
+    cis = {a: {"ndcg@10": (0.0512, 0.0634)}, b: {"ndcg@10": (0.0551, 0.0702)}}
+    console = Console(record=True, width=80)
+    report.print_table(report.results_table(
+        [("Random", {"ndcg@10": 0.0011}), ("Pop", {"ndcg@10": 0.0102}), ("Pop (recent)", {"ndcg@10": 0.0123}),
+         (a, {"ndcg@10": 0.0584}), (b, {"ndcg@10": 0.0630})], cis, title="synth: 8,442 users, test split"), console)
+    paired = {"ndcg@10": {"mean_a": 0.0584, "mean_b": 0.0630, "improv": 0.079, "ci_low": 0.0012, "ci_high": 0.0034,
+                          "p_permutation": 3.153e-05, "p_wilcoxon": 0.0001234}}
+    report.print_table(report.comparison_table(a, b, paired, title="paired over 8,442 users"), console)
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    lines = text.splitlines()
+    assert f"A = {a}" in text and f"B = {b}" in text  # the compare table names both runs in full
+    assert any(f"= {a}" in line for line in lines if line.startswith("runs:"))  # the legend of shortened headers
+    for number in ("3.153e-05", "0.0001234", "[+0.0012, +0.0034]", "0.0584", "0.0630", "+7.88%", "[0.0551,", "0.0702]"):
+        assert number in text, number
+    assert any("sasrec-id-" in line for line in lines) and any("debiased_ce" in line for line in lines)
+
+
+def test_short_names_drop_the_default_stamp_only_when_still_distinct():
+    assert report.short_names(["20261206-030912-sasrec-id-bce", "20261206-031544-gru4rec-id-bce"]) == ["sasrec-id-bce", "gru4rec-id-bce"]
+    same = ["20261206-030912-sasrec-id-bce", "20261207-101010-sasrec-id-bce"]
+    assert report.short_names(same) == same
+    assert report.short_names(["Pop", "my-run"]) == ["Pop", "my-run"]
+
+
 def test_plot_writes_png_and_refuses_overwrite(tmp_path):
     out = tmp_path / "k.png"
     report.plot_metrics_vs_k(out, [("A", np.array([1.0, 4.0, 30.0]))], ks=(1, 5, 10))
