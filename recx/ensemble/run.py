@@ -139,14 +139,19 @@ def read_ensemble(run_dir: str | Path) -> dict[str, Any]:
     return record
 
 
-def load_ensemble(run_dir: str | Path) -> Any:
+def load_ensemble(run_dir: str | Path, checkpoint: str | None = None) -> Any:
     """An ensemble run as a :class:`recx.inference.run.LoadedRun` (members with weight 0 are not loaded).
 
-    Members load the checkpoint the weights were chosen with (``recx ensemble --checkpoint``)."""
+    Members load the checkpoint the weights were chosen with (``recx ensemble --checkpoint``,
+    recorded in ensemble.json); ``checkpoint``, the argument every run kind's loader takes, must
+    be None or that one."""
     from recx.inference.run import LoadedRun
 
     record = read_ensemble(run_dir)
-    checkpoint = record.get("checkpoint", BEST)
+    recorded = record.get("checkpoint", BEST)
+    if checkpoint not in (None, BEST, recorded):
+        raise EnsembleError(f"{Path(run_dir) / ENSEMBLE_FILE}: its members' weights were chosen with {recorded}, not {checkpoint}")
+    checkpoint = recorded
     used = [m for m in record["members"] if float(m["weight"]) > 0]
     missing = [m["run"] for m in used if not Path(m["run"]).is_dir()]
     if missing:

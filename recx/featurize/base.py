@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
+from recx import device as devices
 from recx.featurize.weights import weight_hash
 
 
@@ -91,3 +93,12 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over positions where ``mask`` is set: hidden [B, T, H], mask [B, T] -> [B, H] (float32)."""
     m = mask.to(torch.float32).unsqueeze(-1)
     return (hidden.float() * m).sum(1) / m.sum(1).clamp_min(1e-9)
+
+
+def encode_batch(encoder: Encoder, batch: dict[str, torch.Tensor], device: torch.device, compute_dtype: str) -> np.ndarray:
+    """One preprocessed batch -> float32 [B, D] on the host, computed in ``compute_dtype``
+    ('float32', 'bfloat16' or 'float16': autocast of that dtype)."""
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    dtype = None if compute_dtype == "float32" else getattr(torch, compute_dtype)
+    with torch.inference_mode(), devices.autocast(device, dtype):
+        return encoder(batch).float().cpu().numpy()

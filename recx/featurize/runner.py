@@ -35,7 +35,7 @@ from recx import device as devices
 from recx.data.dataset import SequenceDataset
 from recx.errors import RecxError, warn
 from recx.featurize import distributed as dist_utils
-from recx.featurize.base import Encoder
+from recx.featurize.base import Encoder, encode_batch
 from recx.featurize.image import ImageDecodeError
 from recx.featurize.registry import REGISTRY, load_encoder, store_name
 from recx.featurize.store import StoreError, StoreWriter, partial_path
@@ -212,18 +212,6 @@ class _Batches(torch.utils.data.Dataset):
 
 def _identity(x: Any) -> Any:
     return x
-
-
-def autocast(device: torch.device, compute_dtype: str):
-    """The autocast context for ``compute_dtype`` by name ('float32' = none)."""
-    return devices.autocast(device, None if compute_dtype == "float32" else getattr(torch, compute_dtype))
-
-
-def encode_batch(encoder: Encoder, batch: dict[str, torch.Tensor], device: torch.device, compute_dtype: str) -> np.ndarray:
-    """One preprocessed batch -> float32 [B, D] on the host."""
-    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    with torch.inference_mode(), autocast(device, compute_dtype):
-        return encoder(batch).float().cpu().numpy()
 
 
 def choose_compute_dtype(encoder: Encoder, batch: dict[str, torch.Tensor], device: torch.device, requested: str) -> tuple[str, float]:

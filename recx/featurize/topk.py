@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from recx.errors import RecxError
-from recx.featurize.base import Encoder, masked_mean
+from recx.featurize.base import Encoder, encode_batch, masked_mean
 
 
 class TopKUnsupportedError(RecxError):
@@ -79,8 +79,6 @@ class TrunkCache:
 
     def encode(self, batch: dict[str, torch.Tensor], device: torch.device, compute_dtype: str) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """One batch -> (embeddings float32 [B, D], (hidden float16 [B, t, H], mask bool [B, t]))."""
-        from recx.featurize.runner import encode_batch
-
         captured: list[torch.Tensor] = []
 
         def grab(module, args, kwargs):

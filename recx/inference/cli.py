@@ -117,7 +117,7 @@ def recommend_command(
 
         exported = load_export(export)
         ds_path = dataset or (Path(exported.manifest["dataset"]["path"]) if user_ids else None)
-        rec = exported.recommender(ds_path)
+        rec = Recommender.from_exported(exported, ds_path)
     else:
         _check_index(index)
         rec = Recommender.from_run(_default_run(run), index=index)  # the index's default parameters

@@ -269,18 +269,6 @@ class ExportedRun:
                 f"but {dataset.path} has catalog {dataset.catalog_fingerprint[:12]}; its ids would map to the wrong items"
             )
 
-    def recommender(self, dataset: Any | None = None):
-        from recx.data.dataset import SequenceDataset
-        from recx.inference.recommender import Recommender
-
-        if dataset is not None and not isinstance(dataset, SequenceDataset):
-            dataset = SequenceDataset(dataset)
-        if dataset is not None:
-            self.check_dataset(dataset)
-        table = self.vectors()
-        info = {"source": "export", "export_dir": str(self.path.resolve()), "run": self.manifest["run"]["name"], "config": self.manifest["config"]}
-        return Recommender(self.user_encoder(table), self.catalog(), self.index(), dataset, info=info)
-
 
 def load_export(path: str | Path, verify: bool = True) -> ExportedRun:
     """Open an export dir, refusing an unfinished or altered one (``verify``: check sha256 too)."""

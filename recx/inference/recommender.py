@@ -119,7 +119,21 @@ class Recommender:
         have the catalog the export was made from."""
         from recx.inference.export import load_export
 
-        return load_export(export_dir, verify=verify).recommender(dataset)
+        return cls.from_exported(load_export(export_dir, verify=verify), dataset)
+
+    @classmethod
+    def from_exported(cls, exported: Any, dataset: Any | None = None) -> "Recommender":
+        """A loaded ``recx.inference.export.ExportedRun`` (see :meth:`from_export`)."""
+        from recx.data.dataset import SequenceDataset
+
+        if dataset is not None and not isinstance(dataset, SequenceDataset):
+            dataset = SequenceDataset(dataset)
+        if dataset is not None:
+            exported.check_dataset(dataset)
+        table = exported.vectors()
+        info = {"source": "export", "export_dir": str(exported.path.resolve()), "run": exported.manifest["run"]["name"],
+                "config": exported.manifest["config"]}
+        return cls(exported.user_encoder(table), exported.catalog(), exported.index(), dataset, info=info)
 
     # -- vectors ------------------------------------------------------------------------------
     @property

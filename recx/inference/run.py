@@ -15,7 +15,7 @@ import numpy as np
 
 from recx.data.dataset import SequenceDataset
 from recx.inference.encoders import ModelUserEncoder
-from recx.trainer.checkpoint import BEST
+from recx.trainer.checkpoint import BEST, RunError
 
 
 @dataclass
@@ -45,14 +45,29 @@ class RunEmbeddings:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def load_run(run_dir: str | Path, checkpoint: str = BEST) -> LoadedRun:
-    """Load a finished run (``config.json`` + checkpoint) or an ensemble of runs (``ensemble.json``);
-    RunError / EnsembleError names what is missing."""
-    from recx.ensemble.run import is_ensemble, load_ensemble
-    from recx.trainer.loop import load_trained
+# marker file -> "module:function" that loads a run folder of that kind as a LoadedRun, tried in
+# this order; named, not imported, so a kind built on loaded runs (ensembles) can import this module
+RUN_KINDS: dict[str, str] = {
+    "ensemble.json": "recx.ensemble.run:load_ensemble",
+    "config.json": "recx.inference.run:load_trained_run",
+}
 
-    if is_ensemble(run_dir):  # its members load the checkpoint recorded in ensemble.json
-        return load_ensemble(run_dir)
+
+def load_run(run_dir: str | Path, checkpoint: str = BEST) -> LoadedRun:
+    """Load a finished run folder of any kind in RUN_KINDS (a trained run, an ensemble of runs);
+    RunError / EnsembleError names what is missing."""
+    import importlib
+
+    for marker, target in RUN_KINDS.items():
+        if (Path(run_dir) / marker).is_file():
+            module, fn = target.split(":")
+            return getattr(importlib.import_module(module), fn)(run_dir, checkpoint)
+    raise RunError(f"{run_dir}: not a recx run (no {' or '.join(RUN_KINDS)})" + ("" if Path(run_dir).is_dir() else "; no such folder"))
+
+
+def load_trained_run(run_dir: str | Path, checkpoint: str = BEST) -> LoadedRun:
+    """A trained run (``config.json`` + ``checkpoint``) with its model as the user encoder."""
+    from recx.trainer.loop import load_trained
 
     model, cfg, dataset = load_trained(run_dir, checkpoint)
     config = {**cfg.to_dict(), "name": cfg.name or Path(run_dir).name}

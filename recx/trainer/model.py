@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import torch
 from torch import nn
@@ -12,6 +10,7 @@ from recx.data.dataset import SequenceDataset
 from recx.errors import RecxError
 from recx.trainer.config import TrainConfig
 from recx.trainer.data import Batch, causal_targets, left_pad
+from recx.trainer.features import StoreLoader, load_store_features
 from recx.trainer.sequence.bert4rec import BERT4Rec
 from recx.trainer.sequence.gru4rec import GRU4Rec
 from recx.trainer.sequence.sasrec import SASRec
@@ -94,18 +93,6 @@ class SequentialRecommender(nn.Module):
             with autocast() if autocast else torch.autocast(device.type, enabled=False):
                 out[idx.to(device)] = self(chunk, masked, items)[:, -1].float()
         return out
-
-
-StoreLoader = Callable[[str, SequenceDataset, str], tuple[torch.Tensor, torch.Tensor]]
-
-
-def load_store_features(path: str, dataset: SequenceDataset, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features [N+1, F] float32, present [N+1] bool) from an H5 store checked against the dataset."""
-    from recx.featurize.store import check_store, open_store
-
-    store = open_store(path)
-    check_store(store, dataset, expect={"modality": modality} if modality != "clip" else None)
-    return torch.from_numpy(np.asarray(store.embeddings, dtype=np.float32)), torch.from_numpy(np.asarray(store.present, dtype=bool))
 
 
 def build_tower(cfg: TrainConfig, dataset: SequenceDataset, load_store: StoreLoader = load_store_features) -> ItemTower:

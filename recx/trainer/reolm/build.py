@@ -28,7 +28,7 @@ def image_store_path(cfg: TrainConfig) -> str | None:
 def build_reolm(cfg: TrainConfig, dataset: SequenceDataset, load_init: bool = True) -> ReoLM:
     """The model for ``dataset``; with ``cfg.init`` (and ``load_init``) the pretrained weights
     of a `recx pretrain` checkpoint, refused if its backbone or tokenizer differs."""
-    from recx.trainer.model import load_store_features
+    from recx.trainer.features import load_store_features
     from recx.trainer.reolm.checkpoint import backbone_signature, check_compatible, load_shared_weights
 
     folder = locate_backbone(cfg.lm)
