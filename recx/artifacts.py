@@ -1,4 +1,5 @@
-"""What recx writes to disk, and how: atomic publication, what ``--force`` may replace, disk faults.
+"""What recx writes to disk, and how: atomic publication, what ``--force`` may replace, disk faults
+(and the one reader of its JSON configs, :func:`read_json_config`).
 
 Three promises, kept here so every command keeps them the same way:
 
@@ -163,6 +164,16 @@ def sha256_file(path: str | os.PathLike, block: int = 1 << 22) -> str:
         while chunk := f.read(block):
             h.update(chunk)
     return h.hexdigest()
+
+
+def read_json_config(path: Path, error: type[Exception], missing: str) -> dict[str, Any]:
+    """A JSON config file; ``error(missing)`` when it is absent, ``error`` naming the file when it is not JSON."""
+    if not path.is_file():
+        raise error(missing)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise error(f"{path}: not valid JSON ({e.msg})") from None
 
 
 # -- disk faults --------------------------------------------------------------------------------

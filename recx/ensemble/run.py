@@ -17,12 +17,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from recx.artifacts import atomic_write_text, sha256_file
+from recx.artifacts import atomic_write_text, read_json_config, sha256_file
 from recx.ensemble.encoder import EnsembleUserEncoder
 from recx.ensemble.selection import Selection, equal_select, greedy_select, score_scale
 from recx.errors import RecxError
 from recx.evaluate import retrieval as R
-from recx.trainer.checkpoint import BEST, read_json_config
+from recx.trainer.checkpoint import BEST
 
 ENSEMBLE_FILE = "ensemble.json"
 FORMAT = "recx-ensemble/1"

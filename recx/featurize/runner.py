@@ -570,4 +570,5 @@ def _warn_thin(dataset: SequenceDataset, modality: str, out: Path, stored: int, 
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="item", disable=not enabled, dynamic_ncols=True, smoothing=0.1)
+    # redirected to a file, a bar would write every update (megabytes per run): bars only on a terminal
+    return tqdm(total=total, desc=desc, unit="item", disable=not (enabled and sys.stderr.isatty()), dynamic_ncols=True, smoothing=0.1)

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from recx.artifacts import atomic_write_text
+from recx.artifacts import atomic_write_text, read_json_config
 from recx.errors import RecxError
 from recx.workspace import BEST as BEST  # the run layout names live in recx.workspace
 from recx.workspace import FINISHED, RUN_CONFIG
@@ -60,16 +60,6 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def write_run_config(run_dir: Path, config: dict[str, Any]) -> None:
     atomic_write_text(run_dir / RUN_CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-def read_json_config(path: Path, error: type[Exception], missing: str) -> dict[str, Any]:
-    """A JSON config file; ``error(missing)`` when it is absent, ``error`` naming the file when it is not JSON."""
-    if not path.is_file():
-        raise error(missing)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise error(f"{path}: not valid JSON ({e.msg})") from None
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:

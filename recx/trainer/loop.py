@@ -286,7 +286,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, max_ep
         model.train()
         t0 = time.perf_counter()
         total, positions = 0.0, 0
-        bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), desc=f"epoch {epoch}", disable=not (progress and ctx.is_main), leave=False, unit="batch")
+        bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), desc=f"epoch {epoch}", disable=not (progress and ctx.is_main and sys.stderr.isatty()), leave=False, unit="batch")
         for batch in bar:
             batch = model.training_batch(type(batch)(*(None if t is None else t.to(device) for t in batch)), mask_generator)
             loss = step_module(batch, amp_dtype)

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from recx.errors import RecxError
-from recx.trainer.checkpoint import load_matching_weights, read_json_config
+from recx.artifacts import read_json_config
+from recx.trainer.checkpoint import load_matching_weights
 
 CONFIG = "config.json"
 WEIGHTS = "model.pt"
