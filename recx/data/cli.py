@@ -16,14 +16,37 @@ app = typer.Typer(help="Import, synthesize and describe datasets.", no_args_is_h
 
 
 def _finish(ds: "SequenceDataset", workspace: Optional[Path]) -> None:
-    """Point the workspace at the new dataset and print a short summary."""
-    from recx.data.info import describe, format_info
+    """Point the workspace at the new dataset and print its summary."""
     from recx.workspace import CONFIG_NAME, Workspace
 
     root = workspace or Path.cwd()
     ws = Workspace.init(root, ds.path, has_text=bool(ds.has_text().any()))
-    typer.echo(format_info(describe(ds)))
+    for line in summary_lines(ds):
+        typer.echo(line)
     typer.echo(f"wrote {ds.path}; {ws.root / CONFIG_NAME} now points at it")
+
+
+def summary_lines(ds: "SequenceDataset") -> list[str]:
+    """What a new dataset prints: first its own counts (the line to check against a paper), then
+    for an import the columns it chose and where the input rows went, then the full description."""
+    from recx.data.info import describe, format_info, headline
+
+    info = describe(ds)
+    return [headline(info), *_import_lines(ds.meta), format_info(info)]
+
+
+def _import_lines(meta: dict) -> list[str]:
+    from recx.data.importers.columns import columns_line
+    from recx.data.importers.pipeline import Ledger
+
+    rec = meta.get("import")
+    if rec is None:
+        return []
+    columns = (meta.get("source") or {}).get("columns")
+    led = Ledger(files=dict(rec.get("files", {})))
+    led.outcomes.update(rec.get("rows", {}))
+    led.warnings.update(rec.get("warnings", {}))
+    return ([columns_line(columns)] if columns else []) + led.lines()
 
 
 @app.command("synth")
@@ -46,7 +69,7 @@ def synth_command(
 @app.command("import")
 @user_errors
 def import_command(
-    fmt: str = typer.Argument(..., metavar="FORMAT", help="unisrec | rechorus | recbole | movielens | hm | mind | amazon | csv."),
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="unisrec | rechorus | recbole | movielens | hm | mind | amazon | amazon18 | csv."),
     src: Path = typer.Argument(..., help="Source folder (amazon, csv: the interactions file)."),
     out: Path = typer.Option(Path("data"), "--out", "-o", help="Dataset directory to create."),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
@@ -61,12 +84,12 @@ def import_command(
     images: Optional[Path] = typer.Option(None, "--images", help="Image folder", show_default="movielens SRC/posters, hm SRC/images"),
     tmdb: Optional[Path] = typer.Option(None, "--tmdb", help="movielens: csv with movie_id, overview", show_default="SRC/items_tmdb.csv if present"),
     min_rating: Optional[float] = typer.Option(None, "--min-rating", help="movielens, recbole: drop ratings below this", show_default="keep all"),
-    name: Optional[str] = typer.Option(None, "--name", help="unisrec, recbole: dataset prefix X when SRC holds several."),
+    name: Optional[str] = typer.Option(None, "--name", help="unisrec, recbole, amazon18: dataset prefix X when SRC holds several."),
     max_history: Optional[int] = typer.Option(None, "--max-history", help="unisrec: history cut-off in the files", show_default="the longest found"),
-    user_col: Optional[str] = typer.Option(None, "--user-col", help="csv, recbole: user column", show_default="user_id"),
-    item_col: Optional[str] = typer.Option(None, "--item-col", help="csv, recbole: item column", show_default="item_id"),
-    time_col: Optional[str] = typer.Option(None, "--time-col", help="csv, recbole: time column", show_default="timestamp; file order if absent"),
-    time_format: Optional[str] = typer.Option(None, "--time-format", help="csv: strptime format for dates", show_default="numeric seconds"),
+    user_col: Optional[str] = typer.Option(None, "--user-col", help="csv, recbole: user column", show_default="first found of user_id, user, userId, customer_id, reviewerID, ... (any case)"),
+    item_col: Optional[str] = typer.Option(None, "--item-col", help="csv, recbole: item column", show_default="first found of item_id, item, itemId, movieId, asin, article_id, ... (any case)"),
+    time_col: Optional[str] = typer.Option(None, "--time-col", help="csv, recbole: time column", show_default="first found of timestamp, time, ts, unixReviewTime, t_dat, ...; file order if none"),
+    time_format: Optional[str] = typer.Option(None, "--time-format", help="csv, recbole: strptime format for dates, e.g. %Y-%m-%d", show_default="numeric seconds"),
     sep: Optional[str] = typer.Option(None, "--sep", help="csv: field separator, '\\t' for tabs", show_default="','"),
     image_col: Optional[str] = typer.Option(None, "--image-col", help="csv: items-file column with image paths (relative to --images)."),
 ) -> None:
@@ -79,19 +102,7 @@ def import_command(
         min_rating=min_rating, name=name, max_history=max_history, user_col=user_col, item_col=item_col,
         time_col=time_col, time_format=time_format, sep=sep, image_col=image_col,
     )
-    for line in _ledger_lines(ds.meta):
-        typer.echo(line)
     _finish(ds, workspace)
-
-
-def _ledger_lines(meta: dict) -> list[str]:
-    from recx.data.importers.pipeline import Ledger
-
-    rec = meta.get("import") or {}
-    led = Ledger(files=dict(rec.get("files", {})))
-    led.outcomes.update(rec.get("rows", {}))
-    led.warnings.update(rec.get("warnings", {}))
-    return led.lines()
 
 
 @app.command("info")

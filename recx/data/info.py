@@ -39,6 +39,14 @@ def describe(ds: SequenceDataset) -> dict[str, Any]:
     }
 
 
+def headline(d: dict[str, Any]) -> str:
+    """The counts a paper's dataset table gives, from :func:`describe`."""
+    return (
+        f"dataset: {d['users']:,} users, {d['items']:,} items, {d['interactions']:,} interactions, "
+        f"average length {d['sequence_length']['mean']:.2f}"
+    )
+
+
 def format_info(d: dict[str, Any]) -> str:
     n = max(1, d["items"])
     sl = d["sequence_length"]

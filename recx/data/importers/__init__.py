@@ -19,6 +19,7 @@ IMPORTERS: dict[str, str] = {
     "hm": "recx.data.importers.hm:import_hm",
     "mind": "recx.data.importers.mind:import_mind",
     "amazon": "recx.data.importers.amazon:import_amazon",
+    "amazon18": "recx.data.importers.amazon18:import_amazon18",
     "csv": "recx.data.importers.csv_generic:import_csv",
 }
 

@@ -20,7 +20,7 @@ from typing import Any
 from recx.data.dataset import SequenceDataset
 from recx.data.importers.pipeline import Catalog, Filters, InteractionLog, Ledger, assemble, refuse_existing
 from recx.data.importers.reading import fault, read_lines, require_file
-from recx.data.importers.text import TextSpec, parse_fields
+from recx.data.importers.text import TextSpec, as_list_text, parse_fields
 
 TEXT_FIELDS = ("title", "brand", "categories")
 
@@ -123,7 +123,7 @@ def import_amazon(
             catalog.described.add(asin)
             fields = dict(rec)
             fields["categories"] = _categories(rec)
-            fields["description"] = _as_list_text(rec.get("description"))
+            fields["description"] = as_list_text(rec.get("description"))
             text = spec.render(fields)
             if text:
                 catalog.text[asin] = text
@@ -154,9 +154,3 @@ def _quick_asin(line: str) -> str | None:
             if end > 0:
                 return line[k + len(key) : end]
     return None
-
-
-def _as_list_text(v: Any) -> str:
-    if isinstance(v, list):
-        return " ".join(str(x) for x in v if x)
-    return str(v) if v else ""

@@ -1,5 +1,6 @@
 """Generic delimited files: an interactions file with user, item and (optional) time columns,
-and an optional items file whose columns give the text (and an image path column)."""
+found by their usual names unless options name them, and an optional items file whose columns
+give the text (and an image path column)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import os
 from pathlib import Path
 
 from recx.data.dataset import SequenceDataset
+from recx.data.importers.columns import resolve_columns
 from recx.data.importers.pipeline import Catalog, Filters, InteractionLog, Ledger, assemble, refuse_existing
-from recx.data.importers.reading import ImportFault, TimeParser, read_table, require_file
+from recx.data.importers.reading import ImportFault, TimeParser, read_header, read_table, require_file
 from recx.data.importers.text import TextSpec, parse_fields
 
 
@@ -16,9 +18,9 @@ def import_csv(
     src: str | os.PathLike,
     out_dir: str | os.PathLike,
     force: bool = False,
-    user_col: str = "user_id",
-    item_col: str = "item_id",
-    time_col: str | None = "timestamp",
+    user_col: str | None = None,
+    item_col: str | None = None,
+    time_col: str | None = None,
     time_format: str | None = None,
     sep: str = ",",
     items: str | os.PathLike | None = None,
@@ -34,11 +36,12 @@ def import_csv(
     """Import ``src`` (CSV/TSV with a header row, CSV quoting honoured).
 
     Args:
-        user_col / item_col / time_col: column names; ``time_col=None`` (or a file without it
-            when left at the default) orders each user's rows by file order.
+        user_col / item_col / time_col: column names; each left at None is the first of its
+            usual spellings in the header (``columns.SPELLINGS``).  Without a time column each
+            user's rows keep file order.
         time_format: strptime format for date columns (numbers are read as seconds otherwise).
         sep: field separator; ``\\t`` for TSV.
-        items: optional items file (same separator) keyed by ``item_col``; its ``text_fields``
+        items: optional items file (same separator) keyed by the item column; its ``text_fields``
             (comma-separated; default: every column but the id and image column) make the text.
         image_col / images: column of the items file holding an image path, and the folder
             those paths are relative to (default: the items file's folder).
@@ -50,14 +53,11 @@ def import_csv(
     ledger = Ledger()
     log = InteractionLog()
     parse_time = TimeParser(time_format)
-    rows = read_table(src_p, sep, required=[user_col, item_col], quoted=True)
-    n = 0
+    cols = resolve_columns(read_header(src_p, sep, quoted=True), src_p, user_col, item_col, time_col)
+    user_col, item_col, time_col = cols.user, cols.item, cols.time
     use_time = time_col is not None
-    for lineno, r in rows:
-        if n == 0 and use_time and time_col not in r:
-            if time_col != "timestamp":
-                raise ImportFault(f"{src_p}:1: missing column {time_col!r} (header has {', '.join(r)})")
-            use_time = False
+    n = 0
+    for lineno, r in read_table(src_p, sep, quoted=True):
         n += 1
         user, item = r[user_col].strip(), r[item_col].strip()
         if not user or not item:
@@ -75,8 +75,8 @@ def import_csv(
         m = 0
         for lineno, r in read_table(items_p, sep, required=[item_col] + ([image_col] if image_col else []), quoted=True):
             if not header_checked:
-                cols = [c for c in r if c not in (item_col, image_col)]
-                spec = TextSpec(parse_fields(text_fields, cols), text_template)
+                fields = [c for c in r if c not in (item_col, image_col)]
+                spec = TextSpec(parse_fields(text_fields, fields), text_template)
                 spec.check(list(r), str(items_p))
                 header_checked = True
             m += 1
@@ -100,7 +100,7 @@ def import_csv(
             "format": "csv",
             "path": str(src_p.resolve()),
             "files": [src_p.name] + ([Path(items).name] if items else []),
-            "columns": {"user": user_col, "item": item_col, "time": time_col if use_time else None, "time_format": time_format},
+            "columns": cols.to_dict() | {"time_format": time_format},
         },
         "text": spec.to_dict() if spec else None,
     }

@@ -27,7 +27,7 @@ class Ledger:
     """Accounts for every input row: how many were read per file and where each went.
 
     ``outcomes`` maps ``"kept"``, ``"filtered: <rule>"`` or ``"skipped: <reason>"`` to row
-    counts; their sum equals the interaction rows read.  ``warnings`` counts things that are
+    counts; their sum equals the interaction-file rows read.  ``warnings`` counts things that are
     normal but worth knowing (an item without text, a history pointing to unknown news).
     """
 
@@ -42,15 +42,29 @@ class Ledger:
         return {"files": dict(self.files), "rows": dict(self.outcomes), "warnings": dict(self.warnings)}
 
     def lines(self) -> list[str]:
-        """Human-readable summary, one fact per line."""
-        out = [f"read {n:,} rows from {Path(p).name}" for p, n in self.files.items()]
-        total = sum(self.outcomes.values())
-        out.append(f"interaction rows: {total:,}")
-        for k, v in sorted(self.outcomes.items(), key=lambda kv: (kv[0] != "kept", kv[0])):
-            out.append(f"  {k}: {v:,}")
+        """Where the input rows went, one fact per line.
+
+        Counts here are rows of the input files, never called interactions: a row of a pre-split
+        file or a history line is not one interaction, and only the written dataset's own counts
+        are comparable with a paper's table.
+        """
+        out = [f"input rows read: {n:,} from {Path(p).name}" for p, n in self.files.items()]
+        if self.outcomes:
+            out.append(f"input rows: {sum(self.outcomes.values()):,} ({self._by_kind()})")
+        for k, v in sorted(self.outcomes.items()):
+            if k != "kept":
+                out.append(f"  {k}: {v:,}")
         for k, v in sorted(self.warnings.items()):
             out.append(f"warning: {k}: {v:,}")
         return out
+
+    def _by_kind(self) -> str:
+        """``kept 20, filtered 3, skipped 2`` from outcomes keyed ``kept`` / ``filtered: rule`` / ``skipped: why``."""
+        kinds: Counter = Counter()
+        for k, v in self.outcomes.items():
+            kinds[k.split(":")[0]] += v
+        order = sorted(kinds, key=lambda k: (k != "kept", k))
+        return ", ".join(f"{k} {kinds[k]:,}" for k in order)
 
 
 class IdMap:

@@ -9,7 +9,7 @@ import io
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Generator, Iterator, Sequence
 
 from recx.data.dataset import DatasetError
 
@@ -37,7 +37,7 @@ def _open_binary(path: Path) -> io.BufferedIOBase:
     return open(path, "rb")
 
 
-def read_lines(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+def read_lines(path: str | os.PathLike, encoding: str = "utf-8") -> Generator[tuple[int, str], None, None]:
     """Stream ``(lineno, line)`` (1-based, newline stripped); bad bytes are a fault naming the line.
 
     ``.gz`` files are decompressed on the fly.  A UTF-8 byte-order mark on line 1 is dropped.
@@ -77,21 +77,10 @@ def read_table(
     repeated inside the file, bad encoding.
     """
     p = Path(path)
-    lines = read_lines(p, encoding)
-    if quoted:
-        rows = _csv_rows(lines, sep, p)
-    else:
-        rows = ((n, line.split(sep)) for n, line in lines)
+    rows = _records(read_lines(p, encoding), sep, p, quoted)
     names: list[str]
     if header:
-        try:
-            _, names = next(rows)
-        except StopIteration:
-            raise fault(p, None, "empty file") from None
-        names = [c.strip() for c in names]
-        dup = [c for c, k in Counter(names).items() if k > 1]
-        if dup:
-            raise fault(p, 1, f"header names column {dup[0]!r} twice")
+        names = _header_names(rows, p)
     else:
         if columns is None:
             raise ValueError("read_table: columns are needed when the file has no header")
@@ -112,6 +101,34 @@ def read_table(
         yield lineno, dict(zip(names, fields))
     if not seen_any and not header:
         raise fault(p, None, "empty file")
+
+
+def read_header(path: str | os.PathLike, sep: str, encoding: str = "utf-8", quoted: bool = False) -> list[str]:
+    """The column names on the first line, with the checks :func:`read_table` makes of them."""
+    p = Path(path)
+    lines = read_lines(p, encoding)
+    try:
+        return _header_names(_records(lines, sep, p, quoted), p)
+    finally:
+        lines.close()
+
+
+def _records(lines: Iterator[tuple[int, str]], sep: str, path: Path, quoted: bool) -> Iterator[tuple[int, list[str]]]:
+    if quoted:
+        return _csv_rows(lines, sep, path)
+    return ((n, line.split(sep)) for n, line in lines)
+
+
+def _header_names(rows: Iterator[tuple[int, list[str]]], path: Path) -> list[str]:
+    try:
+        _, names = next(rows)
+    except StopIteration:
+        raise fault(path, None, "empty file") from None
+    names = [c.strip() for c in names]
+    dup = [c for c, k in Counter(names).items() if k > 1]
+    if dup:
+        raise fault(path, 1, f"header names column {dup[0]!r} twice")
+    return names
 
 
 def _csv_rows(lines: Iterator[tuple[int, str]], sep: str, path: Path) -> Iterator[tuple[int, list[str]]]:

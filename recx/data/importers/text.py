@@ -13,22 +13,27 @@ class TextSpec:
     """How an item's text is made from its metadata fields.
 
     Without a template, the non-empty fields are joined in order as sentences
-    ("Title. Brand. Categories."); with one, ``template.format_map(fields)`` (``{title} by {brand}``).
+    ("Title. Brand. Categories."), or as ``field: value`` pairs ("title: Lamp; brand: Acme") when
+    ``labelled``; with one, ``template.format_map(fields)`` (``{title} by {brand}``).
     """
 
     fields: Sequence[str]
     template: str | None = None
+    labelled: bool = False
 
     def render(self, row: dict[str, Any]) -> str | None:
         if self.template is not None:
-            values = {k: _as_text(row.get(k)) for k in self.fields}
+            values = {k: as_text(row.get(k)) for k in self.fields}
             if not any(values.values()):
                 return None
             text = self.template.format_map(_Blank(values)).strip()
             return text or None
+        if self.labelled:
+            pairs = [(k, as_text(row.get(k))) for k in self.fields]
+            return "; ".join(f"{k}: {v}" for k, v in pairs if v) or None
         parts: list[str] = []
         for k in self.fields:
-            p = _as_text(row.get(k)).rstrip(". ")
+            p = as_text(row.get(k)).rstrip(". ")
             if p and p not in parts:  # MIND abstracts often repeat the title
                 parts.append(p)
         return ". ".join(parts) + "." if parts else None
@@ -40,7 +45,10 @@ class TextSpec:
             raise ImportFault(f"{where}: text field {missing[0]!r} is not a column (available: {', '.join(available)})")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"fields": list(self.fields), "template": self.template, "join": None if self.template else ". "}
+        out = {"fields": list(self.fields), "template": self.template, "join": None if self.template else ". "}
+        if self.labelled and not self.template:
+            out.update(join="; ", pair="{field}: {value}")
+        return out
 
 
 class _Blank(dict):
@@ -48,14 +56,21 @@ class _Blank(dict):
         raise ImportFault(f"text template names {{{key}}}, which is not among the text fields")
 
 
-def _as_text(v: Any) -> str:
+def as_list_text(v: Any) -> str:
+    """A list of paragraphs (Amazon descriptions) -> one space-joined text; a scalar as text."""
+    if isinstance(v, list):
+        return " ".join(str(x) for x in v if x)
+    return str(v) if v else ""
+
+
+def as_text(v: Any) -> str:
     """Metadata value -> text: lists are flattened and comma-joined, whitespace collapsed."""
     if v is None:
         return ""
     if isinstance(v, (list, tuple)):
         flat: list[str] = []
         for x in v:
-            s = _as_text(x)
+            s = as_text(x)
             if s and s not in flat:
                 flat.append(s)
         return ", ".join(flat)

@@ -20,7 +20,7 @@ naming the file and line.  recx item index = file index + 1.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -40,25 +40,31 @@ def find_prefix(src: Path) -> str:
         raise ImportFault(f"{src}: not a directory")
     found = sorted(p.name[: -len(".train.inter")] for p in src.glob("*.train.inter"))
     if not found:
-        raise ImportFault(f"{src}: no *.train.inter file (expected the UniSRec layout X.train.inter, X.valid.inter, ...)")
+        hint = _amazon18_hint(src) if any(src.glob("*.item2id")) and not any(src.glob("*.item2index")) else ""
+        raise ImportFault(f"{src}: no *.train.inter file (expected the UniSRec layout X.train.inter, X.valid.inter, ...){hint}")
     if len(found) > 1:
         raise ImportFault(f"{src}: several datasets ({', '.join(found)}); pass --name to pick one")
     return found[0]
 
 
+def _amazon18_hint(src: Path) -> str:
+    return f": this looks like the Amazon-2018 (LC-Rec) layout; try `recx data import amazon18 {src}`"
+
+
 def read_index(path: Path) -> list[str]:
-    """Original ids ordered by their 0-based index; the indices must be exactly 0..n-1."""
+    """Original ids ordered by their 0-based index (``*.item2index``, ``*.item2id``: id, index per
+    line, tab- or space-separated); the indices must be exactly 0..n-1."""
     by_index: dict[int, str] = {}
     for lineno, line in read_lines(require_file(path, "index file")):
         if not line.strip():
             continue
-        parts = line.split("\t")
+        parts = line.split("\t") if "\t" in line else line.split()
         if len(parts) != 2:
-            raise fault(path, lineno, f"malformed row: expected 2 tab-separated fields (id, index), got {len(parts)}")
-        idx = parse_int(parts[1], path, lineno, "index")
+            raise fault(path, lineno, f"malformed row: expected 2 fields (id, index), got {len(parts)}")
+        idx = parse_int(parts[1].strip(), path, lineno, "index")
         if idx in by_index:
             raise fault(path, lineno, f"index {idx} given twice ({by_index[idx]!r} and {parts[0]!r})")
-        by_index[idx] = parts[0]
+        by_index[idx] = parts[0].strip()
     n = len(by_index)
     if n == 0:
         raise fault(path, None, "empty file")
@@ -66,8 +72,8 @@ def read_index(path: Path) -> list[str]:
         gap = min(set(range(n)) - set(by_index))
         raise fault(path, None, f"indices are not 0..{n - 1} (index {gap} is missing)")
     ids = [by_index[k] for k in range(n)]
-    if len(set(ids)) != n:
-        dup = next(x for x in ids if ids.count(x) > 1)
+    dup = next((x for x, c in Counter(ids).items() if c > 1), None)
+    if dup is not None:
         raise fault(path, None, f"id {dup!r} listed twice")
     return ids
 
@@ -187,6 +193,8 @@ def import_unisrec(
     refuse_existing(out_dir, force)
     prefix = name or find_prefix(src)
     base = src / prefix
+    if not Path(f"{base}.item2index").exists() and Path(f"{base}.item2id").exists():
+        raise ImportFault(f"{base}.item2index: not found, but {prefix}.item2id is{_amazon18_hint(src)}")
     ledger = Ledger()
     item_ids = read_index(Path(f"{base}.item2index"))
     user_ids = read_index(Path(f"{base}.user2index"))

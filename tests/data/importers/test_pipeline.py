@@ -86,12 +86,15 @@ def test_filters_validate_their_options():
 def test_ledger_lines_sum_and_order():
     led = Ledger()
     led.read("dir/a.csv", 5)
-    led.outcomes.update({"kept": 3, "filtered: k-core (item)": 2})
+    led.read("dir/items.csv", 4)
+    led.outcomes.update({"skipped: rating below 4": 1, "kept": 3, "filtered: k-core (item)": 2, "filtered: min sequence length": 1})
     led.warnings["items without text"] = 1
     assert led.lines() == [
-        "read 5 rows from a.csv",
-        "interaction rows: 5",
-        "  kept: 3",
+        "input rows read: 5 from a.csv",
+        "input rows read: 4 from items.csv",
+        "input rows: 7 (kept 3, filtered 3, skipped 1)",
         "  filtered: k-core (item): 2",
+        "  filtered: min sequence length: 1",
+        "  skipped: rating below 4: 1",
         "warning: items without text: 1",
     ]

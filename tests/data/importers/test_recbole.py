@@ -36,5 +36,19 @@ def test_no_timestamp_keeps_file_order_and_missing_user_column(tmp_path):
     ds = import_recbole(write(tmp_path / "r", inter="user_id:token\titem_id:token\nu\tb\nu\ta\nu\tc\n", item=None), tmp_path / "o")
     assert [[ds.item_ids[i] for i in s] for s in ds.sequences()] == [["b", "a", "c"]]
     assert ds.timestamps is None and ds.meta["text"] is None
-    with pytest.raises(ImportFault, match=r"toy\.inter:1: missing column 'user_id'"):
-        import_recbole(write(tmp_path / "r2", inter="uid:token\titem_id:token\nu\tb\n", item=None), tmp_path / "o2")
+    with pytest.raises(ImportFault, match=r"toy\.inter:1: no user column \(header has who:token, item_id:token; tried user_id, .*\): pass --user-col NAME"):
+        import_recbole(write(tmp_path / "r2", inter="who:token\titem_id:token\nu\tb\n", item=None), tmp_path / "o2")
+    with pytest.raises(ImportFault, match=r"toy\.inter:1: missing column 'user_id' given by --user-col"):
+        import_recbole(write(tmp_path / "r3", inter="uid:token\titem_id:token\nu\tb\n", item=None), tmp_path / "o3", user_col="user_id")
+
+
+def test_usual_column_names_with_types_and_dates(tmp_path):
+    inter = "uid:token\tparent_asin:token\tdate:token\nu\tb\t2020-01-02\nu\ta\t2020-01-01\nu\tc\t2020-01-03\n"
+    item = "parent_asin:token\ttitle:token_seq\na\tMug\n"
+    with pytest.raises(ImportFault, match=r"toy\.inter:2: column 'date:token': '2020-01-02' is not a number \(pass --time-format"):
+        import_recbole(write(tmp_path / "r", inter=inter, item=item), tmp_path / "o")
+    ds = import_recbole(tmp_path / "r", tmp_path / "o", time_format="%Y-%m-%d")
+    assert [[ds.item_ids[i] for i in s] for s in ds.sequences()] == [["a", "b", "c"]]
+    assert ds.texts[ds.index_of("a")] == "Mug."
+    cols = ds.meta["source"]["columns"]
+    assert (cols["user"], cols["item"], cols["time"], cols["detected"]) == ("uid:token", "parent_asin:token", "date:token", ["user", "item", "time"])

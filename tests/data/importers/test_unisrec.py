@@ -147,6 +147,31 @@ def test_cli_import_prints_the_ledger_and_points_the_workspace(tmp_path):
     src = write_fixture(tmp_path / "src")
     r = CliRunner().invoke(app, ["data", "import", "unisrec", str(src), "--out", str(tmp_path / "d"), "--workspace", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert "read 5 rows from Toy.train.inter" in r.output
-    assert "kept: 11" in r.output and "warning: items without text: 1" in r.output
+    lines = r.output.splitlines()
+    assert "input rows read: 5 from Toy.train.inter" in lines
+    assert "input rows: 11 (kept 11)" in lines and "warning: items without text: 1" in lines
     assert Workspace.load(tmp_path).dataset_dir.resolve() == (tmp_path / "d").resolve()
+
+
+def test_the_summary_leads_with_the_datasets_own_counts(tmp_path):
+    from typer.testing import CliRunner
+
+    from recx.cli import app
+    from recx.data.cli import summary_lines
+    from recx.data.dataset import SequenceDataset
+
+    src = write_fixture(tmp_path / "src")
+    r = CliRunner().invoke(app, ["data", "import", "unisrec", str(src), "--out", str(tmp_path / "d"), "--workspace", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    ds = SequenceDataset(tmp_path / "d")
+    counts = (ds.num_users, ds.num_items, ds.items.size, ds.items.size / ds.num_users)
+    # 11 input rows but 14 interactions: only the dataset's counts are comparable with a paper
+    assert counts[:3] == (3, 6, 14)
+    first = "dataset: {:,} users, {:,} items, {:,} interactions, average length {:.2f}".format(*counts)
+    assert first == "dataset: 3 users, 6 items, 14 interactions, average length 4.67"
+    assert r.output.splitlines()[0] == first
+    assert summary_lines(ds)[0] == first
+    assert not any("interaction rows" in line for line in r.output.splitlines())
+    # the lines about input rows never call them interactions (the dataset's lines do)
+    ledger = r.output.splitlines()[1 : r.output.splitlines().index(summary_lines(ds)[-1].splitlines()[0])]
+    assert ledger and all("interaction" not in line for line in ledger), ledger
