@@ -115,5 +115,6 @@ def run_quickstart(directory: Path, items: int = 2000, users: int = 1000, epochs
     models = [ModelInput(label, export_embeddings(run_dir, "test"), run_dir) for label, run_dir in runs.items()]
     out = evaluate_models(models, EvalOptions(ks=(10, 20), n_boot=500, seed=seed), console=Console())
     typer.secho(f"\nquickstart finished in {time.perf_counter() - start:.0f}s; workspace: {root}", bold=True)
-    typer.echo(f"next: cd {directory} && recx featurize --model minilm && recx train --loss debiased_ce && recx eval --k 10")
+    # the store exists already, so the next step trains on it (featurize again would need --force)
+    typer.echo(f"next: cd {directory} && recx train --item-tower id+text --loss debiased_ce && recx eval --k 10")
     return out

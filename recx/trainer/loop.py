@@ -260,6 +260,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, max_ep
     reference = None if cfg.loss_weighting == "batch" else model.targets_per_step(batches, cfg)
     scheduler = make_scheduler(optimizer, cfg, batches.num_batches())
 
+    # fp16 gradients underflow without loss scaling; for fp32 and bf16 the scaler is a no-op
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     mask_generator = torch.Generator().manual_seed(cfg.seed + 1)  # BERT4Rec cloze masks
     start_epoch, best_value, best_epoch, bad_epochs, stopped = 0, -math.inf, -1, 0, False
     history: list[dict[str, Any]] = []
@@ -268,6 +270,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, max_ep
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if "scaler" in state:  # runs from before the scaler was saved trained without fp16
+            scaler.load_state_dict(state["scaler"])
         loss_fn.load_state_dict(state["loss"])
         _set_rng_state(state["rng"])
         mask_generator.set_state(state["mask_generator"])
@@ -293,10 +297,12 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, max_ep
             n = int((batch.targets > 0).sum())
             scale = loss_scale(n, ctx.global_count(n) if reference is None else n, ctx.world_size, reference)
             optimizer.zero_grad(set_to_none=True)
-            (loss * scale).backward()
+            scaler.scale(loss * scale).backward()
             if cfg.grad_clip > 0:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)  # skips the step when fp16 gradients overflowed
+            scaler.update()
             scheduler.step()
             value = loss.item()
             if not math.isfinite(value):
@@ -331,6 +337,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, max_ep
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
                 "loss": loss_fn.state_dict(),
                 "rng": _rng_state(),
                 "mask_generator": mask_generator.get_state(),

@@ -58,6 +58,20 @@ def test_resume_ends_with_identical_weights_and_metrics(tiny_dataset, tmp_path):
     assert strip(straight) == strip(run)
 
 
+def test_fp16_trains_with_a_grad_scaler_that_resumes_exactly(tiny_dataset, tmp_path, monkeypatch):
+    import recx.trainer.loop as loop
+
+    monkeypatch.setattr(loop, "autocast_dtype", lambda amp, device: torch.float16)  # the CUDA fp16 path, on the CPU
+    straight = fit(config(tiny_dataset, tmp_path, epochs=3, name="fp16"), progress=False).run_dir
+    cfg = config(tiny_dataset, tmp_path, epochs=3, name="fp16-cut")
+    run = fit(cfg, progress=False, max_epochs_this_call=1).run_dir
+    fit(cfg, run_dir=run, resume=True, progress=False)
+    a, b = (torch.load(d / "last.pt", weights_only=False) for d in (straight, run))
+    assert a["scaler"]["_growth_tracker"] > 0 and a["scaler"]["scale"] > 0  # the scaler ran (a disabled one saves {})
+    assert a["scaler"] == b["scaler"]
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
 def test_early_stopping_and_refusing_to_overwrite(tiny_dataset, tmp_path):
     cfg = config(tiny_dataset, tmp_path, epochs=50, patience=2, lr=1e-6, name="stop")
     result = fit(cfg, progress=False)
