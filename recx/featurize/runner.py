@@ -33,8 +33,8 @@ import torch
 import recx
 from recx import device as devices
 from recx.data.dataset import SequenceDataset
+from recx.distributed import join
 from recx.errors import RecxError, warn
-from recx.featurize import distributed as dist_utils
 from recx.featurize.base import Encoder, encode_batch
 from recx.featurize.image import ImageDecodeError
 from recx.featurize.registry import REGISTRY, load_encoder, store_name
@@ -303,7 +303,7 @@ def run(
     Raises NoItemsError (before any store is written) when no item has a usable input.
     """
     dataset = SequenceDataset(dataset_dir)
-    ctx = dist_utils.context()
+    ctx = join(device)
     if out is None:
         spec = REGISTRY.get(model)
         suffix = modality if spec is not None and spec.modality == "clip" else None
@@ -315,13 +315,13 @@ def run(
     known = encoder.modality if encoder is not None else _registry_modality(model, modality)
     inputs = checked_inputs(dataset, known) if known else None  # before weights are loaded (or downloaded)
 
-    device_t = devices.resolve_device(device) if not ctx.active else ctx.device(device)
+    device_t = ctx.device
     if encoder is None:
         def load() -> Encoder:
             return load_encoder(model, model_path=model_path, pooling=pooling, layer=layer, max_length=max_length,
                                 modality=modality, offline=offline, progress=progress and ctx.is_main)
 
-        if not ctx.active:
+        if not ctx.enabled:
             encoder = load()
         else:
             # rank 0 loads (downloading weights if needed) first; the other ranks then find them in the cache

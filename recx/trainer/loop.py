@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from recx.artifacts import atomic_write, torch_save
 from recx.data.dataset import SequenceDataset
 from recx.device import autocast, autocast_dtype
+from recx.distributed import join
 from recx.errors import warn
 from recx.evaluate.metrics import metrics_from_ranks
 from recx.evaluate.retrieval import ranks_matmul
@@ -47,7 +48,6 @@ from recx.trainer.checkpoint import (
 )
 from recx.trainer.config import TrainConfig
 from recx.trainer.data import SequenceBatches
-from recx.trainer.distributed import init_distributed
 from recx.trainer.encoder_towers import StepMemo
 from recx.trainer.losses import build_loss
 from recx.trainer.model import SequentialRecommender, build_model, encoder_parameters
@@ -215,7 +215,7 @@ def fit(
     run_dir = Path(run_dir)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
-    ctx = init_distributed(cfg.device)
+    ctx = join(cfg.device)
 
     dataset = SequenceDataset(cfg.dataset)
     digests = store_digests(cfg)

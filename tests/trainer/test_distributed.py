@@ -8,7 +8,7 @@ import torch.distributed as dist
 
 from gloo_ranks import run_on_gloo_ranks
 from recx.trainer.data import Batch
-from recx.trainer.distributed import DistContext
+from recx.distributed import DistContext
 from recx.trainer.loop import TrainStep
 from recx.trainer.losses.debiased_ce import DebiasedCrossEntropy
 from recx.trainer.losses.sampled_softmax import SampledSoftmax

@@ -32,7 +32,7 @@ def global_batch() -> Batch:
 
 
 def worker(rank: int, synth_dir: str, lm_dir: str, out: str) -> None:
-    from recx.trainer.distributed import DistContext
+    from recx.distributed import DistContext
 
     ctx = DistContext(rank=rank, world_size=2)
     step = torch.nn.parallel.DistributedDataParallel(make_step(synth_dir, lm_dir, ctx.gather_ids))

@@ -1,8 +1,12 @@
-"""Distributed training under `torchrun`: process group, rank-aware helpers, global candidates.
+"""Several processes under ``torchrun``: the process group, this rank's device, and the few
+collectives recx needs (gloo on CPU, nccl on GPU).  `recx train` and `recx featurize` share it.
 
-Under ``torchrun --nproc_per_node N recx train ...`` every rank trains on its shard of each
-epoch's users (DDP averages gradients; gloo on CPU, nccl on GPU), rank 0 evaluates and writes
-the run directory, and the in-batch losses see the candidates of every rank.
+- Training: every rank trains on its shard of each epoch's users (DDP averages gradients),
+  rank 0 evaluates and writes the run directory, and the in-batch losses see the candidates of
+  every rank through :meth:`DistContext.gather_ids`.
+- Featurize: every rank plans the same batches, rank r encodes batches r, r+W, r+2W ... of each
+  work chunk, and rank 0 gathers them (:meth:`DistContext.gather_dicts`) and writes the store, so
+  the merged store equals a single-process one.
 
 Why the in-batch losses gather item *ids* and not vectors: the item tower is replicated on
 every rank, so each rank recomputing the vectors of the global candidate set gives the same
@@ -13,7 +17,8 @@ single-process gradient, with no differentiable all-gather in the loss.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -23,10 +28,12 @@ from recx.device import resolve_device
 
 @dataclass
 class DistContext:
+    """This process's place in the group (rank 0 of 1 without torchrun) and its device."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def enabled(self) -> bool:
@@ -36,17 +43,36 @@ class DistContext:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def _scalar_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's picklable ``obj`` on every rank."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     def broadcast_flag(self, value: bool) -> bool:
         """Rank 0's ``value`` on every rank (e.g. the early-stopping decision)."""
         if not self.enabled:
             return value
-        t = torch.tensor([int(value)], device=self.device if self.device.type == "cuda" else "cpu")
+        t = torch.tensor([int(value)], device=self._scalar_device())
         dist.broadcast(t, 0)
         return bool(t.item())
+
+    def global_count(self, n: int) -> int:
+        """The sum of ``n`` over the ranks."""
+        if not self.enabled:
+            return n
+        t = torch.tensor([n], dtype=torch.long, device=self._scalar_device())
+        dist.all_reduce(t)
+        return int(t.item())
 
     def gather_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """Concatenate a 1-d id tensor of any length from every rank (padding with 0, which
@@ -63,16 +89,23 @@ class DistContext:
         dist.all_gather(out, padded)
         return torch.cat(out)
 
-    def global_count(self, n: int) -> int:
+    def gather_dicts(self, part: dict) -> dict:
+        """Union of every rank's dict on rank 0 (other ranks get an empty dict)."""
         if not self.enabled:
-            return n
-        t = torch.tensor([n], dtype=torch.long, device=self.device if self.device.type == "cuda" else "cpu")
-        dist.all_reduce(t)
-        return int(t.item())
+            return part
+        parts: list[Any] = [None] * self.world_size if self.is_main else None  # type: ignore[assignment]
+        dist.gather_object(part, parts, dst=0)
+        if not self.is_main:
+            return {}
+        merged: dict = {}
+        for p in parts:
+            merged.update(p)
+        return merged
 
 
-def init_distributed(device: str = "auto") -> DistContext:
-    """Join the process group that torchrun describes in the environment, if any."""
+def join(device: str = "auto") -> DistContext:
+    """Join the process group that torchrun describes in the environment, if any; ``device``
+    (auto | cpu | cuda | cuda:N) resolves to this rank's local GPU under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistContext(device=resolve_device(device))
