@@ -115,8 +115,8 @@ class ModelUserEncoder:
         """The frozen, scriptable form of this model (for ``recx export``)."""
         import copy
 
+        encoder = copy.deepcopy(self.model.sequence_encoder()).cpu().eval()
         table = torch.from_numpy(self.item_table())
-        encoder = copy.deepcopy(self.model.encoder).cpu().eval()
         mask = getattr(encoder, "mask_vector", None)
         return HistoryEncoder(table, encoder, self.causal, mask).eval()
 

@@ -56,6 +56,11 @@ class SequentialRecommender(nn.Module):
         """[N+1, D] catalog vectors for scoring."""
         return self.tower.table()
 
+    def sequence_encoder(self) -> nn.Module:
+        """The module that maps item vectors [B, L, D] to states (what `recx export` scripts
+        behind the frozen item table)."""
+        return self.encoder
+
     def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Another run's weights fitted to this model's shapes (`--warm-start`); unchanged here:
         weights that differ in shape stay as built."""

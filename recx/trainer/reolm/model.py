@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recx.errors import RecxError
 from recx.featurize.base import masked_mean
 from recx.trainer.data import Batch
 from recx.trainer.reolm.packing import Packed, Specials, collate, pack
@@ -183,6 +184,12 @@ class ReoLM(nn.Module):
         position (the loss reads the one position that has a target)."""
         u = self.encode(self.pack_users([row[row > 0].tolist() for row in inputs.cpu()]))
         return u.unsqueeze(1).expand(-1, inputs.shape[1], -1)
+
+    def sequence_encoder(self) -> nn.Module:
+        """Reo-LM has none: it encodes a user from the items' tokens, not from item vectors, so
+        there is no item-vector encoder for `recx export` to script."""
+        raise RecxError("a reo-lm run encodes users from item tokens, so it has no item-vector user encoder to export; "
+                        "serve it with `recx recommend --run RUN` or `Recommender.from_run(RUN)`")
 
     def _weights_version(self) -> tuple:
         """Changes whenever any weight is written in place (optimizer steps, load_state_dict)."""

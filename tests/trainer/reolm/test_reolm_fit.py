@@ -37,6 +37,19 @@ def test_end_to_end_beats_popularity_and_evaluates_through_export(synth_dir, lm_
     pop = popularity_result(SequenceDataset(synth_dir), "test", (10,)).metrics
     assert ours["ndcg@10"] > pop["ndcg@10"] + 0.02, (ours, pop)
 
+    # serving: `recx recommend` ranks as `recx eval` does; `recx export` refuses in one line
+    from typer.testing import CliRunner
+
+    from recx.cli import app
+    from recx.inference import Recommender
+
+    rec = Recommender.from_run(result.run_dir)
+    top = rec.recommend_indices(emb.histories[:5], k=10)
+    assert top.items.tolist() == torch.topk(torch.from_numpy(emb.user_vectors[:5] @ emb.item_table.T)[:, 1:], 10).indices.add(1).tolist()
+    out = CliRunner().invoke(app, ["export", "--run", str(result.run_dir), "--out", str(tmp_path / "exp")])
+    assert out.exit_code == 1 and "Traceback" not in out.output and "no item-vector user encoder" in out.output, out.output
+    assert not (tmp_path / "exp").exists()
+
 
 def test_resume_gives_identical_weights(synth_dir, lm_dir, tmp_path):
     straight = fit(config(synth_dir, lm_dir, tmp_path, epochs=2, name="straight"), progress=False).run_dir
