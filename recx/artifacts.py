@@ -229,10 +229,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
-
-
 def torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` atomically.  Serialized in memory first and written by Python, so a full
     disk is an OSError (a DiskError naming ``path``), not a C++ error from torch's writer."""
