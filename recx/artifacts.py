@@ -180,7 +180,7 @@ def read_json_config(path: Path, error: type[Exception], missing: str) -> dict[s
 @contextlib.contextmanager
 def disk_faults(target: str | os.PathLike) -> Iterator[None]:
     """Turn a refused write (ENOSPC, EDQUOT, EROFS, EACCES) inside the block into a DiskError
-    naming ``target``; torch's C++ writers report a full disk as RuntimeError, also mapped."""
+    naming ``target``, however the writing library reports it."""
     try:
         yield
     except DiskError:
@@ -189,13 +189,14 @@ def disk_faults(target: str | os.PathLike) -> Iterator[None]:
         fault = os_fault(e, target)
         if fault is not None:
             raise DiskError(fault) from None
-        # h5py puts HDF5's errno in the text only; numpy's tofile reports a short write without errno
-        if _NO_SPACE in str(e) or "errno = 28" in str(e) or re.search(r"\d+ requested and \d+ written", str(e)):
+        if re.search(r"\d+ requested and \d+ written", str(e)):  # numpy's tofile: a short write, no errno
             raise DiskError(f"{target}: no space left on device") from None
         raise
-    except RuntimeError as e:  # torch's C++ writers: "file write failed" / "unexpected pos"
+    except RuntimeError as e:  # h5py: "... (file write failed: ..., errno = 28, ...)"
         text = str(e)
-        if "write failed" in text or "unexpected pos" in text or _NO_SPACE in text:
+        if "errno = 28" in text or _NO_SPACE in text:
+            raise DiskError(f"{target}: no space left on device") from None
+        if "file write failed" in text:
             raise DiskError(f"{target}: writing failed, most likely no space left on device ({text.splitlines()[0]})") from None
         raise
 

@@ -27,18 +27,17 @@ def _claim(root: Path, force: bool) -> None:
     from recx.artifacts import QUICKSTART, check_replaceable
 
     marker = root / QUICKSTART.marker
-    if root.is_dir() and any(root.iterdir()) and not marker.exists():
-        if not {p.name for p in root.iterdir()} <= QUICKSTART.members:  # not a quickstart folder: refuse
-            check_replaceable(root, QUICKSTART, force, option="--dir")
-        marker.write_text(MARKER_TEXT, encoding="utf-8")  # one made before the marker existed
-    if force and marker.exists():
-        check_replaceable(root, QUICKSTART, force, option="--dir")  # refuses files recx did not write
-        for name in QUICKSTART.members - {QUICKSTART.marker}:
+    names = {p.name for p in root.iterdir()} if root.is_dir() else set()
+    made_by_quickstart = marker.exists() or names <= QUICKSTART.members  # folders from before the marker have none
+    if (names and not made_by_quickstart) or (force and not names <= QUICKSTART.members):
+        check_replaceable(root, QUICKSTART, force, option="--dir")  # raises, naming what is not ours
+    if force:
+        for name in (names & QUICKSTART.members) - {QUICKSTART.marker}:
             target = root / name
             if target.is_dir():
                 shutil.rmtree(target)
             else:
-                target.unlink(missing_ok=True)
+                target.unlink()
     root.mkdir(parents=True, exist_ok=True)
     marker.write_text(MARKER_TEXT, encoding="utf-8")
 

@@ -248,9 +248,14 @@ class SequenceDataset:
         return str(self.meta["catalog_fingerprint"])
 
     @property
+    def image_root(self) -> Path:
+        """The folder relative image paths resolve against (the dataset folder when none is recorded)."""
+        return Path(self.meta.get("image_root") or self.path)
+
+    @property
     def image_paths(self) -> list[str | None]:
         """Absolute image paths (None where missing), length N+1."""
-        root = self.meta.get("image_root") or str(self.path)
+        root = str(self.image_root)
         return [None if p is None else os.path.join(root, p) for p in self._images]
 
     def index_of(self, item_id: str) -> int:

@@ -55,8 +55,6 @@ class ImageTransform:
 
         resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[self.interpolation]
         try:
-            if os.path.getsize(path) == 0:
-                raise OSError("empty file, 0 bytes")  # PIL would only say it cannot identify it
             with Image.open(path) as im:
                 im = im.convert("RGB")
                 if self.resize is None:
@@ -72,7 +70,8 @@ class ImageTransform:
         # PIL's faults on broken files: UnidentifiedImageError / "image file is truncated" (OSError),
         # DecompressionBombError, and SyntaxError / EOFError from some format plugins
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
-            reason = decode_fault(e)
+            # PIL only says it cannot identify an empty file; the size is looked up on failure only
+            reason = "empty file, 0 bytes" if os.path.isfile(path) and os.path.getsize(path) == 0 else decode_fault(e)
             raise ImageDecodeError(f"{path}: cannot decode image ({reason})", path, reason) from None
         x = torch.from_numpy(arr.copy()).permute(2, 0, 1).div_(255.0)
         mean = torch.tensor(self.mean).view(3, 1, 1)

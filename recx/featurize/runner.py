@@ -83,11 +83,6 @@ def broken_list_path(store: str | os.PathLike) -> Path:
     return p.with_name(p.name + BROKEN_LIST_SUFFIX)
 
 
-def image_root(dataset: SequenceDataset) -> Path:
-    """The folder relative image paths resolve against (the dataset folder when none is recorded)."""
-    return Path(dataset.meta.get("image_root") or dataset.path)
-
-
 def item_inputs(dataset: SequenceDataset, modality: str) -> tuple[list[Any], np.ndarray]:
     """Raw inputs per row (texts or image paths, None where absent) and present [N+1] bool.
 
@@ -106,7 +101,7 @@ def item_inputs(dataset: SequenceDataset, modality: str) -> tuple[list[Any], np.
 
 def _missing_images_note(dataset: SequenceDataset, missing: Sequence[str]) -> str:
     """Where the ``missing`` image files (at least one path) were looked for, in a few words."""
-    root = image_root(dataset)
+    root = dataset.image_root
     if not root.is_dir():
         return f"image root {root} does not exist"
     folders = {os.path.dirname(p) for p in missing}
@@ -176,12 +171,14 @@ def plan_chunks(encoder: Encoder, raw: Sequence[Any], present: np.ndarray, batch
 def preprocess_items(encoder: Encoder, raw_items: Sequence[Any]) -> tuple[dict[str, torch.Tensor] | None, list[str | None]]:
     """Raw items -> (the batch of those that preprocess, None if none does; per item its fault in one line or None).
 
-    Image files are decoded one by one, so a broken one leaves the others in the batch and never
-    raises (in a DataLoader worker that would stop the run with a worker traceback); texts always
-    preprocess, as one batch.
+    A batch holding a broken image file is redone one image at a time, so the broken one leaves
+    the others in the batch and never raises (in a DataLoader worker that would stop the run with
+    a worker traceback); the usual batch, with no broken file, is preprocessed in one call.
     """
-    if encoder.modality != "image":
+    try:
         return encoder.preprocess(list(raw_items)), [None] * len(raw_items)
+    except ImageDecodeError:
+        pass
     parts: list[dict[str, torch.Tensor]] = []
     faults: list[str | None] = []
     for item in raw_items:
@@ -562,7 +559,7 @@ def _warn_thin(dataset: SequenceDataset, modality: str, out: Path, stored: int, 
         warn(f"{out}: only {stored:,} of the {expected:,} items with a text in {dataset.path} have a vector")
         return
     missing = _missing_images(dataset, raw)
-    where = _missing_images_note(dataset, missing) if missing else f"image root {image_root(dataset)}"
+    where = _missing_images_note(dataset, missing) if missing else f"image root {dataset.image_root}"
     warn(f"{out}: only {stored:,} of the {expected:,} items with an image in {dataset.path} have a vector "
          f"({len(missing):,} files missing, {broken:,} broken; {where}); a model trained on it sees mostly no image")
 

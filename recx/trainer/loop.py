@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from recx.artifacts import atomic_write, torch_save
 from recx.data.dataset import SequenceDataset
 from recx.device import autocast, autocast_dtype
-from recx.distributed import join
+from recx.distributed import DistContext, join
 from recx.errors import warn
 from recx.evaluate.metrics import metrics_from_ranks
 from recx.evaluate.retrieval import ranks_matmul
@@ -245,7 +245,7 @@ def fit(
 
 
 def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, max_epochs_this_call: int | None,
-           ctx: Any, model: SequentialRecommender, dataset: SequenceDataset) -> FitResult:
+           ctx: DistContext, model: SequentialRecommender, dataset: SequenceDataset) -> FitResult:
     """The epochs of :func:`fit` in an existing run dir: resume state, train, validate, checkpoint."""
     device = ctx.device
     amp_dtype = autocast_dtype(cfg.amp, device)

@@ -54,9 +54,7 @@ def _entries(src: Path) -> list[str]:
 
 
 def find_prefix(src: Path) -> str:
-    """The ``X`` of the single ``X.inter.json`` or ``X.train.inter`` in ``src``."""
-    if not src.is_dir():
-        raise ImportFault(f"{src}: not a directory")
+    """The ``X`` of the single ``X.inter.json`` or ``X.train.inter`` in the folder ``src``."""
     found = sorted({p.name[: -len(s)] for s in (".inter.json", ".train.inter") for p in src.glob("*" + s)})
     if not found:
         raise ImportFault(
