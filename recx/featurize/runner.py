@@ -38,7 +38,7 @@ from recx.errors import RecxError, warn
 from recx.featurize.base import Encoder, encode_batch
 from recx.featurize.image import ImageDecodeError
 from recx.featurize.registry import REGISTRY, load_encoder, store_name
-from recx.featurize.store import StoreError, StoreWriter, partial_path
+from recx.featurize.store import StoreError, StoreWriter, check_replaceable_store, partial_path
 
 # below this per-item cosine to the float32 output, reduced precision is not used
 MIN_COSINE = 0.999
@@ -306,8 +306,7 @@ def run(
         suffix = modality if spec is not None and spec.modality == "clip" else None
         out = default_store_path(dataset_dir, model, suffix)
     out = Path(out)
-    if out.exists() and not force:
-        raise StoreError(f"{out}: a finished store already exists; pass --force to replace it")
+    check_replaceable_store(out, force)  # before any weight is loaded (StoreWriter checks again)
 
     known = encoder.modality if encoder is not None else _registry_modality(model, modality)
     inputs = checked_inputs(dataset, known) if known else None  # before weights are loaded (or downloaded)
