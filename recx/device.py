@@ -40,18 +40,18 @@ def _cpu_bf16_instructions() -> bool:
     return any(bool(getattr(cpu, c, lambda: False)()) for c in checks)
 
 
-def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for an ``--amp`` choice (auto | bf16 | fp16 | off), or None."""
-    if amp == "off":
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a ``--precision`` choice (auto | fp32 | bf16 | fp16), or None for fp32."""
+    if precision == "fp32":
         return None
-    if amp == "bf16":
+    if precision == "bf16":
         return torch.bfloat16
-    if amp == "fp16":
+    if precision == "fp16":
         if device.type != "cuda":
-            raise ValueError("--amp fp16 needs a CUDA device; use bf16 or off on CPU")
+            raise ValueError("--precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
         return torch.float16
-    if amp != "auto":
-        raise ValueError(f"--amp {amp!r}: expected auto, bf16, fp16 or off")
+    if precision != "auto":
+        raise ValueError(f"--precision {precision!r}: expected auto, fp32, bf16 or fp16")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_has_fast_bf16() else None

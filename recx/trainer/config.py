@@ -114,6 +114,12 @@ class TrainConfig:
         return cfg
 
     @classmethod
+    def from_options(cls, **options: Any) -> "TrainConfig":
+        """A config from flat option names (``hidden=32``, ``item_tower="id+text"``), as the
+        command line and recx.toml's [train] table spell them."""
+        return cls.from_dict(options)
+
+    @classmethod
     def resolve(cls, *layers: dict[str, Any] | None) -> "TrainConfig":
         """Merge option layers, later ones winning; None values never override."""
         merged: dict[str, Any] = {}
