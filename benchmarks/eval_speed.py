@@ -189,7 +189,7 @@ def recx_eval_timing(data_dir: Path, repeats: int, threads: int) -> dict:
     from recx.data.importers.unisrec import import_unisrec
     from recx.evaluate.protocol import evaluate_arrays
     from recx.trainer.config import TrainConfig
-    from recx.trainer.model import build_model
+    from recx.trainer.registry import build_model
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,7 +198,7 @@ def recx_eval_timing(data_dir: Path, repeats: int, threads: int) -> dict:
         histories, targets = ds.split("test")
         prepare = time.perf_counter() - t0
         torch.manual_seed(0)
-        cfg = TrainConfig(hidden=64, layers=2, heads=2, max_len=50, item_tower="id", dropout=0.5)
+        cfg = TrainConfig.from_options(hidden=64, layers=2, heads=2, max_len=50, item_tower="id", dropout=0.5)
         model = build_model(cfg, ds).eval()
         runs: dict[str, list[dict]] = {"bucketed": []}
         res = None

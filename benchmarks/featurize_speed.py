@@ -130,7 +130,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--text-file", type=Path, default=data / "amazon-scientific" / "Scientific.text")
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--max-length", type=int, default=256, help="recx's; 256 = sentence-transformers' default, so the embeddings match")
+    ap.add_argument("--max-tokens", type=int, default=256, help="recx featurize --max-tokens; 256 = sentence-transformers' default, so the embeddings match")
     ap.add_argument("--slices", type=int, default=4, help="interleave the sides over this many parts of the texts")
     ap.add_argument("--image-limit", type=int, default=512, help="images per folder (0 = all)")
     ap.add_argument("--image-batch-size", type=int, default=64)
@@ -139,10 +139,10 @@ def main() -> None:
 
     print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}, load average {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp:
-        t = bench_text(args.text_file, args.batch_size, args.max_length, args.slices, Path(tmp))
+        t = bench_text(args.text_file, args.batch_size, args.max_tokens, args.slices, Path(tmp))
         n = t["items"]
         print(f"text: {n} items in {args.slices} interleaved slices, batch {args.batch_size}, {t['threads']} torch threads, recx compute dtype {t['recx_compute']}")
-        print(f"  recx minilm (max_length {args.max_length}): {n / t['recx_s']:.1f} items/s ({t['recx_s']:.1f} s)")
+        print(f"  recx minilm (--max-tokens {args.max_tokens}): {n / t['recx_s']:.1f} items/s ({t['recx_s']:.1f} s)")
         for label in ("st_default", "st_same_length"):
             if f"{label}_s" not in t:
                 continue

@@ -119,7 +119,7 @@ def scientific(epochs: int, threads: int, k: int, workdir: Path) -> dict:
     set_threads(threads)
     ds = import_unisrec(src, workdir / "scientific")
     t0 = time.perf_counter()
-    run = fit(TrainConfig(dataset=str(ds.path), item_tower="id", model="sasrec", epochs=epochs, patience=epochs,
+    run = fit(TrainConfig.from_options(dataset=str(ds.path), item_tower="id", model="sasrec", epochs=epochs, patience=epochs,
                           runs_dir=str(workdir / "runs"), name="sasrec-id"), progress=False).run_dir
     train_s = time.perf_counter() - t0
     loaded = load_run(run)

@@ -152,7 +152,7 @@ def main() -> None:
 
     sci = data["amazon-scientific"]
     rows = []
-    cfg = TrainConfig(dataset=str(sci), runs_dir=str(work / "runs"), name="scratch", **SETTINGS)
+    cfg = TrainConfig.from_options(dataset=str(sci), runs_dir=str(work / "runs"), name="scratch", **SETTINGS)
     run = work / "runs" / "scratch"
     if "scratch" not in state:
         state["scratch"] = budgeted_fit(cfg, run, args.budget_min * 60)
@@ -175,7 +175,7 @@ def main() -> None:
             pretrain(pcfg, ckpt, progress=True)
             state["pretrain"] = {"wall_s": time.perf_counter() - t0, "steps": pcfg.steps_per_epoch, "metrics": json.loads((ckpt / "metrics.jsonl").read_text().splitlines()[-1])}
             save()
-        cfg2 = TrainConfig(dataset=str(sci), runs_dir=str(work / "runs"), name="pretrained", init=str(ckpt), **SETTINGS)
+        cfg2 = TrainConfig.from_options(dataset=str(sci), runs_dir=str(work / "runs"), name="pretrained", init=str(ckpt), **SETTINGS)
         run2 = work / "runs" / "pretrained"
         if "pretrained" not in state:
             state["pretrained"] = budgeted_fit(cfg2, run2, args.finetune_min * 60)

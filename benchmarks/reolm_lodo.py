@@ -155,7 +155,7 @@ def main() -> None:
         else:
             init = {"init": str(ckpts[row.pretrain])} if row.pretrain else {}
             settings = {**SETTINGS, **row.overrides, **init}
-            fit_epochs(TrainConfig(dataset=str(dirs[target]), runs_dir=str(runs), name=row.name, **settings), run_dir, args.epochs)
+            fit_epochs(TrainConfig.from_options(dataset=str(dirs[target]), runs_dir=str(runs), name=row.name, **settings), run_dir, args.epochs)
         run_dirs[row.name] = run_dir
     state["finetune"] = {run_dirs[r.name].name: {"test": metrics_of(evaluate(run_dirs[r.name]))} for r in rows}
     save()

@@ -68,7 +68,7 @@ def main() -> None:
 
     import recx  # noqa: F401
     from recx.data.importers.unisrec import import_unisrec
-    from recx.evaluate import run as evaluate
+    from recx.evalrun import run as evaluate
     from recx.featurize import run as featurize
     from recx.trainer import TrainConfig, fit
 
@@ -91,7 +91,7 @@ def main() -> None:
             dataset=str(data_dir), item_tower=tower, loss=loss, stores={"text": str(store)} if tower == "text" else {},
             epochs=args.epochs, patience=args.patience, name=key, runs_dir=str(work / "runs"),
         )
-        cfg = TrainConfig(**{**options, **extra})
+        cfg = TrainConfig.from_options(**{**options, **extra})
         run_dir = work / "runs" / key
         t = time.perf_counter()
         if (run_dir / "config.json").is_file():  # finished or interrupted: continue it

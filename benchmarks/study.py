@@ -407,7 +407,7 @@ def ensemble_dataset(spec: DatasetSpec, args: argparse.Namespace) -> None:
         if len(trials) < 2:
             continue
         out = ws / "runs" / key
-        wall = call(recx("ensemble", *(str(run) for _, run in trials), "--out", str(out), "--overwrite"),
+        wall = call(recx("ensemble", *(str(run) for _, run in trials), "--out", str(out), "--force"),
                     ws, args.threads * args.jobs, ws / "study.log")
         record = json.loads((out / "ensemble.json").read_text())
         weight = {Path(m["run"]).resolve(): m["weight"] for m in record["members"]}

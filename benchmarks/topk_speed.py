@@ -38,11 +38,11 @@ def time_tower(workspace: Path, tower: str, store: Path, steps: int, batch_size:
     from recx.trainer.data import SequenceBatches
     from recx.trainer.losses import build_loss
     from recx.trainer.loop import TrainStep, make_optimizer
-    from recx.trainer.model import build_model
+    from recx.trainer.registry import build_model
 
     # the frozen tower reads the embeddings of the --cache-top-k store (the same vectors as a plain store)
     part = "topk" if tower == "topk" else modality
-    cfg = TrainConfig(dataset=str(workspace / "data"), item_tower=tower, stores={part: str(store)}, batch_size=batch_size, amp=amp,
+    cfg = TrainConfig.from_options(dataset=str(workspace / "data"), item_tower=tower, stores={part: str(store)}, batch_size=batch_size, precision=precision,
                       encoder=encoder if tower == "e2e" else "", tune_blocks=1)
     torch.manual_seed(cfg.seed)
     dataset = SequenceDataset(cfg.dataset)

@@ -204,9 +204,9 @@ def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int,
         if budget and history and marks and marks[-1][1] - fit_start > budget:
             raise BudgetReached
 
-    cfg = TrainConfig(dataset=str(dataset_dir), item_tower="id", model="sasrec", hidden=HIDDEN, layers=LAYERS, heads=HEADS,
+    cfg = TrainConfig.from_options(dataset=str(dataset_dir), item_tower="id", model="sasrec", hidden=HIDDEN, layers=LAYERS, heads=HEADS,
                       max_len=MAX_LEN, dropout=DROPOUT, loss="full_ce", lr=LR, batch_size=batch_size, patience=10,
-                      epochs=epochs, amp="off", device="cpu", name="sasrec-id-full_ce", runs_dir=str(work / "runs"))
+                      epochs=epochs, precision="fp32", device="cpu", name="sasrec-id-full_ce", runs_dir=str(work / "runs"))
     loop.evaluate_split, loop.write_metrics = timed_evaluate_split, write_metrics_with_budget
     budget_reached = False
     run_dir = Path(cfg.runs_dir) / cfg.name

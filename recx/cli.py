@@ -14,7 +14,7 @@ import typer
 from recx.data.cli import app as data_app
 from recx.ensemble.cli import ensemble_command
 from recx.errors import report
-from recx.evaluate.cli import eval_command
+from recx.evalrun.cli import eval_command
 from recx.featurize.cli import featurize_command, models_command
 from recx.inference.cli import export_command, recommend_command
 from recx.quickstart import quickstart_command
@@ -42,7 +42,14 @@ app.command("quickstart")(quickstart_command)
 
 
 def main() -> None:
-    """The ``recx`` console script: every error ends as one line (``recx.errors.report``)."""
+    """The ``recx`` console script: every error ends as one line (``recx.errors.report``); an
+    option renamed by the command vocabulary (``recx.options``) is answered with its new name."""
+    from recx.options import renamed_flag
+
+    renamed = renamed_flag(sys.argv[1:])
+    if renamed is not None:
+        print(f"recx: {renamed}", file=sys.stderr)
+        sys.exit(2)
     try:
         app()
     except SystemExit:

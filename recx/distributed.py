@@ -89,6 +89,14 @@ class DistContext:
         dist.all_gather(out, padded)
         return torch.cat(out)
 
+    def gather_objects(self, obj: Any) -> list[Any]:
+        """Every rank's picklable ``obj`` in rank order, on rank 0 (other ranks get [])."""
+        if not self.enabled:
+            return [obj]
+        parts: list[Any] = [None] * self.world_size if self.is_main else None  # type: ignore[assignment]
+        dist.gather_object(obj, parts, dst=0)
+        return parts if self.is_main else []
+
     def gather_dicts(self, part: dict) -> dict:
         """Union of every rank's dict on rank 0 (other ranks get an empty dict)."""
         if not self.enabled:

@@ -4,7 +4,8 @@ synth -> featurize (all-MiniLM-L6-v2) -> train ID-SASRec and text-SASRec (debias
 evaluate both against a popularity baseline on the full catalog -> one side-by-side table.
 
 Every step is reused when its artifact already exists (the dataset, the store, a finished
-run), so an interrupted quickstart picks up where it stopped; ``--force`` starts over.
+run), so an interrupted quickstart picks up where it stopped; ``--force`` starts over.  It ends
+by printing next steps: commands that each work when pasted in the folder (tested).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import typer
 
 from recx.errors import user_errors
+from recx.options import DEFAULT_SEED, force_option, out_option, quiet_option, seed_option
 
 
 MARKER_TEXT = "made by `recx quickstart`; `recx quickstart --force` may empty this folder\n"
@@ -30,7 +32,7 @@ def _claim(root: Path, force: bool) -> None:
     names = {p.name for p in root.iterdir()} if root.is_dir() else set()
     made_by_quickstart = marker.exists() or names <= QUICKSTART.members  # folders from before the marker have none
     if (names and not made_by_quickstart) or (force and not names <= QUICKSTART.members):
-        check_replaceable(root, QUICKSTART, force, option="--dir")  # raises, naming what is not ours
+        check_replaceable(root, QUICKSTART, force, option="--out")  # raises, naming what is not ours
     if force:
         for name in (names & QUICKSTART.members) - {QUICKSTART.marker}:
             target = root / name
@@ -42,31 +44,48 @@ def _claim(root: Path, force: bool) -> None:
     marker.write_text(MARKER_TEXT, encoding="utf-8")
 
 
-def _step(title: str) -> float:
-    typer.secho(f"\n== {title}", bold=True)
+def _step(title: str, quiet: bool = False) -> float:
+    if not quiet:
+        typer.secho(f"\n== {title}", bold=True)
     return time.perf_counter()
+
+
+def next_steps(epochs: int, user_id: str) -> list[str]:
+    """Commands to try next in the quickstart folder; each does new work, so each works when pasted."""
+    import shlex
+
+    return [
+        f"recx train --item-tower id+text --loss debiased_ce --epochs {epochs} --name id-text",  # ID + text fusion on the same store
+        "recx eval --run runs/id-text --k 10 --k 20",
+        "recx eval --compare runs/id runs/id-text --k 10",
+        f"recx recommend --run runs/text --user {shlex.quote(user_id)} --k 10",
+        "recx export --run runs/text --out export",
+    ]
 
 
 @user_errors
 def quickstart_command(
-    directory: Path = typer.Option(Path("recx-demo"), "--dir", help="Workspace folder to create (or reuse)."),
-    items: int = typer.Option(2000, help="Synthetic catalog size."),
-    users: int = typer.Option(1000, help="Synthetic users."),
-    epochs: int = typer.Option(40, help="Maximum training epochs per model (early stopping usually ends sooner)."),
-    model: str = typer.Option("minilm", help="Text encoder for the text tower (`recx models`)."),
-    seed: int = typer.Option(0, help="Seed of the catalog and of training."),
-    force: bool = typer.Option(False, "--force", help="Delete the folder and start over."),
+    directory: Path = out_option("Workspace folder to create (or reuse).", Path("recx-demo")),
+    items: int = typer.Option(2000, "--items", help="Synthetic catalog size."),
+    users: int = typer.Option(1000, "--users", help="Synthetic users."),
+    epochs: int = typer.Option(40, "--epochs", help="Maximum training epochs per model (early stopping usually ends sooner)."),
+    model: str = typer.Option("minilm", "--model", help="Text encoder for the text tower (`recx models`)."),
+    seed: int = seed_option(what="the catalog and of training"),
+    force: bool = force_option("what an earlier quickstart wrote in the folder (start over)"),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Synthesize a catalog, featurize it, train ID and text SASRec, and compare them."""
-    run_quickstart(directory, items, users, epochs, model, seed, force)
+    run_quickstart(directory, items, users, epochs, model, seed, force, progress=not quiet, quiet=quiet)
 
 
-def run_quickstart(directory: Path, items: int = 2000, users: int = 1000, epochs: int = 40, model: str = "minilm", seed: int = 0, force: bool = False, progress: bool = True) -> dict:
+def run_quickstart(directory: Path, items: int = 2000, users: int = 1000, epochs: int = 40, model: str = "minilm", seed: int = DEFAULT_SEED,
+                   force: bool = False, progress: bool = True, quiet: bool = False) -> dict:
+    """The quickstart; ``quiet``: no step headers or progress, only the results table and the next steps."""
     from rich.console import Console
 
     from recx.data.dataset import SequenceDataset
     from recx.data.synth import synthesize
-    from recx.evaluate.compare import EvalOptions, ModelInput, evaluate_models
+    from recx.evalrun.compare import EvalOptions, ModelInput, evaluate_models
     from recx.featurize import run as featurize
     from recx.trainer import TrainConfig, fit
     from recx.inference.run import export_embeddings
@@ -77,26 +96,30 @@ def run_quickstart(directory: Path, items: int = 2000, users: int = 1000, epochs
     _claim(root, force)
     data_dir = root / "data"
 
-    t = _step(f"1/4 synthetic catalog: {items} items, {users} users -> {data_dir}")
+    def say(line: str) -> None:
+        if not quiet:
+            typer.echo(line)
+
+    t = _step(f"1/4 synthetic catalog: {items} items, {users} users -> {data_dir}", quiet)
     if (data_dir / "dataset.json").is_file():
         dataset = SequenceDataset(data_dir)
-        typer.echo(f"reusing {dataset}")
+        say(f"reusing {dataset}")
     else:
-        dataset = synthesize(data_dir, num_items=items, num_users=users, seed=seed)
+        dataset = synthesize(data_dir, num_items=items, num_users=users, seed=seed, progress=progress)
     ws = Workspace.init(root, data_dir, has_text=True)
-    typer.echo(f"{dataset.num_users} users, {dataset.num_items} items, {len(dataset.items)} interactions ({time.perf_counter() - t:.1f}s)")
+    say(f"{dataset.num_users} users, {dataset.num_items} items, {len(dataset.items)} interactions ({time.perf_counter() - t:.1f}s)")
 
-    t = _step(f"2/4 featurize item texts with {model}")
+    t = _step(f"2/4 featurize item texts with {model}", quiet)
     store = ws.stores_dir / f"{model}.h5"
     if not store.is_file():
         store = featurize(data_dir, model=model, out=store, progress=progress)
     ws.record_store("text", store)
-    typer.echo(f"{store} ({time.perf_counter() - t:.1f}s)")
+    say(f"{store} ({time.perf_counter() - t:.1f}s)")
 
     runs = {}
     for label, tower in (("ID-SASRec", "id"), ("Text-SASRec", "text")):
-        t = _step(f"3/4 train {label} (item tower {tower}, debiased CE)")
-        cfg = TrainConfig(
+        t = _step(f"3/4 train {label} (item tower {tower}, debiased CE)", quiet)
+        cfg = TrainConfig.from_options(
             dataset=str(data_dir), stores={"text": str(store)} if tower == "text" else {}, item_tower=tower,
             loss="debiased_ce", epochs=epochs, patience=5, dropout=0.2, batch_size=64, seed=seed, name=tower, runs_dir=str(ws.runs_dir),
         )
@@ -108,12 +131,14 @@ def run_quickstart(directory: Path, items: int = 2000, users: int = 1000, epochs
                 shutil.rmtree(run_dir)
             fit(cfg, progress=progress)
         runs[label] = run_dir
-        typer.echo(f"{run_dir} ({time.perf_counter() - t:.1f}s)")
+        say(f"{run_dir} ({time.perf_counter() - t:.1f}s)")
 
-    _step("4/4 full-catalog evaluation on the test split")
+    _step("4/4 full-catalog evaluation on the test split", quiet)
     models = [ModelInput(label, export_embeddings(run_dir, "test"), run_dir) for label, run_dir in runs.items()]
-    out = evaluate_models(models, EvalOptions(ks=(10, 20), n_boot=500, seed=seed), console=Console())
+    out = evaluate_models(models, EvalOptions(ks=(10, 20), n_boot=500, seed=seed), console=Console(), quiet=quiet)
     typer.secho(f"\nquickstart finished in {time.perf_counter() - start:.0f}s; workspace: {root}", bold=True)
-    # the store exists already, so the next step trains on it (featurize again would need --force)
-    typer.echo(f"next: cd {directory} && recx train --item-tower id+text --loss debiased_ce && recx eval --k 10")
+    # every command does new work (the store and both runs exist: featurize again would need --force)
+    typer.echo(f"next, in {directory}:")
+    for command in next_steps(epochs, dataset.user_ids[0]):
+        typer.echo(f"  {command}")
     return out

@@ -156,13 +156,20 @@ class Workspace:
         self.config.setdefault("stores", {})[modality] = rel
         self.save()
 
-    def latest_run(self) -> Path:
+    def latest_run(self, finished: bool = True) -> Path:
         """The most recently finished run (``finished.json``, or a best checkpoint for runs made
-        before that marker); an interrupted run is never taken for "the latest"."""
+        before that marker); an interrupted run is never taken for "the latest".  With
+        ``finished`` False: the most recently written unfinished run (what `recx train --resume`
+        continues)."""
+        if not finished:
+            open_runs = [p for p in self.runs_dir.glob("*") if (p / RUN_CONFIG).is_file() and not run_finished(p)]
+            if not open_runs:
+                raise WorkspaceError(f"no unfinished run in {self.runs_dir} to resume: name one with --run")
+            return max(open_runs, key=lambda p: max(f.stat().st_mtime for f in p.iterdir()))
         runs = [p for p in self.runs_dir.glob("*") if (p / RUN_CONFIG).is_file() and (p / BEST).is_file()]
         done = [p for p in runs if run_finished(p)]
         if not done:
-            unfinished = f" ({len(runs)} unfinished: continue one with `recx train --resume RUN`, or name it with --run)" if runs else ""
+            unfinished = f" ({len(runs)} unfinished: continue one with `recx train --resume --run RUN`, or name it with --run)" if runs else ""
             raise WorkspaceError(f"no finished run in {self.runs_dir}{unfinished}: train one with `recx train`")
         return max(done, key=lambda p: (p / BEST).stat().st_mtime)
 

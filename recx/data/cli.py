@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from recx.errors import user_errors
+from recx.options import force_option, out_option, quiet_option, seed_option
 
 if TYPE_CHECKING:
     from recx.data.dataset import SequenceDataset
@@ -15,13 +16,13 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Import, synthesize and describe datasets.", no_args_is_help=True)
 
 
-def _finish(ds: "SequenceDataset", workspace: Optional[Path]) -> None:
-    """Point the workspace at the new dataset and print its summary."""
+def _finish(ds: "SequenceDataset", workspace: Optional[Path], quiet: bool = False) -> None:
+    """Point the workspace at the new dataset and print its summary (``quiet``: its headline only)."""
     from recx.workspace import CONFIG_NAME, Workspace
 
     root = workspace or Path.cwd()
     ws = Workspace.init(root, ds.path, has_text=bool(ds.has_text().any()))
-    for line in summary_lines(ds):
+    for line in summary_lines(ds)[:1] if quiet else summary_lines(ds):
         typer.echo(line)
     typer.echo(f"wrote {ds.path}; {ws.root / CONFIG_NAME} now points at it")
 
@@ -52,18 +53,20 @@ def _import_lines(meta: dict) -> list[str]:
 @app.command("synth")
 @user_errors
 def synth_command(
-    out: Path = typer.Option(Path("data"), "--out", "-o", help="Dataset directory to create."),
+    out: Path = out_option("Dataset directory to create.", Path("data")),
     items: int = typer.Option(2000, "--items", help="Catalog size."),
     users: int = typer.Option(1000, "--users", help="Number of users."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same dataset."),
+    seed: int = seed_option(what="the dataset (the same seed gives the same dataset)"),
     image_size: int = typer.Option(64, "--image-size", help="Side of the generated PNG images."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
+    force: bool = force_option("a dataset directory recx wrote"),
     workspace: Optional[Path] = typer.Option(None, "--workspace", help="Workspace folder for recx.toml", show_default="current folder"),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Generate a synthetic multimodal catalog (text + images) with attribute-driven users."""
     from recx.data.synth import synthesize
 
-    _finish(synthesize(out, num_items=items, num_users=users, seed=seed, force=force, image_size=image_size), workspace)
+    ds = synthesize(out, num_items=items, num_users=users, seed=seed, force=force, image_size=image_size, progress=not quiet)
+    _finish(ds, workspace, quiet)
 
 
 @app.command("import")
@@ -71,13 +74,13 @@ def synth_command(
 def import_command(
     fmt: str = typer.Argument(..., metavar="FORMAT", help="unisrec | rechorus | recbole | movielens | hm | mind | amazon | amazon18 | csv."),
     src: Path = typer.Argument(..., help="Source folder (amazon, csv: the interactions file)."),
-    out: Path = typer.Option(Path("data"), "--out", "-o", help="Dataset directory to create."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing dataset directory."),
+    out: Path = out_option("Dataset directory to create.", Path("data")),
+    force: bool = force_option("a dataset directory recx wrote"),
     workspace: Optional[Path] = typer.Option(None, "--workspace", help="Workspace folder for recx.toml", show_default="current folder"),
     k_core: Optional[int] = typer.Option(None, "--k-core", help="Drop users and items with fewer interactions, to a fixed point", show_default="0, off"),
     min_length: Optional[int] = typer.Option(None, "--min-length", help="Drop users with shorter sequences; never below 3", show_default="3"),
     dedup: Optional[str] = typer.Option(None, "--dedup", help="exact (drop rows repeating user, item and time) | none (keep every row) | consecutive (drop repeats of the previous item)", show_default="exact; mind: none"),
-    max_length: Optional[int] = typer.Option(None, "--max-length", help="Keep each user's most recent N interactions", show_default="0, all"),
+    max_len: Optional[int] = typer.Option(None, "--max-len", help="Keep each user's most recent N interactions (items per history)", show_default="0, all"),
     text_fields: Optional[str] = typer.Option(None, "--text-fields", help="Comma-separated metadata fields joined into the item text", show_default="per format"),
     text_template: Optional[str] = typer.Option(None, "--text-template", help="Python format string over the text fields, e.g. '{title} by {brand}'."),
     items: Optional[Path] = typer.Option(None, "--items", help="amazon: metadata file; csv: items file."),
@@ -92,17 +95,19 @@ def import_command(
     time_format: Optional[str] = typer.Option(None, "--time-format", help="csv, recbole: strptime format for dates, e.g. %Y-%m-%d", show_default="numeric seconds"),
     sep: Optional[str] = typer.Option(None, "--sep", help="csv: field separator, '\\t' for tabs", show_default="','"),
     image_col: Optional[str] = typer.Option(None, "--image-col", help="csv: items-file column with image paths (relative to --images)."),
+    quiet: bool = quiet_option(),
 ) -> None:
-    """Import a dataset from its original files; prints where every input row went."""
+    """Import a dataset from its original files; prints where every input row went (--quiet:
+    the dataset's headline only)."""
     from recx.data.importers import import_dataset
 
     ds = import_dataset(
-        fmt, src, out, force=force, k_core=k_core, min_length=min_length, dedup=dedup, max_length=max_length,
+        fmt, src, out, force=force, k_core=k_core, min_length=min_length, dedup=dedup, max_length=max_len,
         text_fields=text_fields, text_template=text_template, items=items, images=images, tmdb=tmdb,
         min_rating=min_rating, name=name, max_history=max_history, user_col=user_col, item_col=item_col,
         time_col=time_col, time_format=time_format, sep=sep, image_col=image_col,
     )
-    _finish(ds, workspace)
+    _finish(ds, workspace, quiet)
 
 
 @app.command("info")

@@ -21,6 +21,7 @@ import numpy as np
 
 from recx.artifacts import DATASET, check_replaceable
 from recx.data.dataset import DatasetError, Item, SequenceDataset, write_dataset
+from recx.options import DEFAULT_SEED, show_progress
 
 CATEGORIES = ("dress", "shirt", "trousers", "shoes", "hat", "bag", "scarf", "jacket")
 # category -> shape drawn in the image (same order as CATEGORIES)
@@ -253,11 +254,12 @@ def synthesize(
     out_dir: str | os.PathLike,
     num_items: int = 2000,
     num_users: int = 1000,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
     force: bool = False,
     image_size: int = 64,
     missing_image: float = 0.10,
     missing_text: float = 0.05,
+    progress: bool = True,
 ) -> SequenceDataset:
     """Generate the synthetic catalog and user sequences into a dataset directory.
 
@@ -267,6 +269,7 @@ def synthesize(
         seed: everything (attributes, tastes, sequences, missing modalities) follows from it.
         image_size: side of the square PNGs written to ``images/``.
         missing_image / missing_text: share of items without that modality.
+        progress: a bar while drawing many images (on a terminal only).
     """
     if num_items < 40 or num_users < 1:
         raise ValueError(f"synthesize needs at least 40 items and 1 user (got {num_items} items, {num_users} users)")
@@ -294,7 +297,8 @@ def synthesize(
         from tqdm import tqdm
 
         (tmp / "images").mkdir()
-        for rel, a in tqdm(to_draw, desc="drawing images", unit="img", leave=False, disable=len(to_draw) < 500):
+        bar = progress and show_progress() and len(to_draw) >= 500  # bars only on a terminal
+        for rel, a in tqdm(to_draw, desc="drawing images", unit="img", leave=False, disable=not bar):
             draw_item_image(a, image_size).save(tmp / rel, format="PNG")
 
     meta = {

@@ -4,7 +4,7 @@ Python API::
 
     from recx.ensemble import EnsembleOptions, build_ensemble
     build_ensemble(["runs/sasrec-id", "runs/sasrec-text"], "runs/ens", EnsembleOptions(metric="ndcg@10"))
-    # then recx.evaluate.run("runs/ens") or Recommender.from_run("runs/ens"), like any run
+    # then recx.evalrun.run("runs/ens") or Recommender.from_run("runs/ens"), like any run
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from recx.ensemble.encoder import EnsembleUserEncoder
 from recx.ensemble.selection import Selection, equal_select, greedy_select, score_scale
 from recx.errors import RecxError
 from recx.evaluate import retrieval as R
+from recx.options import DEFAULT_SEED
 from recx.trainer.checkpoint import BEST
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -43,17 +44,18 @@ class EnsembleOptions:
     exclude_history: bool = False  # rank as `recx eval --exclude-history` would
     max_users: int = 50_000  # validation users read (a seeded sample when there are more)
     checkpoint: str = BEST
+    seed: int = DEFAULT_SEED  # of that sample
 
 
 def is_ensemble(run_dir: str | Path) -> bool:
     return (Path(run_dir) / ENSEMBLE_FILE).is_file()
 
 
-def _load_members(run_dirs: Sequence[Path], checkpoint: str) -> list[Any]:
+def _load_members(run_dirs: Sequence[Path], checkpoint: str, dataset: str | Path | None = None, device: str | None = None) -> list[Any]:
     """Load every member; all must be trained on the same dataset (same fingerprint)."""
     from recx.inference.run import load_run
 
-    runs = [load_run(d, checkpoint) for d in run_dirs]
+    runs = [load_run(d, checkpoint, dataset=dataset, device=device) for d in run_dirs]
     first = runs[0].dataset
     for d, r in zip(run_dirs, runs):
         if r.dataset.fingerprint != first.fingerprint:
@@ -67,7 +69,7 @@ def _validation_scores(runs: Sequence[Any], opts: EnsembleOptions) -> tuple[list
     histories, targets = runs[0].dataset.split("valid")
     users = np.arange(len(targets))
     if len(users) > opts.max_users:
-        users = np.sort(np.random.default_rng(0).choice(len(users), opts.max_users, replace=False))
+        users = np.sort(np.random.default_rng(opts.seed).choice(len(users), opts.max_users, replace=False))
     histories = [histories[i] for i in users]
     scores, scales = [], []
     for run in runs:
@@ -84,10 +86,14 @@ def _validation_scores(runs: Sequence[Any], opts: EnsembleOptions) -> tuple[list
 
 
 def build_ensemble(run_dirs: Sequence[str | Path], out_dir: str | Path, opts: EnsembleOptions | None = None,
-                   name: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+                   name: str | None = None, force: bool = False, dataset: str | Path | None = None,
+                   device: str | None = None) -> dict[str, Any]:
     """Choose member weights on validation and write ``out_dir/ensemble.json``; returns its content.
 
     Members with weight 0 (never picked) stay listed, so the record says what was offered.
+    ``force`` replaces an existing ``ensemble.json`` in ``out_dir`` (and nothing else there); a
+    trained run's folder is never an ensemble's.  ``dataset`` / ``device``: as for
+    :func:`recx.inference.run.load_run`, for every member.
     """
     opts = opts or EnsembleOptions()
     if opts.method not in METHODS:
@@ -98,11 +104,13 @@ def build_ensemble(run_dirs: Sequence[str | Path], out_dir: str | Path, opts: En
     if len(set(dirs)) < len(dirs):
         raise EnsembleError("a member run is given twice; greedy selection already repeats members that deserve more weight")
     out = Path(out_dir)
-    if is_ensemble(out) and not overwrite:
-        raise EnsembleError(f"{out / ENSEMBLE_FILE} exists; pass --overwrite to replace it, or choose another --out")
+    if (out / "config.json").is_file():
+        raise EnsembleError(f"{out}: a trained run's folder, not an ensemble's; choose another --out")
+    if is_ensemble(out) and not force:
+        raise EnsembleError(f"{out / ENSEMBLE_FILE} exists; pass --force to replace it, or choose another --out")
     if any(is_ensemble(d) for d in dirs):
         raise EnsembleError(f"{next(d for d in dirs if is_ensemble(d))} is itself an ensemble; list its members instead")
-    runs = _load_members(dirs, opts.checkpoint)
+    runs = _load_members(dirs, opts.checkpoint, dataset, device)
     scores, scales, targets, excluded = _validation_scores(runs, opts)
     try:
         sel: Selection = (greedy_select(scores, targets, opts.metric, opts.rounds, excluded) if opts.method == "greedy"
@@ -120,7 +128,7 @@ def build_ensemble(run_dirs: Sequence[str | Path], out_dir: str | Path, opts: En
                      "checkpoint_sha256": sha256_file(d / opts.checkpoint)}
                     for d, n, w, c, s, a in zip(dirs, names, sel.weights, sel.counts, scales, sel.alone)],
         "selection": {"method": opts.method, "metric": opts.metric, "split": "valid", "value": sel.value, "users": int(len(targets)),
-                      "exclude_history": opts.exclude_history, "rounds": opts.rounds,
+                      "exclude_history": opts.exclude_history, "rounds": opts.rounds, "sample_seed": opts.seed,
                       "trace": [{**t, "member": names[t["member"]]} for t in sel.trace]},
     }
     atomic_write_text(out / ENSEMBLE_FILE, json.dumps(record, indent=2) + "\n")
@@ -130,7 +138,7 @@ def build_ensemble(run_dirs: Sequence[str | Path], out_dir: str | Path, opts: En
 def read_ensemble(run_dir: str | Path) -> dict[str, Any]:
     """The parsed ``ensemble.json`` of ``run_dir``; EnsembleError names the file and the fault."""
     path = Path(run_dir) / ENSEMBLE_FILE
-    record = read_json_config(path, EnsembleError, f"{path}: no such file; build the ensemble with `recx ensemble RUN... --out {run_dir}`")
+    record = read_json_config(path, EnsembleError, f"{path}: no such file; build the ensemble with `recx ensemble --run RUN --run RUN... --out {run_dir}`")
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise EnsembleError(f"{path}: not a recx ensemble (expected format {FORMAT!r})")
     members = record.get("members")
@@ -139,12 +147,12 @@ def read_ensemble(run_dir: str | Path) -> dict[str, Any]:
     return record
 
 
-def load_ensemble(run_dir: str | Path, checkpoint: str | None = None) -> Any:
+def load_ensemble(run_dir: str | Path, checkpoint: str | None = None, dataset: str | Path | None = None, device: str | None = None) -> Any:
     """An ensemble run as a :class:`recx.inference.run.LoadedRun` (members with weight 0 are not loaded).
 
     Members load the checkpoint the weights were chosen with (``recx ensemble --checkpoint``,
     recorded in ensemble.json); ``checkpoint``, the argument every run kind's loader takes, must
-    be None or that one."""
+    be None or that one.  ``dataset`` / ``device``: as for :func:`recx.inference.run.load_run`."""
     from recx.inference.run import LoadedRun
 
     record = read_ensemble(run_dir)
@@ -160,8 +168,8 @@ def load_ensemble(run_dir: str | Path, checkpoint: str | None = None) -> Any:
         want, path = m.get("checkpoint_sha256"), Path(m["run"]) / checkpoint
         if want and path.is_file() and sha256_file(path) != want:
             raise EnsembleError(f"{Path(run_dir) / ENSEMBLE_FILE}: member {path} changed since the ensemble was built (retrained?); "
-                                f"rebuild it with `recx ensemble ... --out {run_dir} --overwrite`")
-    runs = _load_members([Path(m["run"]) for m in used], checkpoint)
+                                f"rebuild it with `recx ensemble ... --out {run_dir} --force`")
+    runs = _load_members([Path(m["run"]) for m in used], checkpoint, dataset, device)
     want = record["dataset"]["fingerprint"]
     if runs[0].dataset.fingerprint != want:
         raise EnsembleError(f"{Path(run_dir) / ENSEMBLE_FILE}: members now see dataset fingerprint {runs[0].dataset.fingerprint[:12]}, "

@@ -1,10 +1,14 @@
-"""Full-catalog evaluation: exact ranks and metrics, FAISS retrieval, baselines, reports.
+"""Full-catalog evaluation as a library: arrays in, metrics out (exact ranks and metrics,
+FAISS retrieval, baselines, statistics, result records and report tables).
+
+It loads no run and imports nothing above it; evaluating a run folder (`recx eval`,
+``recx.evalrun.run``) lives in ``recx.evalrun``.
 
 Python API::
 
-    from recx.evaluate import run, evaluate_arrays
-    record = run("runs/sasrec-text", split="test", ks=(10, 20))   # writes runs/.../results.json
+    from recx.evaluate import evaluate_arrays
     res = evaluate_arrays(user_vectors, item_table, targets, histories, ks=(10,))
+    res.metrics["ndcg@10"], res.ranks
 """
 
 from __future__ import annotations
@@ -22,8 +26,7 @@ _EXPORTS = {
     "metrics_from_ranks": "recx.evaluate.metrics",
     "per_user_metrics": "recx.evaluate.metrics",
     "target_ranks": "recx.evaluate.metrics",
-    "run": "recx.evaluate.results",
-    "run_detailed": "recx.evaluate.results",
+    "result_record": "recx.evaluate.results",
     "write_results": "recx.evaluate.results",
 }
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,7 @@
-"""Evaluate a training run and record ``results.json`` in its folder.
+"""The record of one evaluation and the files it is written to: ``results.json``, per-user CSV.
+
+Pure: it takes an ``EvalResult`` (and the dataset and config it came from) and never loads a
+run; ``recx.evalrun`` loads runs and calls it.
 
 ``results.json`` holds the latest evaluation at the top level (``metrics``, ``split``, ``ks``,
 ``exclude_history``, ``ties``, ``index``, counts, dataset fingerprint, run name...).  Earlier
@@ -13,34 +16,17 @@ import datetime as _dt
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from recx.errors import RecxError
-from recx.evaluate.metrics import TieRule
-from recx.evaluate.protocol import EvalError, EvalResult, evaluate_arrays
+from recx.evaluate.protocol import EvalResult
 from recx.evaluate.stats import bootstrap_ci
 from recx.artifacts import atomic_write_text
 
 RESULTS_FILE = "results.json"
 _SETTING_KEYS = ("split", "ks", "exclude_history", "ties", "index", "index_params")
-
-
-def evaluate_run_embeddings(
-    emb: Any,
-    ks: Iterable[int] = (10,),
-    exclude_history: bool = False,
-    ties: TieRule = "pessimistic",
-    index: str = "flat",
-    index_params: dict[str, int] | None = None,
-    device: str = "auto",
-) -> EvalResult:
-    """Evaluate a ``recx.inference.RunEmbeddings`` (user_vectors, item_table, targets, histories)."""
-    return evaluate_arrays(
-        emb.user_vectors, emb.item_table, emb.targets, emb.histories, ks, exclude_history, ties,
-        index=index, index_params=index_params, device=device,  # type: ignore[arg-type]
-    )
 
 
 def result_record(
@@ -51,7 +37,7 @@ def result_record(
     config: dict[str, Any] | None = None,
     run_dir: Path | None = None,
     n_boot: int = 1000,
-    seed: int = 0,
+    seed: int = 42,  # recx.options.DEFAULT_SEED (not imported: this library stays below the commands)
 ) -> dict[str, Any]:
     """The JSON-serialisable record of one evaluation (what results.json holds)."""
     import recx
@@ -109,65 +95,6 @@ def write_results(run_dir: Path, record: dict[str, Any]) -> bool:
         out["previous"] = previous
     atomic_write_text(path, json.dumps(out, indent=2) + "\n")
     return replaced
-
-
-def run_name(run_dir: Path, config: dict[str, Any] | None) -> str:
-    return str((config or {}).get("name") or Path(run_dir).name)
-
-
-def load_run(run_dir: str | os.PathLike, split: str = "test") -> Any:
-    """``recx.inference.export_embeddings`` (the inference layer) for a run folder, with a clear error if absent."""
-    if split not in ("valid", "test"):
-        raise EvalError(f"unknown split {split!r}; expected valid or test")
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise EvalError(f"{path}: no such run folder")
-    try:
-        from recx.inference.run import export_embeddings
-    except ImportError as e:
-        raise EvalError(f"cannot evaluate {path}: the inference layer is unavailable ({e})") from None
-    return export_embeddings(path, split=split)
-
-
-def run(
-    run_dir: str | os.PathLike,
-    split: str = "test",
-    ks: Iterable[int] = (10,),
-    exclude_history: bool = False,
-    ties: TieRule = "pessimistic",
-    index: str = "flat",
-    index_params: dict[str, int] | None = None,
-    device: str = "auto",
-    n_boot: int = 1000,
-    seed: int = 0,
-    write: bool = True,
-) -> dict[str, Any]:
-    """Evaluate a run on the full catalog, write ``results.json`` in it, return the record."""
-    record, _, _ = run_detailed(run_dir, split, ks, exclude_history, ties, index, index_params, device, n_boot, seed, write)
-    return record
-
-
-def run_detailed(
-    run_dir: str | os.PathLike,
-    split: str = "test",
-    ks: Iterable[int] = (10,),
-    exclude_history: bool = False,
-    ties: TieRule = "pessimistic",
-    index: str = "flat",
-    index_params: dict[str, int] | None = None,
-    device: str = "auto",
-    n_boot: int = 1000,
-    seed: int = 0,
-    write: bool = True,
-) -> tuple[dict[str, Any], EvalResult, Any]:
-    """Like ``run`` but also returns the EvalResult and the RunEmbeddings (for tables, tests)."""
-    path = Path(run_dir)
-    emb = load_run(path, split)
-    res = evaluate_run_embeddings(emb, ks, exclude_history, ties, index, index_params, device)
-    rec = result_record(res, run_name(path, emb.config), split, emb.dataset, emb.config, path.resolve(), n_boot, seed)
-    if write:
-        rec["replaced_previous"] = write_results(path, rec)
-    return rec, res, emb
 
 
 def write_per_user_csv(

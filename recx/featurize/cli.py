@@ -10,36 +10,42 @@ import typer
 
 from recx.artifacts import disk_faults
 from recx.errors import RecxError, user_errors
+from recx.options import check_precision, dataset_option, device_option, force_option, out_option, precision_option, quiet_option
+
+STORE_DTYPES = ("float16", "float32")
 
 
 @user_errors
 def featurize_command(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Registry name (see `recx models`), local model folder or hub id (default: recx.toml's featurize.model, else minilm)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Store path (default: <stores>/<model>.h5)."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset directory (default: the workspace's)."),
+    out: Optional[Path] = out_option("Store path (default: <stores>/<model>.h5)."),
+    dataset: Optional[Path] = dataset_option(),
     model_path: Optional[Path] = typer.Option(None, "--model-path", help="Local weights (folder or file) to use instead of the registry's source."),
     modality: str = typer.Option("image", "--modality", help="CLIP models: image, text or both."),
     pooling: Optional[str] = typer.Option(None, "--pooling", help="Text: mean or cls (default: the model's)."),
     layer: Optional[int] = typer.Option(None, "--layer", help="Hidden layer to pool (0 = embeddings, -1 = last) (default: last)."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", help="Max tokens per text (default: 64)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Max tokens per text (default: 64)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Items per forward pass (default: 128 text, 64 image)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
-    dtype: str = typer.Option("float16", "--dtype", help="Storage dtype: float16 or float32."),
-    compute_dtype: str = typer.Option("auto", "--compute-dtype", help="auto (bf16/fp16 when faster and per-item cosine to fp32 > 0.999), float32, bfloat16, float16."),
+    device: str = device_option(),
+    store_dtype: str = typer.Option("float16", "--store-dtype", help="dtype of the stored vectors: float16 or float32."),
+    precision: str = precision_option(),
     cache_top_k: int = typer.Option(0, "--cache-top-k", help="Also store the hidden states entering the top K blocks (for partial tuning)."),
     chunk_rows: int = typer.Option(1024, "--chunk-rows", help="Items per work chunk (resume granularity), rounded down to whole batches."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Image decoding workers (default: min(4, CPUs))."),
     strict_images: bool = typer.Option(False, "--strict-images", help="A broken image file is an error (default: its item is stored as absent and listed in <store>.broken-images.txt)."),
-    force: bool = typer.Option(False, "--force", help="Replace a finished store."),
+    force: bool = force_option("a finished store"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run from its last chunk."),
     check: Optional[Path] = typer.Option(None, "--check", help="Validate STORE against the dataset and print its metadata; encodes nothing."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = quiet_option(),
     offline: bool = typer.Option(False, "--offline", help="Never download weights (also on with HF_HUB_OFFLINE=1): use the local caches, wheels or --model-path only."),
 ) -> None:
     """Encode every item of the workspace dataset into an H5 embedding store (stores/<model>.h5).
 
     Weights not on this machine are downloaded on first use into the Hugging Face cache
-    (HF_HOME / HF_HUB_CACHE) or torch hub's, unless --offline or HF_HUB_OFFLINE=1.
+    (HF_HOME / HF_HUB_CACHE) or torch hub's, unless --offline or HF_HUB_OFFLINE=1. --precision
+    auto keeps bf16 / fp16 only where it is faster and every calibration item's vector keeps
+    cosine > 0.999 to fp32. Progress bars show on a terminal only; redirected, featurize prints
+    one line per store.
     """
     from recx.workspace import NoWorkspace, Workspace
 
@@ -57,7 +63,11 @@ def featurize_command(
         return
 
     from recx.featurize.registry import REGISTRY, store_name
-    from recx.featurize.runner import broken_list_path, run
+    from recx.featurize.runner import COMPUTE_DTYPES, broken_list_path, precision_name, run
+
+    check_precision(precision)
+    if store_dtype not in STORE_DTYPES:
+        raise RecxError(f"--store-dtype {store_dtype!r}: expected float16 or float32")
 
     model = model or (ws.section("featurize").get("model") if ws else None) or "minilm"
     spec = REGISTRY.get(model)
@@ -72,9 +82,9 @@ def featurize_command(
         target = out or stores_dir / f"{store_name(model)}{'-' + mod if mod else ''}.h5"
         with disk_faults(target):  # a full disk is one line; the partial store stays for the resume
             path = run(
-                dataset_dir, model=model, out=target, batch_size=batch_size, device=device, dtype=dtype, force=force,
-                resume=resume, model_path=model_path, pooling=pooling, layer=layer, max_length=max_length,
-                progress=not quiet, modality=mod, compute_dtype=compute_dtype, chunk_rows=chunk_rows,
+                dataset_dir, model=model, out=target, batch_size=batch_size, device=device, dtype=store_dtype, force=force,
+                resume=resume, model_path=model_path, pooling=pooling, layer=layer, max_length=max_tokens,
+                progress=not quiet, modality=mod, compute_dtype=COMPUTE_DTYPES[precision], chunk_rows=chunk_rows,
                 num_workers=workers, cache_top_k=cache_top_k, offline=offline or None, strict_images=strict_images,
             )
         if int(os.environ.get("RANK", "0")) != 0:
@@ -95,7 +105,7 @@ def featurize_command(
         listed = f"; {broken} broken image{'s' if broken != 1 else ''} stored as absent (listed in {broken_list_path(path)})"
         typer.echo(
             f"wrote {path}: {store.num_items} items, dim {store.dim}, {int(store.present.sum())} with {store.modality}, "
-            f"compute {store.attrs.get('compute_dtype')}" + (listed if broken else "")
+            f"precision {precision_name(store.attrs.get('compute_dtype'))}" + (listed if broken else "")
             + (f"; recorded as [stores] {', '.join(keys)}" if recorded else "")
         )
 

@@ -42,6 +42,8 @@ from recx.featurize.store import StoreError, StoreWriter, check_replaceable_stor
 
 # below this per-item cosine to the float32 output, reduced precision is not used
 MIN_COSINE = 0.999
+# the command vocabulary's --precision names -> the compute dtype names the store records
+COMPUTE_DTYPES = {"auto": "auto", "fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 DEFAULT_BATCH = {"text": 128, "image": 64}
 
 
@@ -211,6 +213,21 @@ def _identity(x: Any) -> Any:
     return x
 
 
+def compute_dtype_of(name: str) -> str:
+    """``auto`` or a compute dtype name (float32, bfloat16, float16) for a --precision name
+    (auto, fp32, bf16, fp16) or a dtype name."""
+    if name in COMPUTE_DTYPES:
+        return COMPUTE_DTYPES[name]
+    if name in COMPUTE_DTYPES.values():
+        return name
+    raise RecxError(f"precision {name!r}: expected one of {', '.join(COMPUTE_DTYPES)}")
+
+
+def precision_name(compute_dtype: Any) -> str:
+    """The --precision name of a recorded compute dtype (float32 -> fp32), else the value as it is."""
+    return {v: k for k, v in COMPUTE_DTYPES.items()}.get(str(compute_dtype), str(compute_dtype))
+
+
 def choose_compute_dtype(encoder: Encoder, batch: dict[str, torch.Tensor], device: torch.device, requested: str) -> tuple[str, float]:
     """Reduced precision if every item of ``batch`` keeps cosine > 0.999 to float32 and it is faster.
 
@@ -285,7 +302,8 @@ def run(
         resume: continue an interrupted run from its last finished chunk.
         modality: CLIP models only: ``image`` or ``text``.
         compute_dtype: ``auto`` (bf16 on CPUs with native bf16, fp16 on GPU, when faster and every calibration item keeps
-            cosine > 0.999 to float32), ``float32``, ``bfloat16`` or ``float16``.
+            cosine > 0.999 to float32), ``float32``, ``bfloat16`` or ``float16``; the --precision names
+            ``fp32``, ``bf16``, ``fp16`` are accepted too.  The store records the dtype name.
         chunk_rows: items per work chunk (the resume granularity), rounded down to whole batches (at least one).
         num_workers: DataLoader workers for image decoding (default: min(4, CPU count)).
         cache_top_k: also store the hidden states entering the top K blocks (transformers; CNN stages as H*W tokens).
@@ -299,6 +317,7 @@ def run(
 
     Raises NoItemsError (before any store is written) when no item has a usable input.
     """
+    compute_dtype = compute_dtype_of(compute_dtype)
     dataset = SequenceDataset(dataset_dir)
     ctx = join(device)
     if out is None:
@@ -566,5 +585,7 @@ def _warn_thin(dataset: SequenceDataset, modality: str, out: Path, stored: int, 
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
+    from recx.options import show_progress
+
     # redirected to a file, a bar would write every update (megabytes per run): bars only on a terminal
-    return tqdm(total=total, desc=desc, unit="item", disable=not (enabled and sys.stderr.isatty()), dynamic_ncols=True, smoothing=0.1)
+    return tqdm(total=total, desc=desc, unit="item", disable=not (enabled and show_progress()), dynamic_ncols=True, smoothing=0.1)

@@ -14,7 +14,7 @@ from recx.featurize.weights import quiet_transformers, weight_files
 
 # Item texts are short (title, brand, category): on Amazon-Scientific the MiniLM tokenizer gives
 # a median of 46 tokens and 64 covers 92% of items whole, while attention cost grows with the
-# square of the padded length.  Longer descriptions can ask for more with --max-length.
+# square of the padded length.  Longer descriptions can ask for more with --max-tokens.
 DEFAULT_MAX_LENGTH = 64
 POOLINGS = ("mean", "cls")
 

@@ -78,9 +78,13 @@ def hub_cache_dir() -> str:
 
 @contextmanager
 def hub_progress(enabled: bool) -> Iterator[None]:
-    """huggingface_hub's own progress bars on (as configured) or off for the duration."""
+    """huggingface_hub's own progress bars on (as configured) or off for the duration; off
+    whenever stderr is not a terminal (a redirected bar writes every update)."""
     from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
+    from recx.options import show_progress
+
+    enabled = enabled and show_progress()
     was_disabled = are_progress_bars_disabled()
     if not enabled and not was_disabled:
         disable_progress_bars()
@@ -342,7 +346,9 @@ def torchvision_download(url: str, model_name: str, progress: bool = True) -> Pa
     note(f"downloading {model_name} weights from {url} into {dst.parent} (once; later runs use the cache)", progress)
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(url, str(dst), match.group(1) if match else None, progress=progress)
+        from recx.options import show_progress
+
+        torch.hub.download_url_to_file(url, str(dst), match.group(1) if match else None, progress=progress and show_progress())
     except Exception as e:  # noqa: BLE001 - every network failure becomes one clear line
         code = getattr(e, "code", None)
         what = f"HTTP {code}" if code else _first_line(getattr(e, "reason", None) or e)

@@ -14,6 +14,7 @@ from typing import Any, Optional
 import typer
 
 from recx.errors import user_errors
+from recx.options import dataset_option, device_option, force_option, out_option, quiet_option, run_option
 
 FORMATS = ("table", "csv", "jsonl")
 
@@ -85,9 +86,12 @@ def print_recommendations(out: Any, fmt: str, stream=None) -> None:
 
 @user_errors
 def recommend_command(
-    run: Optional[Path] = typer.Option(None, "--run", help="Run folder. Default: the workspace's latest run."),
+    run: Optional[Path] = run_option("Run folder. Default: the workspace's latest run."),
     export: Optional[Path] = typer.Option(None, "--export", help="Serve an export dir (from `recx export`) instead of a run."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", help="With --export and --user: the dataset whose users to read (default: the one recorded in the export)."),
+    dataset: Optional[Path] = dataset_option("With --run: read this dataset folder instead of the one the run recorded (the same data: "
+                                             "a run refuses a changed one). With --export and --user: the dataset whose users to read "
+                                             "(default: the one recorded in the export)."),
+    device: str = device_option(),
     user: Optional[list[str]] = typer.Option(None, "--user", help="A user id of the dataset (repeatable); history = the user's whole sequence."),
     users: Optional[Path] = typer.Option(None, "--users", help="File of user ids, one per line."),
     history: Optional[list[str]] = typer.Option(None, "--history", help="Comma-separated item ids, oldest first (repeatable: one history each)."),
@@ -97,7 +101,8 @@ def recommend_command(
     fmt: str = typer.Option("table", "--format", help="table, csv or jsonl."),
     index: str = typer.Option("flat", "--index", help="With --run: flat (exact), or an approximate ivf / hnsw index built on load. An export serves its own index."),
 ) -> None:
-    """Top-K items, by original id with titles and scores, for users, histories or items."""
+    """Top-K items, by original id with titles and scores, for users, histories or items.
+    --device runs the user tower there."""
     from recx.inference.recommender import RecommendError, Recommender
 
     if fmt not in FORMATS:
@@ -117,10 +122,10 @@ def recommend_command(
 
         exported = load_export(export)
         ds_path = dataset or (Path(exported.manifest["dataset"]["path"]) if user_ids else None)
-        rec = Recommender.from_exported(exported, ds_path)
+        rec = Recommender.from_exported(exported, ds_path, device)
     else:
         _check_index(index)
-        rec = Recommender.from_run(_default_run(run), index=index)  # the index's default parameters
+        rec = Recommender.from_run(_default_run(run), index=index, dataset=dataset, device=device)  # the index's default parameters
     if k > rec.catalog.num_items:
         from recx.errors import warn
 
@@ -142,8 +147,11 @@ def recommend_command(
 
 @user_errors
 def export_command(
-    run: Optional[Path] = typer.Option(None, "--run", help="Run folder. Default: the workspace's latest run."),
-    out: Path = typer.Option(..., "--out", help="Export dir to create (must not exist unless --force)."),
+    run: Optional[Path] = run_option("Run folder. Default: the workspace's latest run."),
+    out: Path = out_option("Export dir to create (must not exist unless --force).", ...),
+    dataset: Optional[Path] = dataset_option("Dataset folder to read instead of the one the run recorded (the same data: a run refuses a changed one); "
+                                             "the manifest records it."),
+    device: str = device_option(),
     index: str = typer.Option("flat", "--index", help="FAISS index: flat (exact), ivf or hnsw (recall@K against exact measured on the test users)."),
     nlist: Optional[int] = typer.Option(None, "--nlist", help="IVF lists. Default: ~4*sqrt(N)."),
     nprobe: int = typer.Option(16, "--nprobe", help="IVF lists probed per query."),
@@ -152,16 +160,21 @@ def export_command(
     ef_search: int = typer.Option(128, "--ef-search", help="HNSW efSearch."),
     k: int = typer.Option(10, "--k", help="K of the recall@K and top-K checks."),
     onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Also write user_encoder.onnx where the onnx package is installed."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing export dir (only once the new one is complete)."),
+    force: bool = force_option("an export dir recx wrote (only once the new one is complete)"),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Write item vectors (.npy + H5 store), a FAISS index, the TorchScript user encoder and
-    manifest.json for a run, atomically."""
+    manifest.json for a run, atomically. --device runs the trained model's checks there (the
+    exported encoder is saved for the CPU)."""
     from recx.inference.export import export_run
 
     run_dir = _default_run(run)
-    manifest = export_run(run_dir, out, index, _index_params(index, nlist, nprobe, hnsw_m, ef_construction, ef_search), k, force=force, onnx=onnx)
+    manifest = export_run(run_dir, out, index, _index_params(index, nlist, nprobe, hnsw_m, ef_construction, ef_search), k, force=force, onnx=onnx,
+                          dataset=dataset, device=device)
     enc, idx = manifest["user_encoder"], manifest["index"]
     typer.echo(f"exported {manifest['run']['name']} ({manifest['dataset']['num_items']} items, dim {manifest['dim']}) -> {out}")
+    if quiet:
+        return
     typer.echo(f"  files: {', '.join(manifest['files'])}")
     check = enc["check"]
     if check["same_topk_fraction"] is not None:

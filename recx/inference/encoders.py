@@ -124,8 +124,10 @@ class ModelUserEncoder:
 class ScriptedUserEncoder:
     """An exported TorchScript HistoryEncoder + its item table as a UserEncoder."""
 
-    def __init__(self, module: torch.jit.ScriptModule, table: np.ndarray, max_len: int, causal: bool, batch_size: int = 1024):
-        self.module = module.eval()
+    def __init__(self, module: torch.jit.ScriptModule, table: np.ndarray, max_len: int, causal: bool, batch_size: int = 1024,
+                 device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.module = module.eval().to(self.device)
         self.table = np.ascontiguousarray(table, dtype=np.float32)
         self.width = int(max_len) if causal else int(max_len) - 1
         self.batch_size = int(batch_size)
@@ -143,5 +145,5 @@ class ScriptedUserEncoder:
         if not len(histories):
             return out
         for idx, chunk in length_batches(left_pad(histories, self.width), self.batch_size):
-            out[idx] = self.module(torch.from_numpy(np.ascontiguousarray(chunk))).float().numpy()
+            out[idx] = self.module(torch.from_numpy(np.ascontiguousarray(chunk)).to(self.device)).float().cpu().numpy()
         return out

@@ -147,13 +147,16 @@ def export_run(
     checkpoint: str = "best.pt",
     force: bool = False,
     onnx: bool = True,
+    dataset: str | Path | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Write the export dir ``out`` for a finished run; returns its manifest.
 
     ``index``: flat, ivf or hnsw (``index_params`` as ``recx eval``'s); its recall@``k``
     against exact top-k over the test users is measured and written to ``index.json``.
     ``out`` must not exist unless ``force`` (then it is replaced only once the new export is
-    complete)."""
+    complete).  ``dataset`` / ``device``: as for :func:`recx.inference.run.load_run` (the
+    device runs the trained model for the checks; the exported encoder is saved for the CPU)."""
     import recx
     from recx.inference.run import load_run
 
@@ -161,7 +164,7 @@ def export_run(
     if PARTIAL_TAG in out.name:
         raise ExportError(f"{out}: names containing {PARTIAL_TAG!r} are reserved for unfinished exports")
     check_replaceable(out, EXPORT, force, error=ExportError)
-    run = load_run(run_dir, checkpoint)
+    run = load_run(run_dir, checkpoint, dataset=dataset, device=device)
     enc, ds = run.encoder, run.dataset
     if not hasattr(enc, "history_encoder"):
         raise ExportError(f"{run_dir}: a {run.config.get('model')} run has no single scriptable user encoder; "
@@ -243,11 +246,15 @@ class ExportedRun:
     def vectors(self) -> np.ndarray:
         return np.load(self.path / VECTORS_NPY)
 
-    def user_encoder(self, table: np.ndarray | None = None) -> ScriptedUserEncoder:
+    def user_encoder(self, table: np.ndarray | None = None, device: str | None = None) -> ScriptedUserEncoder:
+        """The TorchScript user encoder on ``device`` (auto, cpu, cuda, cuda:N; None: the CPU)."""
+        from recx.device import resolve_device
+
         info = self.manifest["user_encoder"]
+        where = resolve_device(device) if device is not None else torch.device("cpu")
         with _quiet_jit():
-            module = torch.jit.load(str(self.path / info["file"]), map_location="cpu")
-        return ScriptedUserEncoder(module, self.vectors() if table is None else table, info["max_len"], info["causal"])
+            module = torch.jit.load(str(self.path / info["file"]), map_location=where)
+        return ScriptedUserEncoder(module, self.vectors() if table is None else table, info["max_len"], info["causal"], device=where)
 
     def index(self) -> R.ApproxIndex | None:
         """The saved FAISS index (None when faiss is missing and the index is flat: matmul serves)."""

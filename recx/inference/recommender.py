@@ -102,27 +102,32 @@ class Recommender:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_run(cls, run_dir: str | Path, checkpoint: str = "best.pt", index: str = "flat", index_params: dict[str, int] | None = None, backend: R.Backend = "auto") -> "Recommender":
-        """A finished training run (its dataset gives ids, titles and users)."""
+    def from_run(cls, run_dir: str | Path, checkpoint: str = "best.pt", index: str = "flat", index_params: dict[str, int] | None = None,
+                 backend: R.Backend = "auto", dataset: str | Path | None = None, device: str | None = None) -> "Recommender":
+        """A finished training run (its dataset gives ids, titles and users).
+
+        ``dataset``: read this dataset folder instead of the one the run recorded (the same data,
+        checked); ``device``: where the user tower runs (default: the CPU)."""
         from recx.inference.run import load_run
 
-        run = load_run(run_dir, checkpoint)
+        run = load_run(run_dir, checkpoint, dataset=dataset, device=device)
         built = R.build_index(run.encoder.item_table(), index, device="cpu", **(index_params or {})) if index != "flat" else None  # type: ignore[arg-type]
         info = {"source": "run", "run_dir": str(Path(run_dir).resolve()), "run": run.config.get("name"), "config": run.config}
         return cls(run.encoder, Catalog.from_dataset(run.dataset), built, run.dataset, backend, info)
 
     @classmethod
-    def from_export(cls, export_dir: str | Path, dataset: Any | None = None, verify: bool = True) -> "Recommender":
+    def from_export(cls, export_dir: str | Path, dataset: Any | None = None, verify: bool = True, device: str | None = None) -> "Recommender":
         """An export dir written by ``recx export`` (checked against its manifest).
 
         ``dataset`` (a path or SequenceDataset) is only needed to look users up by id; it must
-        have the catalog the export was made from."""
+        have the catalog the export was made from.  ``device``: where the TorchScript user
+        encoder runs (default: the CPU)."""
         from recx.inference.export import load_export
 
-        return cls.from_exported(load_export(export_dir, verify=verify), dataset)
+        return cls.from_exported(load_export(export_dir, verify=verify), dataset, device)
 
     @classmethod
-    def from_exported(cls, exported: Any, dataset: Any | None = None) -> "Recommender":
+    def from_exported(cls, exported: Any, dataset: Any | None = None, device: str | None = None) -> "Recommender":
         """A loaded ``recx.inference.export.ExportedRun`` (see :meth:`from_export`)."""
         from recx.data.dataset import SequenceDataset
 
@@ -133,7 +138,7 @@ class Recommender:
         table = exported.vectors()
         info = {"source": "export", "export_dir": str(exported.path.resolve()), "run": exported.manifest["run"]["name"],
                 "config": exported.manifest["config"]}
-        return cls(exported.user_encoder(table), exported.catalog(), exported.index(), dataset, info=info)
+        return cls(exported.user_encoder(table, device), exported.catalog(), exported.index(), dataset, info=info)
 
     # -- vectors ------------------------------------------------------------------------------
     @property

@@ -1,6 +1,6 @@
 """A finished training run as the inference layer sees it: a user encoder, its catalog, its config.
 
-``recx eval`` (through :func:`export_embeddings`), ``recx recommend``, ``recx export`` and
+``recx eval`` (``recx.evalrun``, through :func:`export_embeddings`), ``recx recommend``, ``recx export`` and
 ``Recommender.from_run`` all load runs here, so evaluation and serving rank with the same
 vectors.
 """
@@ -53,30 +53,52 @@ RUN_KINDS: dict[str, str] = {
 }
 
 
-def load_run(run_dir: str | Path, checkpoint: str = BEST) -> LoadedRun:
+def load_run(run_dir: str | Path, checkpoint: str = BEST, dataset: str | Path | None = None, device: str | None = None) -> LoadedRun:
     """Load a finished run folder of any kind in RUN_KINDS (a trained run, an ensemble of runs);
-    RunError / EnsembleError names what is missing."""
+    RunError / EnsembleError names what is missing.
+
+    ``dataset``: read this dataset folder instead of the one the run recorded; it must hold the
+    same data (the run's dataset fingerprint is checked).  ``device`` (auto, cpu, cuda, cuda:N;
+    None: where it loads, the CPU): where the user tower runs."""
     import importlib
 
     for marker, target in RUN_KINDS.items():
         if (Path(run_dir) / marker).is_file():
             module, fn = target.split(":")
-            return getattr(importlib.import_module(module), fn)(run_dir, checkpoint)
+            return getattr(importlib.import_module(module), fn)(run_dir, checkpoint, dataset=dataset, device=device)
     raise RunError(f"{run_dir}: not a recx run (no {' or '.join(RUN_KINDS)})" + ("" if Path(run_dir).is_dir() else "; no such folder"))
 
 
-def load_trained_run(run_dir: str | Path, checkpoint: str = BEST) -> LoadedRun:
+def load_trained_run(run_dir: str | Path, checkpoint: str = BEST, dataset: str | Path | None = None, device: str | None = None) -> LoadedRun:
     """A trained run (``config.json`` + ``checkpoint``) with its model as the user encoder."""
     from recx.trainer.loop import load_trained
 
-    model, cfg, dataset = load_trained(run_dir, checkpoint)
-    config = {**cfg.to_dict(), "name": cfg.name or Path(run_dir).name}
-    return LoadedRun(Path(run_dir), ModelUserEncoder(model, cfg.max_len, cfg.eval_batch_size), dataset, config, checkpoint)
+    model, cfg, data = load_trained(run_dir, checkpoint)
+    if dataset is not None:
+        data = same_dataset(run_dir, data, dataset)
+    if device is not None:
+        from recx.device import resolve_device
+
+        model = model.to(resolve_device(device))
+    config = {**cfg.options(), "name": cfg.run.name or Path(run_dir).name}  # flat option names: model, item_tower, loss, ...
+    if dataset is not None:
+        config["dataset"] = str(data.path)
+    return LoadedRun(Path(run_dir), ModelUserEncoder(model, cfg.model.max_len, cfg.optim.eval_batch_size), data, config, checkpoint)
 
 
-def export_embeddings(run_dir: str | Path, split: str = "test", checkpoint: str = BEST) -> RunEmbeddings:
+def same_dataset(run_dir: str | Path, trained_on: SequenceDataset, folder: str | Path) -> SequenceDataset:
+    """The dataset in ``folder``, refused unless it holds the data ``run_dir`` was trained on."""
+    data = folder if isinstance(folder, SequenceDataset) else SequenceDataset(folder)
+    if data.fingerprint != trained_on.fingerprint:
+        raise RunError(f"--dataset {data.path}: not the data {run_dir} was trained on (fingerprint {data.fingerprint[:12]}, "
+                       f"the run's {trained_on.fingerprint[:12]}); evaluate or serve a run on its own dataset")
+    return data
+
+
+def export_embeddings(run_dir: str | Path, split: str = "test", checkpoint: str = BEST, dataset: str | Path | None = None,
+                      device: str | None = None) -> RunEmbeddings:
     """User vectors of ``split`` (valid or test) and the item table of a run: what ``recx eval`` ranks."""
-    run = load_run(run_dir, checkpoint)
+    run = load_run(run_dir, checkpoint, dataset=dataset, device=device)
     return split_embeddings(run, split)
 
 

@@ -1,6 +1,7 @@
 """Run directory files: resolved config, checkpoints, per-epoch metrics.
 
-    runs/<name>/config.json     the fully resolved TrainConfig (+ dataset fingerprint)
+    runs/<name>/config.json     the fully resolved TrainConfig (+ dataset fingerprint, store digests,
+                                world size); format and migrations in runconfig.py
     runs/<name>/best.pt         model weights at the best validation epoch
     runs/<name>/last.pt         everything needed to resume: model, optimizer, scheduler,
                                 loss RNGs, torch RNG, epoch, early-stopping state
@@ -32,8 +33,7 @@ METRICS = "metrics.jsonl"
 CURVE = "curve.png"
 
 
-RUN_FORMAT = 2  # 2: finished.json marks a finished run, store digests recorded; 1: neither
-RUN_META_KEYS = ("dataset_fingerprint", "num_items", "world_size", "run_format", "store_digests")  # config.json keys that are not options
+RUN_FORMAT = 3  # 3: nested config, run-relative paths; 2: finished.json marks a finished run, store digests recorded; 1: neither
 
 
 class RunError(RecxError):
@@ -58,19 +58,28 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise RunError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from None
 
 
-def write_run_config(run_dir: Path, config: dict[str, Any]) -> None:
-    atomic_write_text(run_dir / RUN_CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
+def write_run_config(run_dir: Path, cfg: Any, meta: dict[str, Any]) -> None:
+    """config.json: ``cfg`` (a TrainConfig) with run-relative paths, and the run's ``meta``
+    (dataset fingerprint, item count, world size, store digests)."""
+    from recx.trainer.runconfig import to_disk
+
+    record = {**meta, "run_format": RUN_FORMAT, "config": to_disk(cfg, run_dir)}
+    atomic_write_text(run_dir / RUN_CONFIG, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
-    return read_json_config(Path(run_dir) / RUN_CONFIG, RunError, f"{run_dir}: not a recx run (no {RUN_CONFIG})")
+    """A run's config.json in the current format (older formats migrated in memory)."""
+    from recx.trainer.runconfig import migrate
+
+    raw = read_json_config(Path(run_dir) / RUN_CONFIG, RunError, f"{run_dir}: not a recx run (no {RUN_CONFIG})")
+    return migrate(raw)
 
 
-def saved_options(run_dir: Path) -> dict[str, Any]:
-    """The TrainConfig values of a run (config.json without its bookkeeping keys)."""
-    values = {k: v for k, v in read_run_config(run_dir).items() if k not in RUN_META_KEYS}
-    values.setdefault("loss_weighting", "batch")  # runs written before the option trained this way
-    return values
+def load_run_config(run_dir: Path) -> Any:
+    """The TrainConfig a run trained with, its paths resolved where the run folder is now."""
+    from recx.trainer.runconfig import from_disk
+
+    return from_disk(read_run_config(run_dir)["config"], Path(run_dir), str(Path(run_dir) / RUN_CONFIG))
 
 
 def store_digests(cfg: Any) -> dict[str, str]:
@@ -88,7 +97,7 @@ def check_run_inputs(run_dir: Path, saved: dict[str, Any], dataset: Any, digests
     if saved.get("dataset_fingerprint") not in (None, dataset.fingerprint):
         raise RunError(f"{run_dir}: dataset {dataset.path} changed since this run was trained (fingerprint "
                        f"{str(saved['dataset_fingerprint'])[:12]}, now {dataset.fingerprint[:12]}); train a new run on it")
-    stores = saved.get("stores") or {}
+    stores = saved.get("config", {}).get("run", {}).get("stores") or {}
     for modality, digest in sorted((saved.get("store_digests") or {}).items()):
         now = digests.get(modality)
         if now is not None and now != digest:

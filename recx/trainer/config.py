@@ -1,17 +1,31 @@
-"""Training configuration: one dataclass, resolved from defaults < recx.toml < --config < CLI.
+"""Training configuration: one nested config whose field metadata is the single source of every option.
 
-The fully resolved config is written as ``config.json`` in every run directory, and
-``TrainConfig.from_dict(json.load(...))`` rebuilds it exactly (``get_config``/``from_config``
-round trip, as RecTools does), so a run can be repeated or resumed from its folder alone.
+    TrainConfig
+      model   the sequence model: name (sasrec | gru4rec | bert4rec | reo-lm) and its sizes
+      tower   the item tower: kind (id, text, id+text, ...), adapter, fusion, tuned encoder
+      loss    the loss: name and its knobs
+      optim   optimiser, schedule, epochs, early stopping
+      reolm   the Reo-LM (a language model as both towers)
+      run     data, seed, device, precision, where the run is written
+
+Each field carries its option's help, choices and the models / losses / towers it applies to
+(:class:`Applies`).  From that one declaration come the `recx train` options (trainer/cli.py),
+the validation, and the refusal of an option that does not apply to the chosen model or loss.
+Every field has one flat option name (its ``recx train`` flag without the dashes), so a config
+round-trips both ways: ``TrainConfig.from_options(hidden=32)`` / ``cfg.options()`` (flat, as
+the command line and recx.toml's [train] spell them) and ``from_dict`` / ``to_dict`` (nested,
+as config.json stores them).  Options resolve as defaults < recx.toml [train] < --config FILE
+< command line.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -19,123 +33,284 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from recx.errors import RecxError
+from recx.options import DEFAULT_SEED, PRECISION_HELP, PRECISIONS
 
 SEQUENCE_MODELS = ("sasrec", "gru4rec", "bert4rec")
+LM_MODELS = ("reo-lm",)  # a language model as both towers (recx/trainer/reolm/)
+MODELS = SEQUENCE_MODELS + LM_MODELS
 LOSSES = ("bce", "sampled_softmax", "full_ce", "debiased_ce")
 MODALITY_TOWERS = ("text", "image", "clip")
 ENCODER_TOWERS = ("topk", "e2e")  # run (part of) a pretrained encoder inside the step
 ADAPTERS = ("linear", "mlp", "moe")
 FUSIONS = ("add", "concat", "gated")
-SCHEDULES = ("constant", "cosine")
-LM_MODELS = ("reo-lm",)  # a language model as both towers (recx/trainer/reolm/)
+SCHEDULES = ("constant", "cosine", "linear")
 REO_IMAGES = ("auto", "none", "store")
 REO_TUNINGS = ("full", "topk", "lora")
+# options a resumed run takes from the command line; every other option is the run's own
+RESUMABLE = ("epochs", "patience", "device")
 
 
 class ConfigError(RecxError):
-    """An option has an invalid value; the message names it."""
+    """An option has an invalid value or does not apply; the message names it."""
+
+
+@dataclass(frozen=True)
+class Applies:
+    """Where an option has an effect: a predicate over the config and the phrase that names it."""
+
+    test: Callable[["TrainConfig"], bool]
+    phrase: str  # completes "applies to ...", e.g. "--loss sampled_softmax"
+
+    def __call__(self, cfg: "TrainConfig") -> bool:
+        return self.test(cfg)
+
+
+def to_models(*names: str) -> Applies:
+    return Applies(lambda c: c.model.name in names, "--model " + " | ".join(names))
+
+
+def to_losses(*names: str) -> Applies:
+    return Applies(lambda c: c.model.name not in LM_MODELS and c.loss.name in names, "--loss " + " | ".join(names))
+
+
+def _tower_has(*parts: str) -> Callable[["TrainConfig"], bool]:
+    return lambda c: c.model.name not in LM_MODELS and any(p in c.tower_parts for p in parts)
+
+
+SEQUENCE = to_models(*SEQUENCE_MODELS)
+TRANSFORMERS = to_models("sasrec", "bert4rec")
+REOLM = to_models(*LM_MODELS)
+FEATURE_TOWERS = Applies(_tower_has("text", "image", "clip", "topk", "e2e"), "towers with a text, image, clip, topk or e2e part")
+STORE_TOWERS = Applies(_tower_has("text", "image", "clip"), "towers with a text, image or clip part")
+FUSED_TOWERS = Applies(lambda c: c.model.name not in LM_MODELS and len(c.tower_parts) > 1, "fused towers (e.g. --item-tower id+text)")
+TUNED_ENCODER = Applies(lambda c: _tower_has("topk", "e2e")(c) or c.model.name in LM_MODELS,
+                        "--item-tower topk | e2e and --model reo-lm")
+TUNED_BLOCKS = Applies(lambda c: _tower_has("e2e")(c) or (c.model.name in LM_MODELS and c.reolm.tuning == "topk"),
+                       "--item-tower e2e and --model reo-lm --reo-tuning topk")
+E2E = Applies(_tower_has("e2e"), "--item-tower e2e")
+GRAD_CHECKPOINTING = Applies(lambda c: _tower_has("e2e")(c) or c.model.name in LM_MODELS, "--item-tower e2e and --model reo-lm")
+LORA = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.tuning == "lora", "--model reo-lm --reo-tuning lora")
+
+
+def option(default: Any, help: str, *, choices: tuple[str, ...] = (), applies: Applies | None = None,
+           flag: str = "", path: bool = False, cli: str = "") -> Any:
+    """A config field and everything its command-line option needs.
+
+    flag: the option's name when it is not the field's (``--item-tower`` for tower.kind);
+    path: a file or folder, made absolute on the command line and stored run-relative;
+    cli: the command-line spelling when it differs from the option name (``--store`` for stores).
+    """
+    meta = {"help": help, "choices": choices, "applies": applies, "flag": flag, "path": path, "cli": cli}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ModelConfig:
+    name: str = option("sasrec", "Sequence encoder: sasrec | gru4rec | bert4rec | reo-lm (a language model as both towers).", choices=MODELS, flag="model")
+    hidden: int = option(64, "Hidden size.", applies=SEQUENCE)
+    layers: int = option(2, "Transformer blocks (GRU layers for gru4rec).", applies=SEQUENCE)
+    heads: int = option(2, "Attention heads.", applies=TRANSFORMERS)
+    dropout: float = option(0.5, "Dropout.", applies=SEQUENCE)
+    max_len: int = option(50, "Positions per sequence (reo-lm: most items packed per user).")
+    mask_ratio: float = option(0.2, "bert4rec: share of items masked per training row.", applies=to_models("bert4rec"))
+
+
+@dataclass
+class TowerConfig:
+    kind: str = option("id", "Item tower: id | text | image | clip | topk | e2e | fusions like id+text.", flag="item_tower", applies=SEQUENCE)
+    adapter: str = option("linear", "Store -> hidden adapter: linear | mlp | moe.", choices=ADAPTERS, applies=FEATURE_TOWERS)
+    whiten: bool = option(False, "PCA-whiten frozen store features before the adapter.", applies=STORE_TOWERS)
+    fusion: str = option("add", "How a '+' tower combines parts: add | concat | gated.", choices=FUSIONS, applies=FUSED_TOWERS)
+    encoder: str = option("", "e2e tower: encoder name or local folder (`recx models`).", applies=E2E)
+    tune_blocks: int = option(1, "e2e tower / reo-lm --reo-tuning topk: top encoder blocks unfrozen.", applies=TUNED_BLOCKS)
+    encoder_lr: float = option(1e-4, "topk/e2e tower, reo-lm: learning rate of the pretrained encoder (reo-lm lora: of its adapters).", applies=TUNED_ENCODER)
+    encoder_weight_decay: float = option(0.01, "topk/e2e tower, reo-lm: weight decay of the pretrained encoder.", applies=TUNED_ENCODER)
+    grad_checkpointing: bool = option(False, "e2e tower, reo-lm: recompute activations in backward.", applies=GRAD_CHECKPOINTING)
+
+
+@dataclass
+class LossConfig:
+    name: str = option("debiased_ce", "bce | sampled_softmax | full_ce | debiased_ce.", choices=LOSSES, flag="loss")
+    alpha: float = option(1.0, "Popularity power of the logQ correction.", applies=to_losses("debiased_ce", "sampled_softmax"))
+    temperature: float = option(0.0, ">0: cosine similarity / temperature; 0: raw inner product.")
+    mask_scope: str = option("sequence", "debiased_ce masks the user's whole sequence or only the past: sequence | past.",
+                             choices=("sequence", "past"), applies=to_losses("debiased_ce"))
+    num_negatives: int = option(256, "sampled_softmax: negatives per batch.", applies=to_losses("sampled_softmax"))
+    negative_sampler: str = option("uniform", "sampled_softmax negatives: uniform | popularity.", choices=("uniform", "popularity"),
+                                   applies=to_losses("sampled_softmax"))
+
+
+@dataclass
+class OptimConfig:
+    epochs: int = option(200, "Maximum epochs.")
+    batch_size: int = option(256, "Users per batch.")
+    lr: float = option(1e-3, "Learning rate (AdamW).")
+    weight_decay: float = option(0.0, "AdamW weight decay (not on biases/norms).")
+    schedule: str = option("constant", "Learning-rate schedule after warmup: constant | cosine | linear (decay to 0 at the last epoch).", choices=SCHEDULES)
+    warmup_steps: int = option(0, "Linear warmup steps.")
+    grad_clip: float = option(1.0, "Gradient norm clip (0 = off).")
+    # positions: every target position of the epoch weighs the same; batch: every batch's mean
+    # weighs the same, which with length-bucketed batches over-weights short sequences
+    loss_weighting: str = option("positions", "positions: each target position weighs the same over the epoch; batch: each batch's "
+                                 "mean weighs the same (over-weights short sequences, which share batches).", choices=("positions", "batch"))
+    patience: int = option(10, "Early stopping: epochs without validation improvement.")
+    metric: str = option("ndcg@10", "Validation metric for early stopping and the best checkpoint.")
+    eval_batch_size: int = option(1024, "Users per validation batch.")
+
+
+@dataclass
+class ReoLMConfig:
+    lm: str = option("all-MiniLM-L6-v2", "reo-lm: backbone (registry name, cached hub id or local folder).", applies=REOLM)
+    init: str = option("", "reo-lm: start from a `recx pretrain` checkpoint dir (refused if its backbone or tokenizer differs).",
+                       applies=REOLM, path=True)
+    image: str = option("auto", "reo-lm image token: auto (when --store image=PATH) | none (text only) | store.", choices=REO_IMAGES,
+                        flag="reo_image", applies=REOLM)
+    tuning: str = option("full", "reo-lm: full fine-tuning | topk (top --tune-blocks blocks) | lora (peft adapters; their lr is --encoder-lr).",
+                         choices=REO_TUNINGS, flag="reo_tuning", applies=REOLM)
+    lora_rank: int = option(8, "reo-lm --reo-tuning lora: adapter rank.", applies=LORA)
+    lora_alpha: float = option(16.0, "reo-lm --reo-tuning lora: adapter scale alpha (update scaled by alpha / rank).", applies=LORA)
+    pooling: str = option("mean", "reo-lm vector: mean | cls pooling.", choices=("mean", "cls"), applies=REOLM)
+    item_tokens: int = option(32, "reo-lm: text tokens kept per item.", applies=REOLM)
+    user_tokens: int = option(256, "reo-lm: token budget of a user's packed items (newest kept).", applies=REOLM)
+
+
+@dataclass
+class RunConfig:
+    dataset: str = option("data", "Dataset directory. [default: recx.toml [workspace] dataset]", path=True)
+    stores: dict[str, str] = option({}, "MODALITY=PATH of an H5 store (repeatable). [default: recx.toml [stores]]", cli="--store")
+    warm_start: str = option("", "Start from this finished run's best weights where names and shapes match "
+                             "(e.g. a frozen id+text run before --item-tower id+topk).", path=True)
+    seed: int = option(DEFAULT_SEED, "Random seed.")
+    device: str = option("auto", "auto | cpu | cuda | cuda:N.")
+    precision: str = option("auto", PRECISION_HELP, choices=PRECISIONS)
+    name: str = option("", "Run name (folder under the runs dir). [default: time-model-tower-loss]")
+    runs_dir: str = option("runs", "Folder of the runs. [default: recx.toml's runs]", path=True)
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "tower": TowerConfig, "loss": LossConfig, "optim": OptimConfig,
+                             "reolm": ReoLMConfig, "run": RunConfig}
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option: its flat name, where it lives in the nested config and its metadata."""
+
+    name: str  # flat name: "item_tower"; the flag is "--item-tower"
+    section: str  # "tower"
+    attr: str  # "kind"
+    default: Any
+    type: Any
+    help: str
+    choices: tuple[str, ...]
+    applies: Applies | None
+    path: bool
+    cli: str
+
+    @property
+    def flag(self) -> str:
+        return self.cli or "--" + self.name.replace("_", "-")
+
+
+def option_specs(cls: type, section: str = "") -> dict[str, OptionSpec]:
+    """The options a dataclass declares with :func:`option` (one section of TrainConfig, or
+    PretrainConfig), by flat name."""
+    out: dict[str, OptionSpec] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        m = f.metadata
+        if "help" not in m:
+            continue
+        default = {} if f.default is dataclasses.MISSING else f.default
+        out[m["flag"] or f.name] = OptionSpec(m["flag"] or f.name, section, f.name, default, hints[f.name], m["help"],
+                                              m["choices"], m["applies"], m["path"], m["cli"])
+    return out
+
+
+def _specs() -> dict[str, OptionSpec]:
+    out: dict[str, OptionSpec] = {}
+    for section, cls in SECTIONS.items():
+        for name, spec in option_specs(cls, section).items():
+            assert name not in out, f"option {name} declared twice"
+            out[name] = spec
+    return out
+
+
+OPTIONS: dict[str, OptionSpec] = _specs()
 
 
 @dataclass
 class TrainConfig:
-    """Every knob of `recx train`; the defaults reproduce a RecBole-like SASRec."""
+    """Every knob of `recx train` in six sections; the defaults reproduce a RecBole-like SASRec."""
 
-    # data
-    dataset: str = "data"
-    stores: dict[str, str] = field(default_factory=dict)  # modality -> H5 store path
-    # model
-    model: str = "sasrec"
-    item_tower: str = "id"  # id | text | image | clip | id+text | text+image | ...
-    adapter: str = "linear"
-    whiten: bool = False  # PCA-whiten frozen store features before the adapter
-    fusion: str = "add"
-    encoder: str = ""  # e2e: registry name or local folder of the encoder to tune
-    tune_blocks: int = 1  # e2e: top blocks unfrozen (topk: set by the store's --cache-top-k)
-    encoder_lr: float = 1e-4  # e2e / topk: learning rate of the encoder blocks
-    encoder_weight_decay: float = 0.01
-    grad_checkpointing: bool = False
-    hidden: int = 64
-    layers: int = 2
-    heads: int = 2
-    dropout: float = 0.5
-    max_len: int = 50
-    mask_ratio: float = 0.2  # bert4rec: share of items hidden per training row
-    warm_start: str = ""  # a finished run whose best weights seed this one where names and shapes match
-    # reo-lm
-    lm: str = "all-MiniLM-L6-v2"  # backbone: registry name, cached hub id or local folder
-    init: str = ""  # a `recx pretrain` checkpoint dir to start from
-    reo_image: str = "auto"  # auto: image token when --store image=PATH is given | none | store
-    reo_tuning: str = "full"  # full | topk (the top --tune-blocks blocks) | lora (peft adapters, backbone frozen)
-    lora_rank: int = 8  # reo-lm --reo-tuning lora: rank r of every block linear's update
-    lora_alpha: float = 16.0  # its scale is alpha / r
-    reo_pooling: str = "mean"  # mean | cls
-    item_tokens: int = 32  # text tokens kept per item
-    user_tokens: int = 256  # tokens of a packed user sequence (items newest first)
-    # loss
-    loss: str = "debiased_ce"
-    alpha: float = 1.0  # popularity power of the logQ correction (debiased_ce, sampled_softmax)
-    temperature: float = 0.0  # > 0: cosine similarity / temperature; 0: raw inner product
-    mask_scope: str = "sequence"  # debiased_ce: mask the user's whole sequence or only the past
-    num_negatives: int = 256  # sampled_softmax
-    negative_sampler: str = "uniform"  # sampled_softmax: uniform | popularity
-    # optimisation
-    epochs: int = 200
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    warmup_steps: int = 0
-    grad_clip: float = 1.0
-    # positions: every target position of the epoch weighs the same; batch: every batch's mean
-    # weighs the same, which with length-bucketed batches over-weights short sequences
-    loss_weighting: str = "positions"
-    amp: str = "auto"  # auto | bf16 | fp16 | off
-    patience: int = 10
-    metric: str = "ndcg@10"
-    eval_batch_size: int = 1024
-    # run
-    seed: int = 42
-    device: str = "auto"
-    name: str = ""
-    runs_dir: str = "runs"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tower: TowerConfig = field(default_factory=TowerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    reolm: ReoLMConfig = field(default_factory=ReoLMConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
-    # -- (de)serialisation -----------------------------------------------------------------
+    FORMAT: ClassVar[int] = 3  # config.json's run_format: 3 = nested sections (recx/trainer/migrations.py reads 1 and 2)
+
+    # -- flat options <-> nested config ----------------------------------------------------
+    @classmethod
+    def from_options(cls, **options: Any) -> "TrainConfig":
+        """A validated config from flat option names (``hidden=32``, ``item_tower="id+text"``),
+        as the command line and recx.toml's [train] table spell them."""
+        return cls.resolve(options)
+
+    def options(self) -> dict[str, Any]:
+        """The flat option names and values (``from_options(**cfg.options()) == cfg``)."""
+        return {name: _copy(getattr(getattr(self, s.section), s.attr)) for name, s in OPTIONS.items()}
+
+    def get(self, name: str) -> Any:
+        spec = _spec(name, "option")
+        return getattr(getattr(self, spec.section), spec.attr)
+
+    def set(self, name: str, value: Any) -> None:
+        spec = _spec(name, "option")
+        setattr(getattr(self, spec.section), spec.attr, value)
+
+    # -- nested (config.json) ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}")
-        cfg = cls(**values)
+        """The nested form (``to_dict``); unknown sections or fields are refused by name."""
+        cfg = cls()
+        for section, fields in values.items():
+            if section not in SECTIONS or not isinstance(fields, dict):
+                raise ConfigError(f"{source}: unknown section {section!r} (expected {', '.join(SECTIONS)})")
+            known = {f.name for f in dataclasses.fields(SECTIONS[section])}
+            unknown = sorted(set(fields) - known)
+            if unknown:
+                raise ConfigError(f"{source}: unknown option(s) {', '.join(f'{section}.{u}' for u in unknown)}")
+            setattr(cfg, section, SECTIONS[section](**{**dataclasses.asdict(getattr(cfg, section)), **fields}))
         cfg.validate()
         return cfg
 
     @classmethod
-    def from_options(cls, **options: Any) -> "TrainConfig":
-        """A config from flat option names (``hidden=32``, ``item_tower="id+text"``), as the
-        command line and recx.toml's [train] table spell them."""
-        return cls.from_dict(options)
-
-    @classmethod
-    def resolve(cls, *layers: dict[str, Any] | None) -> "TrainConfig":
-        """Merge option layers, later ones winning; None values never override."""
-        merged: dict[str, Any] = {}
+    def resolve(cls, *layers: dict[str, Any] | None, source: str = "config") -> "TrainConfig":
+        """Merge flat option layers, later ones winning; None values never override; ``stores``
+        merge per modality."""
+        cfg = cls()
         for layer in layers:
-            for k, v in (layer or {}).items():
-                if v is None:
+            for name, value in (layer or {}).items():
+                if value is None:
                     continue
-                if k == "stores" and isinstance(v, dict):
-                    merged["stores"] = {**merged.get("stores", {}), **v}
-                else:
-                    merged[k] = v
-        return cls.from_dict(merged)
+                spec = _spec(name, source)
+                if name == "stores":
+                    value = {**cfg.run.stores, **value}
+                setattr(getattr(cfg, spec.section), spec.attr, _copy(value))
+        cfg.validate()
+        return cfg
 
     @staticmethod
     def read_toml(path: str | Path) -> dict[str, Any]:
-        """Options from a run config file; a ``[train]`` table is used if present."""
+        """Flat options from a run config file; a ``[train]`` table is used if present, and its
+        section tables (``[train.model]``) are flattened."""
         p = Path(path)
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -143,73 +318,109 @@ class TrainConfig:
             raise ConfigError(f"{p}: config file not found") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{p}: not valid TOML ({e})") from None
-        return dict(data.get("train", data))
+        return flatten_options(dict(data.get("train", data)), str(p))
 
-    # -- checks ----------------------------------------------------------------------------
+    # -- what the options mean -------------------------------------------------------------
     @property
     def tower_parts(self) -> list[str]:
         """``"id+text"`` -> ``["id", "text"]``."""
-        return [p.strip() for p in self.item_tower.split("+") if p.strip()]
+        return [p.strip() for p in self.tower.kind.split("+") if p.strip()]
+
+    @property
+    def is_lm(self) -> bool:
+        """A language model as both towers (its own item and user encoders)."""
+        return self.model.name in LM_MODELS
 
     def stores_read(self) -> dict[str, str]:
         """The entries of ``stores`` this model reads (a run records and checks only these)."""
-        if self.model in LM_MODELS:  # the LM reads only an image store, for its image token
+        stores = self.run.stores
+        if self.is_lm:  # the LM reads only an image store, for its image token
             wanted = {"image"}
         else:
             wanted = set(self.tower_parts) - {"id", "e2e", "topk"}
             if "topk" in self.tower_parts:  # the cached trunk: the topk store, else the text or image one
-                wanted |= {next((m for m in ("topk", "text", "image") if self.stores.get(m)), "topk")}
-        return {m: p for m, p in self.stores.items() if m in wanted}
+                wanted |= {next((m for m in ("topk", "text", "image") if stores.get(m)), "topk")}
+        return {m: p for m, p in stores.items() if m in wanted}
+
+    def inapplicable(self, given: set[str] | list[str]) -> list[str]:
+        """One line for each of the ``given`` options that has no effect with this model / loss / tower."""
+        lines = []
+        for name in sorted(given):
+            spec = OPTIONS.get(name)
+            if spec is not None and spec.applies is not None and not spec.applies(self):
+                lines.append(f"{spec.flag} applies to {spec.applies.phrase}, not to --model {self.model.name}"
+                             + ("" if self.is_lm else f" --loss {self.loss.name} --item-tower {self.tower.kind}"))
+        return lines
 
     def validate(self) -> None:
-        def one_of(name: str, allowed: tuple[str, ...]) -> None:
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: expected one of {', '.join(allowed)}")
-
-        one_of("model", SEQUENCE_MODELS + LM_MODELS)
-        one_of("loss", LOSSES)
-        one_of("adapter", ADAPTERS)
-        one_of("fusion", FUSIONS)
-        one_of("schedule", SCHEDULES)
-        one_of("amp", ("auto", "bf16", "fp16", "off"))
-        one_of("mask_scope", ("sequence", "past"))
-        one_of("loss_weighting", ("positions", "batch"))
-        one_of("negative_sampler", ("uniform", "popularity"))
+        for name, spec in OPTIONS.items():
+            if spec.choices and self.get(name) not in spec.choices:
+                raise ConfigError(f"{spec.flag} {self.get(name)!r}: expected one of {', '.join(spec.choices)}")
+        m, t, o = self.model, self.tower, self.optim
         parts = self.tower_parts
         bad = [p for p in parts if p != "id" and p not in MODALITY_TOWERS + ENCODER_TOWERS]
         if not parts or bad or len(set(parts)) != len(parts):
-            raise ConfigError(f"--item-tower {self.item_tower!r}: expected id, text, image, clip, topk, e2e or a '+' fusion of them (e.g. id+text)")
-        if "e2e" in parts and not self.encoder:
+            raise ConfigError(f"--item-tower {t.kind!r}: expected id, text, image, clip, topk, e2e or a '+' fusion of them (e.g. id+text)")
+        if "e2e" in parts and not t.encoder and not self.is_lm:
             raise ConfigError("--item-tower e2e needs --encoder NAME_OR_PATH (see `recx models`)")
-        if self.tune_blocks < 0:
+        if t.tune_blocks < 0:
             raise ConfigError("--tune-blocks must be >= 0")
-        if self.hidden % self.heads:
-            raise ConfigError(f"--hidden {self.hidden} must be divisible by --heads {self.heads}")
+        if m.hidden % m.heads:
+            raise ConfigError(f"--hidden {m.hidden} must be divisible by --heads {m.heads}")
         for name in ("hidden", "layers", "heads", "max_len", "epochs", "batch_size", "num_negatives", "eval_batch_size"):
-            if getattr(self, name) < 1:
+            if self.get(name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
-        if not 0.0 <= self.dropout < 1.0:
+        if not 0.0 <= m.dropout < 1.0:
             raise ConfigError("--dropout must be in [0, 1)")
-        if not 0.0 < self.mask_ratio < 1.0:
+        if not 0.0 < m.mask_ratio < 1.0:
             raise ConfigError("--mask-ratio must be in (0, 1)")
-        if self.model == "bert4rec" and self.mask_scope == "past":
+        if m.name == "bert4rec" and self.loss.mask_scope == "past":
             raise ConfigError("--mask-scope past needs a causal model (sasrec, gru4rec)")
-        if self.model in LM_MODELS:
-            self.validate_reolm()
-        if self.lr <= 0:
+        if self.is_lm:
+            self._validate_reolm()
+        if o.lr <= 0:
             raise ConfigError("--lr must be > 0")
-        if self.metric.split("@")[0] not in ("ndcg", "hr", "mrr"):
-            raise ConfigError(f"--metric {self.metric!r}: expected ndcg@K, hr@K or mrr")
+        if o.metric.split("@")[0] not in ("ndcg", "hr", "mrr"):
+            raise ConfigError(f"--metric {o.metric!r}: expected ndcg@K, hr@K or mrr")
 
-    def validate_reolm(self) -> None:
-        for name, allowed in (("reo_image", REO_IMAGES), ("reo_tuning", REO_TUNINGS), ("reo_pooling", ("mean", "cls"))):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: expected one of {', '.join(allowed)}")
-        if self.loss != "debiased_ce":
-            raise ConfigError(f"--model reo-lm trains with --loss debiased_ce (the in-batch candidates are encoded by the LM), not {self.loss!r}")
-        if self.reo_tuning == "lora" and self.lora_rank < 1:
-            raise ConfigError(f"--lora-rank {self.lora_rank}: must be >= 1")
-        if self.reo_image == "store" and not self.stores.get("image"):
+    def _validate_reolm(self) -> None:
+        r = self.reolm
+        if self.loss.name != "debiased_ce":
+            raise ConfigError(f"--model reo-lm trains with --loss debiased_ce (the in-batch candidates are encoded by the LM), not {self.loss.name!r}")
+        if r.tuning == "lora" and r.lora_rank < 1:
+            raise ConfigError(f"--lora-rank {r.lora_rank}: must be >= 1")
+        if r.image == "store" and not self.run.stores.get("image"):
             raise ConfigError("--reo-image store needs --store image=PATH (an image store of this dataset)")
-        if self.item_tokens < 1 or self.user_tokens < self.item_tokens + 3:
-            raise ConfigError(f"--user-tokens {self.user_tokens} must hold one item (--item-tokens {self.item_tokens} + 3)")
+        if r.item_tokens < 1 or r.user_tokens < r.item_tokens + 3:
+            raise ConfigError(f"--user-tokens {r.user_tokens} must hold one item (--item-tokens {r.item_tokens} + 3)")
+
+
+def flatten_options(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Flat options from a table that may hold section tables (``model = {hidden = 32}``)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in SECTIONS and isinstance(value, dict):
+            by_attr = {s.attr: n for n, s in OPTIONS.items() if s.section == key}
+            for attr, v in value.items():
+                if attr not in by_attr:
+                    raise ConfigError(f"{source}: unknown option {key}.{attr}")
+                flat[by_attr[attr]] = v
+        else:
+            _spec(key, source)
+            flat[key] = value
+    return flat
+
+
+def _spec(name: str, source: str) -> OptionSpec:
+    spec = OPTIONS.get(name)
+    if spec is None:
+        from recx.options import RENAMED_FLAGS
+
+        renamed = RENAMED_FLAGS.get("--" + name.replace("_", "-"))
+        hint = f" ({name} was renamed: use {renamed})" if renamed else ""
+        raise ConfigError(f"{source}: unknown option(s) {name}{hint}")
+    return spec
+
+
+def _copy(value: Any) -> Any:
+    return dict(value) if isinstance(value, dict) else value

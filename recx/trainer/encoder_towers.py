@@ -102,6 +102,9 @@ class TopBlocksTower(_EncodedTower):
         width = max(1, int(mask.sum(1).max()))  # texts are right-padded: drop all-padding tail
         return self.top(self.hidden[items, :width].float(), mask[:, :width]).float()
 
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        return list(self.top.parameters())
+
 
 class EndToEndTower(_EncodedTower):
     """A pretrained encoder on raw items; only its top ``tune_blocks`` blocks train.
@@ -127,8 +130,8 @@ class EndToEndTower(_EncodedTower):
         batch = {k: v.to(self.missing.device) for k, v in self.encoder.preprocess(raw).items()}
         return self.encoder(batch).float()
 
-    def encoder_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.encoder.parameters() if p.requires_grad]
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        return list(self.encoder.parameters())
 
 
 def unfreeze_top_blocks(encoder: nn.Module, k: int) -> list[str]:

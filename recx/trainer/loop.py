@@ -1,16 +1,14 @@
-"""The training loop: seq2seq epochs, validation, early stopping, checkpoints, exact resume.
+"""`recx train`: a run folder around the shared loop (recx/trainer/engine.py).
 
-Exact resume: an epoch's computation depends only on the state saved at the end of the
-previous epoch (weights, optimizer, scheduler, the losses' samplers, torch's RNG, and the data
-order, which is a function of (seed, epoch)).  ``last.pt`` holds all of it, so a run killed at
-any point and resumed with ``resume=True`` ends with the same weights and metrics as one that
-was never interrupted.
+:func:`fit` creates or resumes ``runs/<name>/`` (config.json, best.pt, last.pt, metrics.jsonl,
+curve.png, finished.json; see checkpoint.py) and runs :class:`TrainTask` (a RecModel, its loss
+and the sequence batches) through :func:`~recx.trainer.engine.run_epochs`, which also gives
+exact resume.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import shutil
 import sys
 import time
@@ -18,13 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from recx.artifacts import atomic_write, torch_save
 from recx.data.dataset import SequenceDataset
-from recx.device import autocast, autocast_dtype
+from recx.device import autocast
 from recx.distributed import DistContext, join
 from recx.errors import warn
 from recx.evaluate.metrics import metrics_from_ranks
@@ -34,41 +30,43 @@ from recx.trainer.checkpoint import (
     CURVE,
     FINISHED,
     LAST,
-    RUN_FORMAT,
     RunError,
     check_run_inputs,
     load_checkpoint,
+    load_run_config,
     mark_finished,
     read_metrics,
     read_run_config,
-    saved_options,
     store_digests,
     write_metrics,
     write_run_config,
 )
 from recx.trainer.config import TrainConfig
-from recx.trainer.data import SequenceBatches
-from recx.trainer.encoder_towers import StepMemo
-from recx.trainer.losses import build_loss
-from recx.trainer.model import SequentialRecommender, build_model, encoder_parameters
+from recx.trainer.data import Batch, SequenceBatches
+from recx.trainer.engine import LoopSettings, StepOutput, Task, adamw, loss_scale, run_epochs, seed_everything
+from recx.trainer.losses import SequenceLoss, build_loss
+from recx.trainer.protocol import RecModel
+from recx.trainer.registry import build_model
 from recx.trainer.warm_start import warm_start
 from recx.workspace import run_finished
+
+__all__ = ["FitResult", "TrainStep", "TrainTask", "evaluate_split", "fit", "load_trained", "loss_scale", "make_optimizer", "settings"]
 
 
 class TrainStep(torch.nn.Module):
     """Model + loss in one forward, so DDP sees every parameter use (tower calls from the loss too)."""
 
-    def __init__(self, model: SequentialRecommender, loss_fn: torch.nn.Module):
+    def __init__(self, model: RecModel, loss_fn: SequenceLoss):
         super().__init__()
         self.model = model
         self.loss_fn = loss_fn
 
-    def forward(self, batch, amp_dtype: torch.dtype | None) -> torch.Tensor:
+    def forward(self, batch: Batch, amp_dtype: torch.dtype | None) -> torch.Tensor:
+        """batch: inputs / targets [B, L] on the model's device -> the mean loss over its targets."""
         device = batch.inputs.device
-        tower = self.model.tower
-        items = StepMemo(tower) if getattr(tower, "expensive", False) else tower
+        items = self.model.step_items()
         with autocast(device, amp_dtype):
-            if isinstance(items, StepMemo):  # inputs and targets: every item the loss can ask for
+            if items is not self.model.tower:  # a per-step memo: every item the loss can ask for
                 items.prefetch(batch.inputs, batch.targets)
             states = self.model(batch.inputs, batch.masked, items)
         return self.loss_fn(states.float(), batch, items)
@@ -85,55 +83,27 @@ class FitResult:
 
 def default_run_name(cfg: TrainConfig) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{cfg.model}-{cfg.item_tower.replace('+', '_')}-{cfg.loss}"
+    return f"{stamp}-{cfg.model.name}-{cfg.tower.kind.replace('+', '_')}-{cfg.loss.name}"
 
 
-def loss_scale(n: int, global_n: int, world_size: int, reference: float | None) -> float:
-    """Factor on one rank's mean loss over its ``n`` target positions before ``backward``.
-
-    DDP averages gradients over ranks, so the step's gradient is that of
-    ``sum_r scale_r * mean_r / world_size``.  With ``reference`` None every step is the mean over
-    its ``global_n`` positions (each batch weighs the same); with ``reference`` (the epoch's
-    average positions per step) the step is ``sum of position losses / reference``, so every
-    position weighs the same over the epoch however the batches group long and short rows.
-    """
-    return n * world_size / (global_n if reference is None else reference)
+def settings(cfg: TrainConfig) -> LoopSettings:
+    """The shared loop's settings of a training config."""
+    o, t = cfg.optim, cfg.tower
+    return LoopSettings(
+        epochs=o.epochs, lr=o.lr, weight_decay=o.weight_decay, pretrained_lr=t.encoder_lr, pretrained_weight_decay=t.encoder_weight_decay,
+        seed=cfg.run.seed, schedule=o.schedule, warmup_steps=o.warmup_steps, grad_clip=o.grad_clip, precision=cfg.run.precision,
+        patience=o.patience, metric=o.metric,
+    )
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW with groups: biases, norms and 1-d parameters get no weight decay; pretrained
-    encoder blocks (topk / e2e towers) get ``encoder_lr`` and ``encoder_weight_decay``."""
-    encoder_ids = encoder_parameters(model)
-    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            key = (id(p) in encoder_ids, p.dim() < 2 or name.endswith(".bias"))
-            groups.setdefault(key, []).append(p)
-    param_groups = []
-    for (is_encoder, no_decay), params in sorted(groups.items()):
-        wd = 0.0 if no_decay else (cfg.encoder_weight_decay if is_encoder else cfg.weight_decay)
-        param_groups.append({"params": params, "weight_decay": wd, "lr": cfg.encoder_lr if is_encoder else cfg.lr})
-    return torch.optim.AdamW(param_groups, lr=cfg.lr)
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    total = max(1, cfg.epochs * steps_per_epoch)
-    warmup = cfg.warmup_steps
-
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if cfg.schedule == "cosine":
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return 0.5 * (1.0 + math.cos(math.pi * progress))
-        return 1.0
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def make_optimizer(model: RecModel, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW as the loop builds it (engine.adamw): pretrained encoder blocks get --encoder-lr."""
+    return adamw(model, model.pretrained_parameters(), settings(cfg))
 
 
 @torch.no_grad()
 def evaluate_split(
-    model: SequentialRecommender,
+    model: RecModel,
     dataset: SequenceDataset,
     split: str,
     cfg: TrainConfig,
@@ -150,23 +120,63 @@ def evaluate_split(
     # batches of short histories are trimmed (per chunk, every chunk would hold a long one);
     # history items are rows of this table, as in `recx eval`, so a topk / e2e tower runs once
     # per item instead of once per history position
-    users = model.user_vectors(histories, cfg.max_len, cfg.eval_batch_size, lambda: autocast(device, amp_dtype), table=table)  # [U, D]
+    users = model.user_vectors(histories, cfg.model.max_len, cfg.optim.eval_batch_size, lambda: autocast(device, amp_dtype), table=table)  # [U, D]
     ranks = ranks_matmul(users.cpu().numpy(), table.cpu().numpy(), targets, histories if exclude_history else None, device=str(device))
     return metrics_from_ranks(ranks, ks)
 
 
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+class TrainTask(Task):
+    """A RecModel and its loss over one dataset's training sequences (recx train)."""
 
+    def __init__(self, cfg: TrainConfig, model: RecModel, dataset: SequenceDataset, ctx: DistContext, run_dir: Path):
+        device = ctx.device
+        self.cfg, self.dataset, self.run_dir = cfg, dataset, run_dir
+        self.model = model.to(device)
+        self.batches_ = SequenceBatches(dataset.train_sequences(), cfg.model.max_len, cfg.optim.batch_size, cfg.run.seed, ctx.rank, ctx.world_size)
+        counts = torch.from_numpy(dataset.item_popularity())
+        self.loss_fn = build_loss(cfg, counts, lambda rows: self.batches_.item_mask(rows, dataset.num_items).to(device),
+                                  ctx.gather_ids if ctx.enabled else None, ctx.rank).to(device)
+        self.module = TrainStep(self.model, self.loss_fn)
+        self.device = device
+        self.mask_generator = torch.Generator().manual_seed(cfg.run.seed + 1)  # BERT4Rec cloze masks
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    def batches(self, epoch: int):
+        return self.batches_.epoch(epoch)
+
+    def num_batches(self) -> int:
+        return self.batches_.num_batches()
+
+    def step(self, module: torch.nn.Module, batch: Batch, amp_dtype: torch.dtype | None) -> StepOutput:
+        batch = self.model.training_batch(type(batch)(*(None if t is None else t.to(self.device) for t in batch)), self.mask_generator)
+        return StepOutput(module(batch, amp_dtype), int((batch.targets > 0).sum()))
+
+    def pretrained_parameters(self) -> list[torch.nn.Parameter]:
+        return self.model.pretrained_parameters()
+
+    def reference_positions(self) -> float | None:
+        return None if self.cfg.optim.loss_weighting == "batch" else self.model.targets_per_step(self.batches_, self.cfg.model.mask_ratio)
+
+    def validate(self, amp_dtype: torch.dtype | None) -> dict[str, float]:
+        return evaluate_split(self.model, self.dataset, "valid", self.cfg, ks=_ks_for(self.cfg.optim.metric), amp_dtype=amp_dtype)
+
+    def epoch_stats(self, seconds: float) -> dict[str, float]:
+        return self.model.epoch_stats(seconds)
+
+    def rank_state(self) -> dict[str, Any]:
+        return {"mask_generator": self.mask_generator.get_state(), "loss": self.loss_fn.state_dict()}
+
+    def load_rank_state(self, state: dict[str, Any]) -> None:
+        self.mask_generator.set_state(state["mask_generator"])
+        if "loss" in state:  # format-1 checkpoints keep the loss with the shared state
+            self.loss_fn.load_state_dict(state["loss"])
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if "loss" in state:
+            self.loss_fn.load_state_dict(state["loss"])
+
+    def on_epoch_end(self, epoch: int, row: dict[str, Any], improved: bool) -> None:
+        if improved:
+            torch_save({"model": self.model.state_dict(), "epoch": epoch, "valid": row["valid"], "config": self.cfg.to_dict()}, self.run_dir / BEST)
 
 
 def plot_curve(run_dir: Path, rows: list[dict[str, Any]], metric: str) -> None:
@@ -201,7 +211,7 @@ def fit(
     progress: bool = True,
     max_epochs_this_call: int | None = None,
 ) -> FitResult:
-    """Train ``cfg`` into ``run_dir`` (default ``cfg.runs_dir/<name>``).
+    """Train ``cfg`` into ``run_dir`` (default ``cfg.run.runs_dir/<name>``).
 
     Args:
         resume: continue the run in ``run_dir`` from its ``last.pt``.
@@ -210,156 +220,46 @@ def fit(
     """
     cfg.validate()
     if run_dir is None:
-        cfg.name = cfg.name or default_run_name(cfg)
-        run_dir = Path(cfg.runs_dir) / cfg.name
+        cfg.run.name = cfg.run.name or default_run_name(cfg)
+        run_dir = Path(cfg.run.runs_dir) / cfg.run.name
     run_dir = Path(run_dir)
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed % 2**32)
-    ctx = join(cfg.device)
+    seed_everything(cfg.run.seed)
+    ctx = join(cfg.run.device)
 
-    dataset = SequenceDataset(cfg.dataset)
+    dataset = SequenceDataset(cfg.run.dataset)
     digests = store_digests(cfg)
     if resume:
         check_run_inputs(run_dir, read_run_config(run_dir), dataset, digests)
     elif run_dir.exists() and any(run_dir.iterdir()) and ctx.is_main:
-        raise RunError(f"{run_dir}: run directory exists; resume it with --resume {run_dir} or choose another --name")
+        raise RunError(f"{run_dir}: run directory exists; resume it with --resume --run {run_dir} or choose another --name")
     ctx.barrier()
 
     model = build_model(cfg, dataset)  # before the run dir exists: a run that cannot start leaves nothing behind
-    if cfg.warm_start and not resume:  # a resumed run's last.pt already holds the warm-started weights
-        seeded = warm_start(model, cfg.warm_start, dataset.fingerprint)
+    if cfg.run.warm_start and not resume:  # a resumed run's last.pt already holds the warm-started weights
+        seeded = warm_start(model, cfg.run.warm_start, dataset.fingerprint)
         if ctx.is_main:
             print(f"warm start from {seeded.source}: {len(seeded.loaded)} weights loaded; kept as built (not in the source): {', '.join(seeded.fresh) or 'none'}", file=sys.stderr)
     created = ctx.is_main and not run_dir.exists()
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / FINISHED).unlink(missing_ok=True)  # a resumed run that trains on is unfinished until it ends
-        write_run_config(run_dir, {**cfg.to_dict(), "dataset_fingerprint": dataset.fingerprint, "num_items": dataset.num_items,
-                                   "world_size": ctx.world_size, "run_format": RUN_FORMAT, "store_digests": digests})
+        write_run_config(run_dir, cfg, {"dataset_fingerprint": dataset.fingerprint, "num_items": dataset.num_items,
+                                        "world_size": ctx.world_size, "store_digests": digests})
     try:
-        return _train(cfg, run_dir, resume, progress, max_epochs_this_call, ctx, model, dataset)
+        task = TrainTask(cfg, model, dataset, ctx, run_dir)
+        result = run_epochs(task, settings(cfg), run_dir, ctx, state_file=LAST, resume=resume, progress=progress,
+                            write_history=lambda rows: write_metrics(run_dir, rows), read_history=lambda: read_metrics(run_dir),
+                            max_epochs_this_call=max_epochs_this_call)
     except BaseException:
         if created and not (run_dir / LAST).is_file():  # failed or interrupted before its first epoch ended
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-
-
-def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, max_epochs_this_call: int | None,
-           ctx: DistContext, model: SequentialRecommender, dataset: SequenceDataset) -> FitResult:
-    """The epochs of :func:`fit` in an existing run dir: resume state, train, validate, checkpoint."""
-    device = ctx.device
-    amp_dtype = autocast_dtype(cfg.amp, device)
-    model = model.to(device)
-    batches = SequenceBatches(dataset.train_sequences(), cfg.max_len, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
-    counts = torch.from_numpy(dataset.item_popularity())
-    loss_fn = build_loss(cfg, counts, lambda rows: batches.item_mask(rows, dataset.num_items).to(device), ctx.gather_ids if ctx.enabled else None, ctx.rank).to(device)
-    step_module: torch.nn.Module = TrainStep(model, loss_fn)
-    if ctx.enabled:
-        step_module = torch.nn.parallel.DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = make_optimizer(model, cfg)
-    reference = None if cfg.loss_weighting == "batch" else model.targets_per_step(batches, cfg)
-    scheduler = make_scheduler(optimizer, cfg, batches.num_batches())
-
-    # fp16 gradients underflow without loss scaling; for fp32 and bf16 the scaler is a no-op
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    mask_generator = torch.Generator().manual_seed(cfg.seed + 1)  # BERT4Rec cloze masks
-    start_epoch, best_value, best_epoch, bad_epochs, stopped = 0, -math.inf, -1, 0, False
-    history: list[dict[str, Any]] = []
-    if resume and (run_dir / LAST).is_file():
-        state = load_checkpoint(run_dir / LAST)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if "scaler" in state:  # runs from before the scaler was saved trained without fp16
-            scaler.load_state_dict(state["scaler"])
-        loss_fn.load_state_dict(state["loss"])
-        _set_rng_state(state["rng"])
-        mask_generator.set_state(state["mask_generator"])
-        start_epoch, best_value, best_epoch, bad_epochs = state["epoch"] + 1, state["best_value"], state["best_epoch"], state["bad_epochs"]
-        history = [r for r in read_metrics(run_dir) if r["epoch"] < start_epoch]
-        if state.get("stopped"):
-            start_epoch, stopped = cfg.epochs, True  # early stopping already ended this run
     if ctx.is_main:
-        write_metrics(run_dir, history)
-
-    train_seconds = sum(r["seconds"] for r in history)
-    epochs_done = 0
-    for epoch in range(start_epoch, cfg.epochs):
-        if max_epochs_this_call is not None and epochs_done >= max_epochs_this_call:
-            break
-        model.train()
-        t0 = time.perf_counter()
-        total, positions = 0.0, 0
-        bar = tqdm(batches.epoch(epoch), total=batches.num_batches(), desc=f"epoch {epoch}", disable=not (progress and ctx.is_main and sys.stderr.isatty()), leave=False, unit="batch")
-        for batch in bar:
-            batch = model.training_batch(type(batch)(*(None if t is None else t.to(device) for t in batch)), mask_generator)
-            loss = step_module(batch, amp_dtype)
-            n = int((batch.targets > 0).sum())
-            scale = loss_scale(n, ctx.global_count(n) if reference is None else n, ctx.world_size, reference)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss * scale).backward()
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)  # skips the step when fp16 gradients overflowed
-            scaler.update()
-            scheduler.step()
-            value = loss.item()
-            if not math.isfinite(value):
-                raise RunError(f"{run_dir}: training diverged in epoch {epoch}, step {bar.n}: the loss is {value}; train again with "
-                               f"a lower --lr (now {cfg.lr:g}), --grad-clip 1 (now {cfg.grad_clip:g}) or --amp off (now {cfg.amp})")
-            total, positions = total + value * n, positions + n
-            bar.set_postfix(loss=f"{total / max(positions, 1):.4f}", pos_s=f"{positions / (time.perf_counter() - t0):.0f}")
-        seconds = time.perf_counter() - t0
-        train_seconds += seconds
-        epochs_done += 1
-        if not ctx.is_main:  # rank 0 evaluates once and decides; the others follow
-            stopped = ctx.broadcast_flag(False)
-            if stopped:
-                break
-            continue
-        valid = evaluate_split(model, dataset, "valid", cfg, ks=_ks_for(cfg.metric), amp_dtype=amp_dtype)
-        value = valid[cfg.metric]
-        improved = value > best_value
-        if improved:
-            best_value, best_epoch, bad_epochs = value, epoch, 0
-            torch_save({"model": model.state_dict(), "epoch": epoch, "valid": valid, "config": cfg.to_dict()}, run_dir / BEST)
-        else:
-            bad_epochs += 1
-        stopped = bad_epochs >= cfg.patience
-        row = {"epoch": epoch, "loss": total / max(positions, 1), "seconds": seconds, "positions_per_s": positions / seconds, "valid": valid, "best": improved}
-        if hasattr(model, "epoch_stats"):  # model-specific throughput (reo-lm: tokens/s)
-            row.update(model.epoch_stats(seconds))
-        history.append(row)
-        write_metrics(run_dir, history)
-        torch_save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "loss": loss_fn.state_dict(),
-                "rng": _rng_state(),
-                "mask_generator": mask_generator.get_state(),
-                "epoch": epoch,
-                "best_value": best_value,
-                "best_epoch": best_epoch,
-                "bad_epochs": bad_epochs,
-                "stopped": stopped,
-            },
-            run_dir / LAST,
-        )
-        if progress:
-            tqdm.write(f"epoch {epoch:3d}  loss {row['loss']:.4f}  valid {cfg.metric} {value:.4f}{'  *' if improved else ''}  ({seconds:.1f}s)")
-        if ctx.broadcast_flag(stopped):
-            break
-    ctx.barrier()
-    if ctx.is_main:
-        plot_curve(run_dir, history, cfg.metric)
-        if stopped or (history[-1]["epoch"] + 1 if history else start_epoch) >= cfg.epochs:
-            mark_finished(run_dir, {"best_epoch": best_epoch, "epochs_run": len(history), "stopped_early": bool(stopped)})
-    best_valid = next((r["valid"] for r in history if r["epoch"] == best_epoch), {})
-    return FitResult(run_dir, best_epoch, best_valid, len(history), train_seconds)
+        plot_curve(run_dir, result.history, cfg.optim.metric)
+        if result.finished:
+            mark_finished(run_dir, {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "stopped_early": result.stopped_early})
+    best_valid = next((r["valid"] for r in result.history if r["epoch"] == result.best_epoch), {})
+    return FitResult(run_dir, result.best_epoch, best_valid, len(result.history), result.train_seconds)
 
 
 def _ks_for(metric: str) -> tuple[int, ...]:
@@ -369,19 +269,26 @@ def _ks_for(metric: str) -> tuple[int, ...]:
     return tuple(sorted(ks))
 
 
-def load_trained(run_dir: str | Path, checkpoint: str = BEST) -> tuple[SequentialRecommender, TrainConfig, SequenceDataset]:
-    """(model in eval mode with the checkpoint's weights, its config, its dataset)."""
+def load_trained(run_dir: str | Path, checkpoint: str = BEST, dataset_dir: str | Path | None = None) -> tuple[RecModel, TrainConfig, SequenceDataset]:
+    """(model in eval mode with the checkpoint's weights, its config, its dataset).
+
+    dataset_dir: read the data from this folder instead of the one the run recorded (it must
+    hold the same data: the fingerprint check still applies)."""
     run_dir = Path(run_dir)
     saved = read_run_config(run_dir)
-    cfg = TrainConfig.from_dict(saved_options(run_dir), source=str(run_dir / "config.json"))
-    dataset = SequenceDataset(cfg.dataset)
+    cfg = load_run_config(run_dir)
+    if dataset_dir is not None:
+        cfg.run.dataset = str(Path(dataset_dir).resolve())
+    dataset = SequenceDataset(cfg.run.dataset)
     check_run_inputs(run_dir, saved, dataset, store_digests(cfg))
     if not run_finished(run_dir):
         last = read_metrics(run_dir)
-        warn(f"{run_dir}: training did not finish (interrupted after {len(last)} of {cfg.epochs} epochs); using its "
-             f"{checkpoint} as it is; `recx train --resume {run_dir}` continues it")
+        warn(f"{run_dir}: training did not finish (interrupted after {len(last)} of {cfg.optim.epochs} epochs); using its "
+             f"{checkpoint} as it is; `recx train --resume --run {run_dir}` continues it")
     # the run's checkpoint holds every weight: a reo-lm run does not need its --init dir any more
-    model = build_model(dataclasses.replace(cfg, init="") if cfg.init else cfg, dataset)
+    if cfg.reolm.init:
+        cfg = dataclasses.replace(cfg, reolm=dataclasses.replace(cfg.reolm, init=""))
+    model = build_model(cfg, dataset)
     state = load_checkpoint(run_dir / checkpoint)
     try:
         model.load_state_dict(state["model"])

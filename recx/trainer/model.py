@@ -1,4 +1,5 @@
-"""The sequential recommender: an item tower feeding a sequence encoder, built from a config."""
+"""The sequential recommenders (SASRec, GRU4Rec, BERT4Rec): an item tower feeding a sequence
+encoder, one :class:`~recx.trainer.protocol.RecModel` family (recx/trainer/registry.py builds it)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from recx.data.dataset import SequenceDataset
 from recx.errors import RecxError
 from recx.trainer.config import TrainConfig
 from recx.trainer.data import Batch, causal_targets, left_pad
+from recx.trainer.encoder_towers import StepMemo
 from recx.trainer.features import StoreLoader, load_store_features
-from recx.trainer.sequence.bert4rec import BERT4Rec
-from recx.trainer.sequence.gru4rec import GRU4Rec
-from recx.trainer.sequence.sasrec import SASRec
+from recx.trainer.losses.base import ItemVectors
+from recx.trainer.registry import sequence_encoder_class
 from recx.trainer.towers import FeatureTower, FusionTower, IdTower, ItemTower
 
 
@@ -24,10 +25,7 @@ class SequentialRecommender(nn.Module):
         super().__init__()
         self.tower = tower
         self.encoder = encoder
-
-    @property
-    def causal(self) -> bool:
-        return bool(getattr(self.encoder, "causal", True))
+        self.causal = bool(encoder.causal)
 
     def forward(self, inputs: torch.Tensor, masked: torch.Tensor | None = None, items=None) -> torch.Tensor:
         """inputs [B, L] item indices (0 = padding) -> states [B, L, D].
@@ -47,10 +45,20 @@ class SequentialRecommender(nn.Module):
             return self.encoder.mask_batch(batch, generator)
         return batch._replace(targets=causal_targets(batch))
 
-    def targets_per_step(self, batches, cfg: TrainConfig) -> float:
+    def step_items(self) -> ItemVectors:
+        """The tower, or a per-step memo of it when it runs an encoder (each item encoded once)."""
+        return StepMemo(self.tower) if self.tower.expensive else self.tower
+
+    def targets_per_step(self, batches, mask_ratio: float) -> float:
         """Target positions per step over an epoch (summed over ranks): the loss's reference scale."""
         # a cloze batch predicts ~mask_ratio of its items; the reference only sets the loss's overall scale
-        return batches.targets_per_batch() * (1.0 if self.causal else cfg.mask_ratio)
+        return batches.targets_per_batch() * (1.0 if self.causal else mask_ratio)
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        return self.tower.pretrained_parameters()
+
+    def epoch_stats(self, seconds: float) -> dict[str, float]:
+        return {}
 
     def item_table(self) -> torch.Tensor:
         """[N+1, D] catalog vectors for scoring."""
@@ -100,70 +108,49 @@ class SequentialRecommender(nn.Module):
         return out
 
 
+def build_sequential(cfg: TrainConfig, dataset: SequenceDataset, load_store: StoreLoader = load_store_features) -> SequentialRecommender:
+    """The registry's builder for sasrec, gru4rec and bert4rec."""
+    return SequentialRecommender(build_tower(cfg, dataset, load_store), build_encoder(cfg))
+
+
+def build_encoder(cfg: TrainConfig) -> nn.Module:
+    """The sequence encoder ``cfg.model.name`` names (recx/trainer/registry.py SEQUENCE_ENCODERS)."""
+    return sequence_encoder_class(cfg.model.name).from_config(cfg.model)
+
+
 def build_tower(cfg: TrainConfig, dataset: SequenceDataset, load_store: StoreLoader = load_store_features) -> ItemTower:
+    t, hidden = cfg.tower, cfg.model.hidden
     towers: list[ItemTower] = []
     for part in cfg.tower_parts:
         if part == "id":
-            towers.append(IdTower(dataset.num_items, cfg.hidden))
+            towers.append(IdTower(dataset.num_items, hidden))
             continue
         if part in ("topk", "e2e"):
             towers.append(build_encoder_tower(part, cfg, dataset))
             continue
-        path = cfg.stores.get(part)
+        path = cfg.run.stores.get(part)
         if not path:
             raise RecxError(
                 f"item tower {part!r} needs a {part} store: run `recx featurize --model <encoder>` "
                 f"(e.g. minilm for text) or pass --store {part}=PATH"
             )
         features, present = load_store(path, dataset, part)
-        towers.append(FeatureTower(features, present, cfg.hidden, cfg.adapter, whitened=cfg.whiten))
-    return towers[0] if len(towers) == 1 else FusionTower(towers, cfg.fusion)
+        towers.append(FeatureTower(features, present, hidden, t.adapter, whitened=t.whiten))
+    return towers[0] if len(towers) == 1 else FusionTower(towers, t.fusion)
 
 
 def build_encoder_tower(kind: str, cfg: TrainConfig, dataset: SequenceDataset) -> ItemTower:
     from recx.trainer.encoder_towers import EndToEndTower, TopBlocksTower, load_cached_trunk
 
+    t, stores = cfg.tower, cfg.run.stores
     if kind == "topk":
-        path = cfg.stores.get("topk") or cfg.stores.get("text") or cfg.stores.get("image")
+        path = stores.get("topk") or stores.get("text") or stores.get("image")
         if not path:
             raise RecxError("--item-tower topk needs a store made with `recx featurize --cache-top-k K`: pass --store topk=PATH")
         top, hidden, mask, present = load_cached_trunk(path, dataset)
-        return TopBlocksTower(top, hidden, mask, present, cfg.hidden, cfg.adapter)
+        return TopBlocksTower(top, hidden, mask, present, cfg.model.hidden, t.adapter)
     from recx.featurize.registry import load_encoder
 
-    encoder = load_encoder(cfg.encoder)
+    encoder = load_encoder(t.encoder)
     raw = dataset.texts if encoder.modality == "text" else dataset.image_paths
-    return EndToEndTower(encoder, raw, cfg.hidden, cfg.tune_blocks, cfg.adapter, grad_checkpointing=cfg.grad_checkpointing)
-
-
-def encoder_parameters(model: nn.Module) -> set[int]:
-    """ids of the pretrained-encoder parameters (their own learning rate and weight decay)."""
-    from recx.trainer.encoder_towers import EndToEndTower, TopBlocksTower
-
-    out: set[int] = set()
-    for m in model.modules():
-        if isinstance(m, EndToEndTower):
-            out |= {id(p) for p in m.encoder.parameters()}
-        elif isinstance(m, TopBlocksTower):
-            out |= {id(p) for p in m.top.parameters()}
-        elif hasattr(m, "pretrained_parameters"):  # reo-lm: the LM backbone
-            out |= {id(p) for p in m.pretrained_parameters()}
-    return out
-
-
-def build_encoder(cfg: TrainConfig) -> nn.Module:
-    if cfg.model == "sasrec":
-        return SASRec(cfg.hidden, cfg.layers, cfg.heads, cfg.dropout, cfg.max_len)
-    if cfg.model == "gru4rec":
-        return GRU4Rec(cfg.hidden, cfg.layers, cfg.dropout)
-    if cfg.model == "bert4rec":
-        return BERT4Rec(cfg.hidden, cfg.layers, cfg.heads, cfg.dropout, cfg.max_len, cfg.mask_ratio)
-    raise RecxError(f"--model {cfg.model!r}: expected sasrec, gru4rec or bert4rec")
-
-
-def build_model(cfg: TrainConfig, dataset: SequenceDataset, load_store: StoreLoader = load_store_features) -> SequentialRecommender:
-    if cfg.model == "reo-lm":  # a language model as both towers: its own family, same loop interface
-        from recx.trainer.reolm.build import build_reolm
-
-        return build_reolm(cfg, dataset)  # type: ignore[return-value]
-    return SequentialRecommender(build_tower(cfg, dataset, load_store), build_encoder(cfg))
+    return EndToEndTower(encoder, raw, cfg.model.hidden, t.tune_blocks, t.adapter, grad_checkpointing=t.grad_checkpointing)

@@ -18,8 +18,16 @@ from torch import nn
 
 
 class ItemTower(nn.Module):
+    """items [...] int64 (0 = padding) -> vectors [..., dim]; ``table()`` is every item's."""
+
     dim: int
     num_items: int
+    # True when the tower runs an encoder in the step: the loop then memoizes it per step
+    expensive: bool = False
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """The parameters of pretrained encoder blocks (their own learning rate and weight decay)."""
+        return []
 
     def table(self) -> torch.Tensor:
         """[N+1, D] vectors of every item; row 0 is zeros."""
@@ -159,7 +167,10 @@ class FusionTower(ItemTower):
     def expensive(self) -> bool:
         """True when a part runs an encoder in the step (id+topk): the loop then memoizes the whole
         fusion per step, so each distinct item is encoded once and under the step's autocast."""
-        return any(getattr(t, "expensive", False) for t in self.towers)
+        return any(t.expensive for t in self.towers)
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        return [p for t in self.towers for p in t.pretrained_parameters()]
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         parts = [t(items) for t in self.towers]

@@ -32,7 +32,7 @@ def runs(tmp_path_factory):
     ds, other = _dataset(root / "data", 0), _dataset(root / "other", 1)
 
     def train(dataset, model: str, name: str):
-        cfg = TrainConfig(dataset=str(dataset.path), model=model, hidden=16, layers=1, heads=2, max_len=8, epochs=2, batch_size=16,
+        cfg = TrainConfig.from_options(dataset=str(dataset.path), model=model, hidden=16, layers=1, heads=2, max_len=8, epochs=2, batch_size=16,
                           runs_dir=str(root / "runs"), name=name, seed=0)
         return fit(cfg, progress=False).run_dir
 

@@ -1,5 +1,5 @@
-"""`recx eval` on arrays: evaluate_models directly, and the typer command with load_run
-replaced by in-memory embeddings (the end-to-end run-folder test lives with the trainer)."""
+"""`recx eval` (recx.evalrun) on arrays: evaluate_models directly, and the typer command with
+load_embeddings replaced by in-memory embeddings (run folders: tests/inference/test_run_options.py)."""
 
 import json
 from pathlib import Path
@@ -11,8 +11,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from recx.data.dataset import Item, write_dataset
-from recx.evaluate import cli as eval_cli
-from recx.evaluate.compare import EvalOptions, ModelInput, evaluate_models
+from recx.evalrun import cli as eval_cli
+from recx.evalrun.compare import EvalOptions, ModelInput, evaluate_models
 from recx.evaluate.protocol import EvalError
 
 
@@ -72,12 +72,12 @@ def test_evaluate_models_rejects_mismatched_targets(tmp_path, dataset):
 def test_eval_command_options(tmp_path, dataset, monkeypatch):
     loaded = []
 
-    def fake_load_run(run_dir, split):
-        loaded.append((Path(run_dir).name, split))
+    def fake_load(run_dir, split, dataset_dir=None, device=None):
+        loaded.append((Path(run_dir).name, split, dataset_dir, device))
         scores = [4.0, 3.0, 2.0, 1.0] if Path(run_dir).name == "ra" else [1.0, 2.0, 3.0, 4.0]
         return embeddings(dataset, scores, "same-name")
 
-    monkeypatch.setattr("recx.evaluate.results.load_run", fake_load_run)
+    monkeypatch.setattr("recx.evalrun.runs.load_embeddings", fake_load)
     monkeypatch.chdir(tmp_path)
     for d in ("ra", "rb"):
         (tmp_path / d).mkdir()
@@ -87,7 +87,7 @@ def test_eval_command_options(tmp_path, dataset, monkeypatch):
     app.command()(eval_cli.eval_command)
     r = CliRunner().invoke(app, ["--compare", "ra", "rb", "--k", "1", "--k", "2", "--bootstrap", "50", "--exclude-history"])
     assert r.exit_code == 0, r.output
-    assert loaded == [("ra", "test"), ("rb", "test")]
+    assert loaded == [("ra", "test", None, "auto"), ("rb", "test", None, "auto")]
     rec = json.loads((tmp_path / "rb" / "results.json").read_text())
     assert rec["run"] == "rb" and rec["ks"] == [1, 2] and rec["exclude_history"] is True  # duplicate names -> folder names
     assert "rb vs ra" in r.output
@@ -106,3 +106,40 @@ def test_eval_command_without_workspace_or_run(tmp_path, monkeypatch):
     app.command()(eval_cli.eval_command)
     r = CliRunner().invoke(app, [])
     assert r.exit_code == 1 and "recx.toml" in r.output
+
+
+def test_eval_passes_dataset_and_device_and_quiet_drops_the_wrote_lines(tmp_path, dataset, monkeypatch):
+    import typer
+
+    loaded = []
+
+    def fake_load(run_dir, split, dataset_dir=None, device=None):
+        loaded.append((dataset_dir, device))
+        return embeddings(dataset, [4.0, 3.0, 2.0, 1.0], "a")
+
+    monkeypatch.setattr("recx.evalrun.runs.load_embeddings", fake_load)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ra").mkdir()
+    app = typer.Typer()
+    app.command()(eval_cli.eval_command)
+    r = CliRunner().invoke(app, ["--run", "ra", "--dataset", "elsewhere", "--device", "cpu", "--bootstrap", "0"])
+    assert r.exit_code == 0, r.output
+    assert loaded == [(Path("elsewhere"), "cpu")] and "wrote " in r.output
+    r = CliRunner().invoke(app, ["--run", "ra", "--bootstrap", "0", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "wrote " not in r.output and "Pop" in r.output  # the table stays
+
+
+def test_eval_seed_defaults_to_the_vocabulary_seed(tmp_path, dataset, monkeypatch):
+    import typer
+
+    from recx.options import DEFAULT_SEED
+
+    monkeypatch.setattr("recx.evalrun.runs.load_embeddings", lambda *a, **k: embeddings(dataset, [4.0, 3.0, 2.0, 1.0], "a"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ra").mkdir()
+    app = typer.Typer()
+    app.command()(eval_cli.eval_command)
+    r = CliRunner().invoke(app, ["--run", "ra", "--bootstrap", "20", "--no-baselines"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "ra" / "results.json").read_text())["bootstrap"]["seed"] == DEFAULT_SEED == EvalOptions().seed

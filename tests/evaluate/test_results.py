@@ -64,15 +64,15 @@ def test_run_writes_results_json(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     from recx.data.dataset import Item, write_dataset
-    from recx.evaluate import results as R_
+    from recx.evalrun import runs as R_
 
     ds = write_dataset(tmp_path / "ds", [Item(id=f"i{i}") for i in range(1, 4)], ["a", "b"], [[1, 2, 3], [3, 2, 1]], {"source": "t"})
     histories, targets = ds.split("test")  # targets 3 and 1
     emb = SimpleNamespace(user_vectors=np.ones((2, 1), np.float32), item_table=TABLE, targets=targets,
                           histories=histories, dataset=ds, config={"name": "run-x", "item_tower": "id"})
-    monkeypatch.setattr(R_, "load_run", lambda run_dir, split: emb)
+    monkeypatch.setattr(R_, "load_embeddings", lambda run_dir, split, dataset=None, device=None: emb)
     (tmp_path / "run").mkdir()
-    from recx.evaluate import run
+    from recx.evalrun import run
 
     rec = run(tmp_path / "run", ks=(1, 3), n_boot=0)
     saved = json.loads((tmp_path / "run" / "results.json").read_text())

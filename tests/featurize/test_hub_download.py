@@ -11,6 +11,7 @@ import hashlib
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -77,17 +78,40 @@ def _no_partial_files(root: Path) -> None:
     assert not [p for p in root.rglob("*") if p.name.endswith((".incomplete", ".partial"))]
 
 
-def test_first_run_downloads_second_uses_cache_with_hub_stopped(fake_hub, dataset_factory, texts_factory, tmp_path, monkeypatch):
-    ds = dataset_factory(texts_factory(12))
+def reference_embeddings(folder: Path, texts: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings [N+1, H], present [N+1]) computed straight with transformers from ``folder``:
+    one text at a time (no padding), mean of the last hidden states over its tokens (at most 64)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModel.from_pretrained(str(folder)).eval()
+    out = np.zeros((len(texts) + 1, model.config.hidden_size), dtype=np.float32)
+    present = np.zeros(len(texts) + 1, dtype=bool)
+    with torch.no_grad():
+        for k, text in enumerate(texts, start=1):
+            if not text:
+                continue
+            ids = tokenizer(text, truncation=True, max_length=64, return_tensors="pt")["input_ids"]
+            out[k] = model(input_ids=ids).last_hidden_state[0].mean(0).numpy()
+            present[k] = True
+    return out, present
+
+
+def test_first_run_downloads_second_uses_cache_with_hub_stopped(fake_hub, dataset_factory, texts_factory, tmp_path, monkeypatch, tiny_bert):
+    texts = texts_factory(12)
+    ds = dataset_factory(texts)
     spec = ModelSpec("tiny-hub", "text", "hf-text", REPO, "-", "mean", "-")
     monkeypatch.setitem(REGISTRY, "tiny-hub", spec)
     size = sum(len(b) for n, b in fake_hub.repos[REPO].files.items() if n.endswith((".json", ".txt", ".safetensors")))
     assert spec.download_size() == size  # what `recx models` shows: "would download ~0.1 MB"
     assert weights_status([spec], offline=False) == [f"[yellow]would download[/] ~{size / 1e6:.1f} MB"]
     assert weights_status([spec], offline=True) == ["[red]not here[/] (offline mode: no download)"]
+    # only repo info was asked so far: no file fetched, no snapshot in the cache
+    assert not fake_hub.requests("GET", "/resolve/") and not (fake_hub.cache / "models--recx-test--tiny-bert" / "snapshots").exists()
 
     out = tmp_path / "a.h5"
-    res = _featurize(ds, out, "--dtype", "float32")
+    res = _featurize(ds, out, "--store-dtype", "float32")
     assert res.exit_code == 0, res.output
     assert f"downloading {REPO} weights from {fake_hub.url}/{REPO}" in res.output
     sha = fake_hub.repos[REPO].sha
@@ -95,22 +119,40 @@ def test_first_run_downloads_second_uses_cache_with_hub_stopped(fake_hub, datase
     fetched = sorted(p.name for p in snap.iterdir())
     assert "model.safetensors" in fetched and "config.json" in fetched and "vocab.txt" in fetched
     assert not {"tf_model.h5", "pytorch_model.bin", "README.md", "onnx"} & set(fetched)
+    # the download really happened: every cached file is byte for byte what the hub served, fetched once
+    for name in fetched:
+        assert (snap / name).read_bytes() == fake_hub.repos[REPO].files[name] == (tiny_bert / name).read_bytes(), name
+        assert len([p for p in fake_hub.requests("GET", f"/{REPO}/resolve/") if p.endswith(f"/{name}")]) == 1, name
     attrs = open_store(out).attrs
     weights = fake_hub.repos[REPO].files["model.safetensors"]
     assert attrs["source"] == REPO and attrs["revision"] == sha
     assert attrs["weight_hash"] == hashlib.sha256(weights).hexdigest()
-    assert len(fake_hub.requests("GET", "model.safetensors")) == 1
+
+    # the stored vectors are the model's: transformers on the files the hub served, one text at a time
+    want, present = reference_embeddings(snap, texts)
+    assert present.sum() == 9 and not present[[0, 1, 5, 9]].any()  # texts_factory leaves every 4th item without text
+    first = open_store(out)
+    assert first.embeddings.dtype == np.float32 and first.embeddings.shape == want.shape
+    assert np.array_equal(first.present, present)
+    np.testing.assert_allclose(first.embeddings, want, rtol=1e-5, atol=1e-5)
+    assert np.linalg.norm(want[present], axis=1).min() > 0.1  # real vectors, not zeros that would match anything
+    first_rows = np.array(first.embeddings)
 
     assert weights_status([spec], offline=True) == ["[green]cached[/]"]
 
     fake_hub.stop()
     n = len(fake_hub.log)
-    res = _featurize(ds, out, "--force", "--dtype", "float32")
+    res = _featurize(ds, out, "--force", "--store-dtype", "float32")
     assert res.exit_code == 0, res.output
     assert "downloading" not in res.output and len(fake_hub.log) == n
     again = open_store(out)
     assert again.attrs["revision"] == sha and again.attrs["weight_hash"] == attrs["weight_hash"]
-    assert (again.embeddings[:] == open_store(out).embeddings[:]).all()
+    assert np.array_equal(again.embeddings, first_rows)  # the cached weights give the same store, exactly
+    # and a store from a local folder of the same weights (--model-path) holds the same vectors
+    local = tmp_path / "local.h5"
+    res = _featurize(ds, local, "--store-dtype", "float32", "--model-path", str(tiny_bert))
+    assert res.exit_code == 0, res.output
+    np.testing.assert_allclose(open_store(local).embeddings, first_rows, rtol=1e-6, atol=1e-6)
     # and in offline mode the cache is all it needs
     _offline(monkeypatch, True)
     assert load_encoder("tiny-hub").revision == sha

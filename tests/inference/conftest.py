@@ -53,7 +53,7 @@ def trained(tmp_path_factory, tiny_dataset):
         if key not in cache:
             if item_tower != "id":
                 kw["stores"] = {"text": text_store()}
-            cfg = TrainConfig(
+            cfg = TrainConfig.from_options(
                 dataset=str(tiny_dataset.path), item_tower=item_tower, model=model, hidden=16, layers=1, heads=2,
                 max_len=8, epochs=2, batch_size=16, runs_dir=str(runs), name=f"{model}-{item_tower}", seed=0, **kw,
             )

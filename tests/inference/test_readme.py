@@ -26,7 +26,7 @@ def test_readme_example_runs(tmp_path, monkeypatch, capsys):
     items = [Item(f"syn{k:05d}", text=f"item {k}") for k in range(1, 31)]  # ids as `recx data synth` makes them
     seqs = [[int(x) for x in rng.integers(1, 31, size=int(rng.integers(4, 9)))] for _ in range(30)]
     write_dataset(tmp_path / "data", items, [f"u{u}" for u in range(30)], seqs, {"name": "readme"})
-    fit(TrainConfig(dataset=str(tmp_path / "data"), item_tower="id", hidden=8, layers=1, heads=1, max_len=8, epochs=1,
+    fit(TrainConfig.from_options(dataset=str(tmp_path / "data"), item_tower="id", hidden=8, layers=1, heads=1, max_len=8, epochs=1,
                     batch_size=16, runs_dir=str(tmp_path / "runs"), name="id-run"), progress=False)
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})

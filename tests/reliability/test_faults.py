@@ -105,7 +105,7 @@ def test_changed_dataset_is_refused_by_runs(ws):
 def test_interrupted_run_is_never_the_latest_but_can_be_named(ws):
     from recx.trainer import TrainConfig, fit
 
-    cfg = TrainConfig(dataset=str(ws / "data"), runs_dir=str(ws / "runs"), name="cut", hidden=16, layers=1, max_len=8, epochs=5, seed=1)
+    cfg = TrainConfig.from_options(dataset=str(ws / "data"), runs_dir=str(ws / "runs"), name="cut", hidden=16, layers=1, max_len=8, epochs=5, seed=1)
     fit(cfg, progress=False, max_epochs_this_call=1)  # as a kill after the first epoch leaves it
     assert not (ws / "runs" / "cut" / "finished.json").exists()
     os.utime(ws / "runs" / "cut" / "best.pt")  # the newest best.pt in the workspace

@@ -43,7 +43,7 @@ def test_topk_tower_matches_the_store_and_trains(tiny_bert, text_dataset, tmp_pa
     assert len(items) > 2 * tower.encode_chunk and tower.lengths[items].unique().numel() > 1
     torch.testing.assert_close(tower.encode_sorted(items), tower.encode(items), rtol=1e-5, atol=1e-5)
 
-    cfg = TrainConfig(dataset=str(text_dataset.path), item_tower="topk", stores={"topk": str(store)}, hidden=8, layers=1, heads=2, max_len=6, epochs=2, batch_size=8, loss="debiased_ce", runs_dir=str(tmp_path / "runs"), name="topk")
+    cfg = TrainConfig.from_options(dataset=str(text_dataset.path), item_tower="topk", stores={"topk": str(store)}, hidden=8, layers=1, heads=2, max_len=6, epochs=2, batch_size=8, loss="debiased_ce", runs_dir=str(tmp_path / "runs"), name="topk")
     before = {k: v.clone() for k, v in tower.top.state_dict().items()}
     run = fit(cfg, progress=False).run_dir
     model, _, _ = load_trained(run)
@@ -53,7 +53,7 @@ def test_topk_tower_matches_the_store_and_trains(tiny_bert, text_dataset, tmp_pa
 
 
 def test_e2e_tower_trains_only_top_blocks(tiny_bert, text_dataset, tmp_path):
-    cfg = TrainConfig(dataset=str(text_dataset.path), item_tower="e2e", encoder=str(tiny_bert), tune_blocks=1, hidden=8, layers=1, heads=2, max_len=6, epochs=2, batch_size=8, loss="full_ce", runs_dir=str(tmp_path / "runs"), name="e2e")
+    cfg = TrainConfig.from_options(dataset=str(text_dataset.path), item_tower="e2e", encoder=str(tiny_bert), tune_blocks=1, hidden=8, layers=1, heads=2, max_len=6, epochs=2, batch_size=8, loss="full_ce", runs_dir=str(tmp_path / "runs"), name="e2e")
     pristine = load_encoder(str(tiny_bert)).state_dict()
     run = fit(cfg, progress=False).run_dir
     model, _, _ = load_trained(run)

@@ -6,7 +6,7 @@ import torch
 
 from recx.data.dataset import Item, write_dataset
 from recx.trainer import TrainConfig, fit, load_trained
-from recx.trainer.checkpoint import RunError, saved_options
+from recx.trainer.checkpoint import RunError, load_run_config
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def tiny_dataset(tmp_path_factory):
 def config(ds, tmp_path, **kw):
     base = dict(dataset=str(ds), item_tower="id", hidden=16, layers=1, heads=2, max_len=8, epochs=4, batch_size=16, patience=10, runs_dir=str(tmp_path / "runs"))
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig.from_options(**base)
 
 
 @pytest.mark.parametrize("loss", ["bce", "debiased_ce", "full_ce", "sampled_softmax"])
@@ -39,7 +39,7 @@ def test_fit_writes_a_complete_run(tiny_dataset, tmp_path, loss):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1, 2, 3]
     assert all(np.isfinite(r["loss"]) for r in rows)
-    assert TrainConfig.from_dict(saved_options(run)) == cfg
+    assert load_run_config(run) == cfg
     model, _, _ = load_trained(run)
     assert model.item_table().shape == (41, 16)
 
@@ -59,9 +59,9 @@ def test_resume_ends_with_identical_weights_and_metrics(tiny_dataset, tmp_path):
 
 
 def test_fp16_trains_with_a_grad_scaler_that_resumes_exactly(tiny_dataset, tmp_path, monkeypatch):
-    import recx.trainer.loop as loop
+    import recx.trainer.engine as engine
 
-    monkeypatch.setattr(loop, "autocast_dtype", lambda amp, device: torch.float16)  # the CUDA fp16 path, on the CPU
+    monkeypatch.setattr(engine, "autocast_dtype", lambda precision, device: torch.float16)  # the CUDA fp16 path, on the CPU
     straight = fit(config(tiny_dataset, tmp_path, epochs=3, name="fp16"), progress=False).run_dir
     cfg = config(tiny_dataset, tmp_path, epochs=3, name="fp16-cut")
     run = fit(cfg, progress=False, max_epochs_this_call=1).run_dir
@@ -75,7 +75,10 @@ def test_fp16_trains_with_a_grad_scaler_that_resumes_exactly(tiny_dataset, tmp_p
 def test_early_stopping_and_refusing_to_overwrite(tiny_dataset, tmp_path):
     cfg = config(tiny_dataset, tmp_path, epochs=50, patience=2, lr=1e-6, name="stop")
     result = fit(cfg, progress=False)
-    assert result.epochs_run < 50
+    assert result.epochs_run == result.best_epoch + 1 + 2  # stops after exactly --patience epochs without improvement
+    rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["best"] for r in rows[result.best_epoch + 1 :]] == [False, False]
+    assert json.loads((result.run_dir / "finished.json").read_text())["stopped_early"] is True
     with pytest.raises(RunError, match="exists"):
         fit(config(tiny_dataset, tmp_path, name="stop"), progress=False)
 
@@ -107,17 +110,17 @@ def test_evaluate_split_equals_one_user_at_a_time(make_text_dataset, tmp_path, e
     and (optionally) the history except the target, count items scoring at least the target."""
     from recx.evaluate.metrics import metrics_from_ranks
     from recx.trainer.loop import evaluate_split
-    from recx.trainer.model import build_model
+    from recx.trainer.registry import build_model
 
     dataset = make_text_dataset(tmp_path, n_items=30, n_users=40)
-    cfg = TrainConfig(dataset=str(dataset.path), hidden=16, layers=1, heads=2, max_len=5, dropout=0.0, eval_batch_size=7)
+    cfg = TrainConfig.from_options(dataset=str(dataset.path), hidden=16, layers=1, heads=2, max_len=5, dropout=0.0, eval_batch_size=7)
     torch.manual_seed(0)
     model = build_model(cfg, dataset).eval()
     histories, targets = dataset.split("valid")
     table = model.item_table().detach()
     ranks = []
     for history, target in zip(histories, targets):
-        user = model.user_vectors([history], cfg.max_len)[0]
+        user = model.user_vectors([history], cfg.model.max_len)[0]
         scores = (table @ user).tolist()
         dropped = {0} | (set(int(i) for i in history) - {int(target)} if exclude_history else set())
         ranks.append(1 + sum(1 for j, s in enumerate(scores) if j not in dropped and j != target and s >= scores[target]))
@@ -144,11 +147,107 @@ def test_loss_scale_weighs_positions_or_batches():
     assert ddp_positions.item() == pytest.approx(21 / 4.0)
 
 
-def test_runs_written_before_loss_weighting_resume_with_batch_weighting(tiny_dataset, tmp_path):
-    from recx.trainer.checkpoint import read_run_config, saved_options, write_run_config
+def _as_format(run, version):
+    """Rewrite a run's config.json as recx wrote it in an older format (flat options)."""
+    raw = json.loads((run / "config.json").read_text())
+    cfg = load_run_config(run)
+    flat = {**cfg.options(), "amp": "off" if cfg.run.precision == "fp32" else cfg.run.precision, "reo_pooling": cfg.reolm.pooling}
+    for new in ("precision", "pooling"):
+        del flat[new]
+    flat.update({k: raw[k] for k in ("dataset_fingerprint", "num_items", "world_size", "store_digests")})
+    if version == 1:
+        del flat["loss_weighting"], flat["store_digests"]
+    else:
+        flat["run_format"] = 2
+    (run / "config.json").write_text(json.dumps(flat))
 
-    result = fit(config(tiny_dataset, tmp_path, epochs=1), run_dir=tmp_path / "run", progress=False)
-    assert saved_options(result.run_dir)["loss_weighting"] == "positions"
-    old = {k: v for k, v in read_run_config(result.run_dir).items() if k != "loss_weighting"}
-    write_run_config(result.run_dir, old)
-    assert saved_options(result.run_dir)["loss_weighting"] == "batch"
+
+@pytest.mark.parametrize("version,weighting", [(1, "batch"), (2, "positions")])
+def test_older_config_formats_migrate(tiny_dataset, tmp_path, version, weighting):
+    """Format 1 (no loss_weighting: such runs trained each batch's mean alike) and format 2 (flat
+    options, --amp) load as today's nested config, evaluate and resume."""
+    result = fit(config(tiny_dataset, tmp_path, epochs=2, precision="fp32"), run_dir=tmp_path / "run", progress=False, max_epochs_this_call=1)
+    _as_format(result.run_dir, version)
+    cfg = load_run_config(result.run_dir)
+    assert cfg.optim.loss_weighting == weighting and cfg.run.precision == "fp32" and cfg.model.hidden == 16
+    model, _, _ = load_trained(result.run_dir, "best.pt")
+    assert model.item_table().shape == (41, 16)
+    fit(cfg, run_dir=result.run_dir, resume=True, progress=False)  # resumes, and rewrites config.json in format 3
+    assert json.loads((result.run_dir / "config.json").read_text())["run_format"] == 3
+
+
+def test_a_moved_workspace_still_loads_its_runs(tiny_dataset, tmp_path):
+    """Paths inside the workspace are stored relative to the run, so moving the folder keeps
+    every run usable; the data is found where it now is."""
+    import shutil
+
+    from recx.workspace import Workspace
+
+    ws = tmp_path / "ws"
+    shutil.copytree(tiny_dataset, ws / "data")
+    Workspace.init(ws, ws / "data")
+    run = fit(config(ws / "data", tmp_path, runs_dir=str(ws / "runs"), name="r", epochs=1), progress=False).run_dir
+    saved = json.loads((run / "config.json").read_text())["config"]
+    assert saved["run"]["dataset"] == "../../data"
+    moved = tmp_path / "elsewhere" / "ws2"
+    shutil.move(str(ws), moved)
+    cfg = load_run_config(moved / "runs" / "r")
+    assert cfg.run.dataset == str((moved / "data").resolve()) and cfg.run.runs_dir == str((moved / "runs").resolve())
+    model, _, dataset = load_trained(moved / "runs" / "r")
+    assert dataset.path.resolve() == (moved / "data").resolve()
+
+
+def test_resume_refuses_another_world_size(tiny_dataset, tmp_path):
+    from recx.trainer.engine import LoopError
+
+    cfg = config(tiny_dataset, tmp_path, epochs=3, name="ws")
+    run = fit(cfg, progress=False, max_epochs_this_call=1).run_dir
+    state = torch.load(run / "last.pt", weights_only=False)
+    state["world_size"] = 2
+    torch.save(state, run / "last.pt")
+    with pytest.raises(LoopError, match=r"written by 2 process\(es\), resumed by 1.*--nproc-per-node 2"):
+        fit(cfg, run_dir=run, resume=True, progress=False)
+
+
+def test_last_checkpoints_from_before_the_shared_loop_resume_exactly(tiny_dataset, tmp_path):
+    """A format-1 last.pt (rank 0's RNG and the loss at the top level) resumes to the same end."""
+    straight = fit(config(tiny_dataset, tmp_path, loss="sampled_softmax", num_negatives=8, epochs=3, name="s"), progress=False).run_dir
+    cfg = config(tiny_dataset, tmp_path, loss="sampled_softmax", num_negatives=8, epochs=3, name="old")
+    run = fit(cfg, progress=False, max_epochs_this_call=1).run_dir
+    new = torch.load(run / "last.pt", weights_only=False)
+    mine = new["ranks"][0]
+    old = {k: new[k] for k in ("model", "optimizer", "scheduler", "scaler", "epoch", "best_value", "best_epoch", "bad_epochs", "stopped")}
+    old.update(loss=mine["task"]["loss"], rng=mine["rng"], mask_generator=mine["task"]["mask_generator"])
+    torch.save(old, run / "last.pt")
+    fit(cfg, run_dir=run, resume=True, progress=False)
+    a, b = (torch.load(d / "last.pt", weights_only=False)["model"] for d in (straight, run))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("schedule,warmup", [("cosine", 0), ("constant", 4), ("cosine", 4), ("linear", 2)])
+def test_learning_rate_schedules(schedule, warmup):
+    """The factor per step: linear warmup to 1, then constant, cosine or linear decay to 0."""
+    import math
+
+    from recx.trainer.engine import LoopSettings, lr_factor
+
+    f = lr_factor(LoopSettings(epochs=1, lr=1.0, weight_decay=0, pretrained_lr=1.0, pretrained_weight_decay=0, seed=0,
+                               schedule=schedule, warmup_steps=warmup), total_steps=12)
+    got = [f(step) for step in range(13)]
+    decay = 12 - warmup
+    expected = [(s + 1) / warmup if s < warmup else
+                {"constant": 1.0, "cosine": 0.5 * (1 + math.cos(math.pi * (s - warmup) / decay)), "linear": 1 - (s - warmup) / decay}[schedule]
+                for s in range(13)]
+    assert got == pytest.approx(expected)
+    assert got[12] == pytest.approx(0.0 if schedule != "constant" else 1.0)
+
+
+def test_fit_follows_the_schedule(tiny_dataset, tmp_path):
+    """The optimiser's learning rate after training is the schedule's last factor times --lr."""
+    cfg = config(tiny_dataset, tmp_path, epochs=2, schedule="cosine", warmup_steps=2, lr=2e-3, name="cos")
+    run = fit(cfg, progress=False).run_dir
+    state = torch.load(run / "last.pt", weights_only=False)
+    steps = state["scheduler"]["last_epoch"]
+    assert steps == 2 * 4  # 60 users in batches of 16, two epochs
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == pytest.approx([0.0, 0.0], abs=1e-12)  # cosine ends at 0
+    assert [g["initial_lr"] for g in state["optimizer"]["param_groups"]] == [2e-3, 2e-3]

@@ -9,7 +9,7 @@ import torch
 
 from recx.featurize import run as featurize
 from recx.trainer import TrainConfig, fit, load_trained
-from recx.trainer.model import build_model
+from recx.trainer.registry import build_model
 from recx.trainer.warm_start import WarmStartError, warm_start
 
 
@@ -18,14 +18,14 @@ def frozen_run(tiny_bert, make_text_dataset, tmp_path):
     """(dataset, top-1 store, a finished one-epoch frozen id+text run on it)."""
     dataset = make_text_dataset(tmp_path, n_items=30, n_users=24)
     store = featurize(dataset.path, model=str(tiny_bert), out=tmp_path / "s.h5", cache_top_k=1, dtype="float32", progress=False)
-    cfg = TrainConfig(dataset=str(dataset.path), item_tower="id+text", stores={"text": str(store)}, hidden=8, layers=1, heads=2,
+    cfg = TrainConfig.from_options(dataset=str(dataset.path), item_tower="id+text", stores={"text": str(store)}, hidden=8, layers=1, heads=2,
                       max_len=6, epochs=1, batch_size=8, loss="debiased_ce", runs_dir=str(tmp_path / "runs"), name="frozen")
     return dataset, store, fit(cfg, progress=False).run_dir
 
 
 def topk_config(dataset, store, tmp_path, **kw) -> TrainConfig:
     options = dict(hidden=8, layers=1, heads=2, max_len=6, epochs=1, batch_size=8, loss="debiased_ce", runs_dir=str(tmp_path / "runs"))
-    return TrainConfig(dataset=str(dataset.path), item_tower="id+topk", stores={"topk": str(store)}, **{**options, **kw})
+    return TrainConfig.from_options(dataset=str(dataset.path), item_tower="id+topk", stores={"topk": str(store)}, **{**options, **kw})
 
 
 def test_shared_weights_are_copied_and_the_tuned_block_starts_pretrained(frozen_run, tmp_path):
@@ -71,7 +71,7 @@ def test_bad_sources_are_refused_by_name(frozen_run, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(WarmStartError, match="no best.pt"):
         warm_start(model, tmp_path / "empty", dataset.fingerprint)
-    id_cfg = TrainConfig(dataset=str(dataset.path), item_tower="id", hidden=16, layers=1, heads=2, max_len=6, epochs=1, batch_size=8,
+    id_cfg = TrainConfig.from_options(dataset=str(dataset.path), item_tower="id", hidden=16, layers=1, heads=2, max_len=6, epochs=1, batch_size=8,
                          loss="debiased_ce", runs_dir=str(tmp_path / "runs"), name="wide")
     wide = fit(id_cfg, progress=False).run_dir
     with pytest.raises(WarmStartError, match="no weight of it matches"):

@@ -128,9 +128,9 @@ class Filters:
         if self.dedup not in DEDUP_MODES:
             raise ValueError(f"dedup must be one of {', '.join(DEDUP_MODES)}; got {self.dedup!r}")
         if self.k_core < 0 or self.max_length < 0:
-            raise ValueError("k_core and max_length must be >= 0")
+            raise ValueError("k_core (--k-core) and max_length (--max-len) must be >= 0")
         if self.max_length and self.max_length < MIN_SEQUENCE_LENGTH:
-            raise ValueError(f"max_length must be 0 (keep all) or >= {MIN_SEQUENCE_LENGTH}")
+            raise ValueError(f"max_length (--max-len) must be 0 (keep all) or >= {MIN_SEQUENCE_LENGTH}")
         self.min_length = max(MIN_SEQUENCE_LENGTH, self.min_length)
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from recx.trainer.config import TrainConfig
+from recx.trainer.config import LOSSES, TrainConfig
 from recx.trainer.losses.base import SequenceLoss
 from recx.trainer.losses.bce import BinaryCrossEntropy
 from recx.trainer.losses.debiased_ce import DebiasedCrossEntropy
@@ -16,6 +16,17 @@ from recx.trainer.losses.sampled_softmax import SampledSoftmax
 __all__ = ["SequenceLoss", "BinaryCrossEntropy", "DebiasedCrossEntropy", "FullCrossEntropy", "SampledSoftmax", "build_loss"]
 
 
+# name -> how to build it from the [loss] section and the run's context; one line per loss
+LOSS_BUILDERS: dict[str, Callable[..., SequenceLoss]] = {
+    "bce": lambda c, counts, item_mask_fn, gather, seed: BinaryCrossEntropy(item_mask_fn, seed=seed),
+    "full_ce": lambda c, counts, item_mask_fn, gather, seed: FullCrossEntropy(c.temperature),
+    "debiased_ce": lambda c, counts, item_mask_fn, gather, seed: DebiasedCrossEntropy(counts, c.alpha, c.temperature, c.mask_scope, gather),
+    "sampled_softmax": lambda c, counts, item_mask_fn, gather, seed: SampledSoftmax(
+        counts, c.num_negatives, c.negative_sampler, c.alpha, c.temperature, seed, gather),
+}
+assert tuple(sorted(LOSS_BUILDERS)) == tuple(sorted(LOSSES)), "recx/trainer/config.py's LOSSES and LOSS_BUILDERS must agree"
+
+
 def build_loss(
     cfg: TrainConfig,
     item_counts: torch.Tensor,
@@ -23,7 +34,7 @@ def build_loss(
     gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
     rank: int = 0,
 ) -> SequenceLoss:
-    """The loss named by ``cfg.loss``.
+    """The loss named by ``cfg.loss.name``.
 
     Args:
         item_counts: [N+1] training interactions per item (popularity for logQ terms).
@@ -31,13 +42,5 @@ def build_loss(
         gather: all-gather across ranks for the in-batch losses (None in one process).
         rank: this process's rank; samplers draw independent streams per rank.
     """
-    seed = cfg.seed + 7919 * rank
-    if cfg.loss == "bce":
-        return BinaryCrossEntropy(item_mask_fn, seed=seed)
-    if cfg.loss == "full_ce":
-        return FullCrossEntropy(cfg.temperature)
-    if cfg.loss == "debiased_ce":
-        return DebiasedCrossEntropy(item_counts, cfg.alpha, cfg.temperature, cfg.mask_scope, gather)
-    if cfg.loss == "sampled_softmax":
-        return SampledSoftmax(item_counts, cfg.num_negatives, cfg.negative_sampler, cfg.alpha, cfg.temperature, seed, gather)
-    raise ValueError(f"unknown loss {cfg.loss!r}")
+    seed = cfg.run.seed + 7919 * rank
+    return LOSS_BUILDERS[cfg.loss.name](cfg.loss, item_counts, item_mask_fn, gather, seed)

@@ -8,6 +8,7 @@ import sys
 from recx.data.dataset import SequenceDataset
 from recx.errors import RecxError
 from recx.trainer.config import TrainConfig
+from recx.trainer.features import StoreLoader, load_store_features
 from recx.trainer.reolm.backbone import load_backbone, load_tokenizer, locate_backbone, tokenizer_hash
 from recx.trainer.reolm.lora import apply_lora
 from recx.trainer.reolm.model import ReoLM
@@ -17,50 +18,55 @@ from recx.trainer.reolm.tokens import item_tokens
 
 def image_store_path(cfg: TrainConfig) -> str | None:
     """The image store the image token reads, or None for text only."""
-    if cfg.reo_image == "none":
+    if cfg.reolm.image == "none":
         return None
-    path = cfg.stores.get("image")
-    if cfg.reo_image == "store" and not path:
+    path = cfg.run.stores.get("image")
+    if cfg.reolm.image == "store" and not path:
         raise RecxError("--reo-image store needs --store image=PATH")
     return path or None
 
 
-def build_reolm(cfg: TrainConfig, dataset: SequenceDataset, load_init: bool = True) -> ReoLM:
+def build_reolm_model(cfg: TrainConfig, dataset: SequenceDataset, load_store: StoreLoader = load_store_features) -> ReoLM:
+    """The registry's builder for reo-lm."""
+    return build_reolm(cfg, dataset, load_store=load_store)
+
+
+def build_reolm(cfg: TrainConfig, dataset: SequenceDataset, load_init: bool = True,
+                load_store: StoreLoader = load_store_features) -> ReoLM:
     """The model for ``dataset``; with ``cfg.init`` (and ``load_init``) the pretrained weights
     of a `recx pretrain` checkpoint, refused if its backbone or tokenizer differs."""
-    from recx.trainer.features import load_store_features
     from recx.trainer.reolm.checkpoint import backbone_signature, check_compatible, load_shared_weights
 
-    folder = locate_backbone(cfg.lm)
+    r, init = cfg.reolm, cfg.reolm.init
+    folder = locate_backbone(r.lm)
     tokenizer = load_tokenizer(folder)
     tok_hash = tokenizer_hash(tokenizer)
     backbone = load_backbone(folder)
-    if cfg.init:
-        check_compatible(cfg.init, cfg.lm, backbone_signature(backbone), tok_hash)
-    tokens = item_tokens(dataset, tokenizer, tok_hash, cfg.item_tokens)
+    if init:
+        check_compatible(init, r.lm, backbone_signature(backbone), tok_hash)
+    tokens = item_tokens(dataset, tokenizer, tok_hash, r.item_tokens)
     features = present = None
     store = image_store_path(cfg)
     if store:
-        features, present = load_store_features(store, dataset, "image")
+        features, present = load_store(store, dataset, "image")
     model = ReoLM(
         backbone,
         tokens,
         Specials.of(tokenizer),
-        user_budget=cfg.user_tokens,
-        max_items=cfg.max_len,
+        user_budget=r.user_tokens,
+        max_items=cfg.model.max_len,
         image_features=features,
         image_present=present,
-        pooling=cfg.reo_pooling,
-        normalize=cfg.temperature > 0,
-        tuning="full" if cfg.reo_tuning == "lora" else cfg.reo_tuning,
-        tune_blocks=cfg.tune_blocks,
-        grad_checkpointing=cfg.grad_checkpointing,
+        pooling=r.pooling,
+        normalize=cfg.loss.temperature > 0,
+        tuning="full" if r.tuning == "lora" else r.tuning,
+        tune_blocks=cfg.tower.tune_blocks,
+        grad_checkpointing=cfg.tower.grad_checkpointing,
     )
-    if cfg.init and load_init:
-        skipped = load_shared_weights(model, cfg.init)
+    if init and load_init:
+        skipped = load_shared_weights(model, init)
         if skipped:
-            print(f"reo-lm: {cfg.init}: kept fresh (not in the checkpoint or another shape): {', '.join(skipped)}", file=sys.stderr)
-    if cfg.reo_tuning == "lora":  # after --init, so checkpoints keep the backbone's plain weight names
-        apply_lora(model.backbone, cfg.lora_rank, cfg.lora_alpha)
+            print(f"reo-lm: {init}: kept fresh (not in the checkpoint or another shape): {', '.join(skipped)}", file=sys.stderr)
+    if r.tuning == "lora":  # after --init, so checkpoints keep the backbone's plain weight names
+        apply_lora(model.backbone, r.lora_rank, r.lora_alpha)
     return model
-

@@ -262,8 +262,12 @@ class ReoLM(nn.Module):
         n, self.tokens_seen = self.tokens_seen, 0
         return {"tokens": n, "tokens_per_s": n / max(seconds, 1e-9)}
 
+    def step_items(self) -> ItemEncoder:
+        """The LM's item tower (it encodes each step's candidates itself)."""
+        return self.tower
+
     @staticmethod
-    def targets_per_step(batches: Any, cfg: Any) -> float:
+    def targets_per_step(batches: Any, mask_ratio: float) -> float:
         """One target per row."""
         return batches.num_rows / batches.num_batches()
 

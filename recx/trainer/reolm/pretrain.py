@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,12 @@ from torch import nn
 
 from recx.artifacts import atomic_write_text, torch_save
 from recx.data.dataset import SequenceDataset
-from recx.device import autocast, autocast_dtype, resolve_device
+from recx.device import autocast
+from recx.distributed import join
 from recx.errors import RecxError
+from recx.options import DEFAULT_SEED, PRECISIONS
+from recx.trainer.config import OPTIONS, SCHEDULES, option, option_specs
+from recx.trainer.engine import LoopSettings, StepOutput, Task, run_epochs, seed_everything
 from recx.trainer.data import Batch, SequenceBatches
 from recx.trainer.losses.debiased_ce import DebiasedCrossEntropy
 from recx.trainer.reolm.backbone import DEFAULT_LM, load_backbone, load_tokenizer, locate_backbone, tokenizer_hash
@@ -46,37 +49,41 @@ FORMAT = "recx-reolm-pretrain-1"
 
 @dataclass
 class PretrainConfig:
-    """Every knob of `recx pretrain` (written into the checkpoint's config.json)."""
+    """Every knob of `recx pretrain` (written into the checkpoint's config.json).  Options that
+    `recx train` also has share its help text; their defaults are pre-training's own."""
 
     domains: list[str] = field(default_factory=list)
     image_stores: list[str] = field(default_factory=list)  # matched to domains by catalog fingerprint
-    lm: str = DEFAULT_LM
-    item_tokens: int = 32
-    user_tokens: int = 256
-    max_len: int = 50  # most history items packed
-    pooling: str = "mean"
-    temperature: float = 0.05
-    alpha: float = 1.0
-    mlm_ratio: float = 0.15
-    mlm_weight: float = 1.0
-    align_weight: float = 1.0
-    epochs: int = 1
-    steps_per_epoch: int = 0  # 0: every batch of the mixed data
-    batch_size: int = 32
-    lr: float = 5e-5  # backbone
-    head_lr: float = 1e-3  # new parameters: item positions, image projection, MLM head
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    amp: str = "auto"
-    grad_checkpointing: bool = False
-    seed: int = 42
-    device: str = "auto"
+    lm: str = option(DEFAULT_LM, OPTIONS["lm"].help)
+    item_tokens: int = option(32, OPTIONS["item_tokens"].help)
+    user_tokens: int = option(256, OPTIONS["user_tokens"].help)
+    max_len: int = option(50, "Most history items packed.")
+    pooling: str = option("mean", OPTIONS["pooling"].help, choices=("mean", "cls"))
+    temperature: float = option(0.05, "Cosine temperature of the in-batch and alignment losses.")
+    alpha: float = option(1.0, OPTIONS["alpha"].help)
+    mlm_ratio: float = option(0.15, "Share of item-text tokens masked.")
+    mlm_weight: float = option(1.0, "Weight of the masked-token loss.")
+    align_weight: float = option(1.0, "Weight of the item-image alignment loss.")
+    epochs: int = option(1, "Epochs over the mixed domains.")
+    steps_per_epoch: int = option(0, "Batches per epoch (0 = all).")
+    batch_size: int = option(32, OPTIONS["batch_size"].help)
+    lr: float = option(5e-5, "Backbone learning rate.")
+    head_lr: float = option(1e-3, "Learning rate of the new parameters (item positions, image projection, MLM head).")
+    weight_decay: float = option(0.01, OPTIONS["weight_decay"].help)
+    schedule: str = option("constant", OPTIONS["schedule"].help, choices=SCHEDULES)
+    warmup_steps: int = option(0, OPTIONS["warmup_steps"].help)
+    grad_clip: float = option(1.0, OPTIONS["grad_clip"].help)
+    precision: str = option("auto", OPTIONS["precision"].help, choices=PRECISIONS)
+    grad_checkpointing: bool = option(False, "Recompute activations in backward.")
+    seed: int = option(DEFAULT_SEED, OPTIONS["seed"].help)
+    device: str = option("auto", OPTIONS["device"].help)
 
     def validate(self) -> None:
         if not self.domains:
             raise RecxError("recx pretrain needs at least one --domains DIR")
-        if self.pooling not in ("mean", "cls"):
-            raise RecxError(f"--pooling {self.pooling!r}: expected mean or cls")
+        for name, spec in option_specs(PretrainConfig).items():
+            if spec.choices and getattr(self, name) not in spec.choices:
+                raise RecxError(f"{spec.flag} {getattr(self, name)!r}: expected one of {', '.join(spec.choices)}")
         if not 0.0 < self.mlm_ratio < 1.0:
             raise RecxError("--mlm-ratio must be in (0, 1)")
         for name in ("epochs", "batch_size", "item_tokens", "max_len"):
@@ -84,6 +91,12 @@ class PretrainConfig:
                 raise RecxError(f"--{name.replace('_', '-')} must be >= 1")
         if self.user_tokens < self.item_tokens + 3:
             raise RecxError(f"--user-tokens {self.user_tokens} must hold one item (--item-tokens {self.item_tokens} + 3)")
+
+    def loop_settings(self) -> LoopSettings:
+        """New parameters train at --head-lr, the backbone (pretrained) at --lr."""
+        return LoopSettings(epochs=self.epochs, lr=self.head_lr, weight_decay=self.weight_decay, pretrained_lr=self.lr,
+                            pretrained_weight_decay=self.weight_decay, seed=self.seed, schedule=self.schedule, warmup_steps=self.warmup_steps,
+                            grad_clip=self.grad_clip, precision=self.precision, steps_per_epoch=self.steps_per_epoch, lr_hint="--lr / --head-lr")
 
 
 @dataclass
@@ -156,7 +169,8 @@ class Pretrainer(nn.Module):
         super().__init__()
         self.lm, self.mlm_head, self.ce, self.cfg = lm, head, ce, cfg
 
-    def step(self, batch: Batch, generator: torch.Generator, amp_dtype: torch.dtype | None) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, batch: Batch, generator: torch.Generator, amp_dtype: torch.dtype | None) -> tuple[torch.Tensor, dict[str, float]]:
+        """batch inputs / targets [B, L] -> (the weighted loss, its parts as floats)."""
         lm, cfg = self.lm, self.cfg
         device = lm.item_position.weight.device
         batch = lm.training_batch(batch, generator)
@@ -186,8 +200,50 @@ class Pretrainer(nn.Module):
         return loss, parts
 
 
-def _rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+class PretrainTask(Task):
+    """Reo-LM pre-training in the shared loop: one next-item target per row, plus the masked
+    tokens and alignment terms of :class:`Pretrainer`."""
+
+    def __init__(self, model: Pretrainer, batches: SequenceBatches, cfg: PretrainConfig, config: dict[str, Any], out: Path, device: torch.device):
+        self.model = self.module = model
+        self.batches_, self.cfg, self.config, self.out, self.device = batches, cfg, config, out, device
+        self.generator = torch.Generator().manual_seed(cfg.seed + 1)
+
+    def batches(self, epoch: int):
+        return self.batches_.epoch(epoch)
+
+    def num_batches(self) -> int:
+        return self.batches_.num_batches()
+
+    def step(self, module: nn.Module, batch: Batch, amp_dtype: torch.dtype | None) -> StepOutput:
+        loss, parts = module(Batch(batch.inputs.to(self.device), batch.targets.to(self.device), batch.rows), self.generator, amp_dtype)
+        return StepOutput(loss, int(batch.inputs.shape[0]), parts)
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        return list(self.model.lm.backbone.parameters())
+
+    def epoch_stats(self, seconds: float) -> dict[str, float]:
+        return self.model.lm.epoch_stats(seconds)
+
+    def rank_state(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_rank_state(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+    def on_epoch_end(self, epoch: int, row: dict[str, Any], improved: bool) -> None:
+        lm = self.model.lm
+        torch_save({**lm.state_dict(), **{f"mlm_head.{k}": v for k, v in self.model.mlm_head.state_dict().items()}}, self.out / WEIGHTS)
+        atomic_write_text(self.out / CONFIG, json.dumps({**self.config, "epochs_done": epoch + 1}, indent=2, sort_keys=True) + "\n")
+
+
+def read_history(out: Path) -> list[dict[str, Any]]:
+    path = out / METRICS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def write_history(out: Path, rows: list[dict[str, Any]]) -> None:
+    atomic_write_text(out / METRICS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
 def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progress: bool = True, max_epochs_this_call: int | None = None) -> Path:
@@ -196,10 +252,9 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     out = Path(out)
     if (out / CONFIG).is_file() and not resume:
         raise RecxError(f"{out}: a pretrain checkpoint exists; continue it with --resume or choose another --out")
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed % 2**32)
-    device = resolve_device(cfg.device)
-    amp_dtype = autocast_dtype(cfg.amp, device)
+    seed_everything(cfg.seed)
+    ctx = join(cfg.device)
+    device = ctx.device
     folder = locate_backbone(cfg.lm)
     tokenizer = load_tokenizer(folder)
     tok_hash = tokenizer_hash(tokenizer)
@@ -216,71 +271,20 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     model = Pretrainer(lm, head, ce, cfg).to(device)
     config = checkpoint_config(cfg, backbone, folder, tok_hash, domains, lm.has_image)
     config["mlm_head"] = "backbone" if head_from_backbone else "tied, fresh"
-
-    backbone_ids = {id(p) for p in backbone.parameters()}
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            groups.setdefault((id(p) in backbone_ids, p.dim() < 2), []).append(p)
-    optimizer = torch.optim.AdamW(
-        [{"params": ps, "lr": cfg.lr if is_bb else cfg.head_lr, "weight_decay": 0.0 if no_decay else cfg.weight_decay} for (is_bb, no_decay), ps in sorted(groups.items())]
-    )
-    batches = SequenceBatches(domains.train_sequences, cfg.max_len, cfg.batch_size, cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed + 1)
-    start, history = 0, []
     if resume:
         saved = read_config(out)
         if [d["fingerprint"] for d in saved["domains"]] != [ds.fingerprint for ds in domains.datasets]:
             raise RecxError(f"{out / CONFIG}: pretrained on other domains (fingerprints differ from --domains)")
         if saved.get("tokenizer_hash") != tok_hash or saved["backbone"]["signature"] != config["backbone"]["signature"]:
             raise RecxError(f"{out / CONFIG}: another backbone or tokenizer than --lm {cfg.lm!r}")
-        if (out / STATE).is_file():
-            state = torch.load(out / STATE, map_location="cpu", weights_only=False)
-            model.lm.load_state_dict(state["lm"])
-            model.mlm_head.load_state_dict(state["mlm_head"])
-            optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["rng"]["torch"])
-            np.random.set_state(state["rng"]["numpy"])
-            generator.set_state(state["generator"])
-            start = state["epoch"] + 1
-            history = [json.loads(l) for l in (out / METRICS).read_text().splitlines() if l.strip()][:start]
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / CONFIG, json.dumps({**config, "epochs_done": start}, indent=2, sort_keys=True) + "\n")
-
-    steps = batches.num_batches() if cfg.steps_per_epoch <= 0 else min(cfg.steps_per_epoch, batches.num_batches())
-    done = 0
-    for epoch in range(start, cfg.epochs):
-        if max_epochs_this_call is not None and done >= max_epochs_this_call:
-            break
-        model.train()
-        lm.tokens_seen = 0
-        t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        n = 0
-        for step, batch in enumerate(batches.epoch(epoch)):
-            if step >= steps:
-                break
-            loss, parts = model.step(Batch(batch.inputs.to(device), batch.targets.to(device), batch.rows), generator, amp_dtype)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            n += 1
-            for k, v in {"loss": loss.item(), **parts}.items():
-                sums[k] = sums.get(k, 0.0) + v
-            if progress and step % 20 == 0:
-                print(f"epoch {epoch} step {step}/{steps} loss {loss.item():.4f}", flush=True)
-        seconds = time.perf_counter() - t0
-        row = {"epoch": epoch, "steps": n, "seconds": seconds, **{k: v / max(n, 1) for k, v in sums.items()}, **lm.epoch_stats(seconds)}
-        history.append(row)
-        weights = {**lm.state_dict(), **{f"mlm_head.{k}": v for k, v in model.mlm_head.state_dict().items()}}
-        torch_save(weights, out / WEIGHTS)
-        torch_save({"lm": lm.state_dict(), "mlm_head": model.mlm_head.state_dict(), "optimizer": optimizer.state_dict(),
-                     "rng": _rng_state(), "generator": generator.get_state(), "epoch": epoch}, out / STATE)
-        atomic_write_text(out / METRICS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
-        atomic_write_text(out / CONFIG, json.dumps({**config, "epochs_done": epoch + 1}, indent=2, sort_keys=True) + "\n")
-        if progress:
-            print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"), flush=True)
-        done += 1
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        epochs_done = len(read_history(out)) if resume else 0
+        atomic_write_text(out / CONFIG, json.dumps({**config, "epochs_done": epochs_done}, indent=2, sort_keys=True) + "\n")
+    ctx.barrier()
+    batches = SequenceBatches(domains.train_sequences, cfg.max_len, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
+    task = PretrainTask(model, batches, cfg, config, out, device)
+    run_epochs(task, cfg.loop_settings(), out, ctx, state_file=STATE, resume=resume, progress=progress,
+               write_history=lambda rows: write_history(out, rows), read_history=lambda: read_history(out),
+               max_epochs_this_call=max_epochs_this_call)
     return out

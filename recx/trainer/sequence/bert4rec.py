@@ -7,11 +7,16 @@ predicts the next item.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from recx.trainer.data import Batch
 from recx.trainer.sequence.transformer import TransformerBlock, init_weights
+
+if TYPE_CHECKING:
+    from recx.trainer.config import ModelConfig
 
 
 class BERT4Rec(nn.Module):
@@ -29,6 +34,10 @@ class BERT4Rec(nn.Module):
         self.mask_ratio = mask_ratio
         init_weights(self)
         nn.init.normal_(self.mask_vector, std=0.02)
+
+    @classmethod
+    def from_config(cls, m: "ModelConfig") -> "BERT4Rec":
+        return cls(m.hidden, m.layers, m.heads, m.dropout, m.max_len, m.mask_ratio)
 
     def forward(self, item_vectors: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         L = item_vectors.shape[1]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from recx.trainer.sequence.transformer import init_weights
+
+if TYPE_CHECKING:
+    from recx.trainer.config import ModelConfig
 
 
 def _left_to_right_index(lengths: torch.Tensor, L: int) -> torch.Tensor:
@@ -24,6 +29,7 @@ class GRU4Rec(nn.Module):
     """
 
     causal = True
+    mask_vector = None  # causal: no masked positions
 
     def __init__(self, dim: int, layers: int = 1, dropout: float = 0.3):
         super().__init__()
@@ -36,6 +42,10 @@ class GRU4Rec(nn.Module):
         init_weights(self)
         for name, p in self.gru.named_parameters():
             nn.init.xavier_uniform_(p) if p.dim() == 2 else nn.init.zeros_(p)
+
+    @classmethod
+    def from_config(cls, m: "ModelConfig") -> "GRU4Rec":
+        return cls(m.hidden, m.layers, m.dropout)
 
     def forward(self, item_vectors: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         B, L, D = item_vectors.shape

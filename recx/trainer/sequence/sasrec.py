@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from recx.trainer.sequence.transformer import TransformerBlock, init_weights
+
+if TYPE_CHECKING:
+    from recx.trainer.config import ModelConfig
 
 
 def causal_allowed(padding: torch.Tensor) -> torch.Tensor:
@@ -30,6 +35,7 @@ class SASRec(nn.Module):
     """
 
     causal = True
+    mask_vector = None  # causal: no masked positions
 
     def __init__(self, dim: int, layers: int = 2, heads: int = 2, dropout: float = 0.5, max_len: int = 50):
         super().__init__()
@@ -38,6 +44,10 @@ class SASRec(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(TransformerBlock(dim, heads, dropout) for _ in range(layers))
         init_weights(self)
+
+    @classmethod
+    def from_config(cls, m: "ModelConfig") -> "SASRec":
+        return cls(m.hidden, m.layers, m.heads, m.dropout, m.max_len)
 
     def forward(self, item_vectors: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         L = item_vectors.shape[1]

@@ -17,19 +17,19 @@ def test_pretrain_train_eval_commands(synth_dir, lm_dir, tmp_path, monkeypatch):
     runner = CliRunner()
     small = ["--lm", str(lm_dir), "--item-tokens", "16", "--user-tokens", "64", "--max-len", "4"]
     r = runner.invoke(app, ["pretrain", "--domains", str(synth_dir), str(other), "--out", "ckpt", "--epochs", "1", "--steps-per-epoch", "2",
-                            "--batch-size", "8", "--amp", "off", "--quiet", *small])
+                            "--batch-size", "8", "--precision", "fp32", "--quiet", *small])
     assert r.exit_code == 0, r.output
     saved = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert [d["items"] for d in saved["domains"]] == [60, 40]
     r = runner.invoke(app, ["train", "--dataset", str(synth_dir), "--model", "reo-lm", "--init", "ckpt", "--epochs", "1", "--temperature", "0.05",
-                            "--batch-size", "64", "--amp", "off", "--name", "ft", "--quiet", *small])
+                            "--batch-size", "64", "--precision", "fp32", "--name", "ft", "--quiet", *small])
     assert r.exit_code == 0, r.output
     from recx.data.dataset import SequenceDataset
     from tiny_models import write_random_image_store
 
     store = write_random_image_store(SequenceDataset(synth_dir), tmp_path / "img.h5")
     r = runner.invoke(app, ["train", "--dataset", str(synth_dir), "--model", "reo-lm", "--store", f"image={store}", "--store", "text=x.h5",
-                            "--epochs", "1", "--temperature", "0.05", "--batch-size", "64", "--amp", "off", "--name", "img", "--quiet", *small])
+                            "--epochs", "1", "--temperature", "0.05", "--batch-size", "64", "--precision", "fp32", "--name", "img", "--quiet", *small])
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "runs" / "img" / "config.json").read_text())["stores"] == {"image": str(store)}
     r = runner.invoke(app, ["eval", "--run", "runs/ft", "--k", "10", "--bootstrap", "0", "--no-baselines"])

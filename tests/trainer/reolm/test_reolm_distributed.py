@@ -19,7 +19,7 @@ def make_step(synth_dir: str, lm_dir: str, gather=None):
 
     torch.manual_seed(0)
     ds = SequenceDataset(synth_dir)
-    cfg = TrainConfig(dataset=synth_dir, model="reo-lm", lm=lm_dir, max_len=6, item_tokens=16, user_tokens=64, temperature=0.05)
+    cfg = TrainConfig.from_options(dataset=synth_dir, model="reo-lm", lm=lm_dir, max_len=6, item_tokens=16, user_tokens=64, temperature=0.05)
     model = build_reolm(cfg, ds).eval()  # no dropout: both sides compute the same function
     return TrainStep(model, DebiasedCrossEntropy(torch.from_numpy(ds.item_popularity()), temperature=0.05, gather=gather))
 

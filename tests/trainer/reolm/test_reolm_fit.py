@@ -18,9 +18,9 @@ from recx.trainer.reolm.tokens import NoItemTextError
 
 def config(synth_dir, lm_dir, tmp_path, **kw) -> TrainConfig:
     base = dict(dataset=str(synth_dir), model="reo-lm", lm=str(lm_dir), max_len=8, item_tokens=24, user_tokens=96, temperature=0.05,
-                epochs=3, batch_size=32, lr=1e-3, encoder_lr=1e-3, runs_dir=str(tmp_path / "runs"), amp="off")
+                epochs=3, batch_size=32, lr=1e-3, encoder_lr=1e-3, runs_dir=str(tmp_path / "runs"), precision="fp32")
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig.from_options(**base)
 
 
 def test_end_to_end_beats_popularity_and_evaluates_through_export(synth_dir, lm_dir, tmp_path):
@@ -80,7 +80,7 @@ def test_warm_start_into_a_longer_packing_keeps_the_item_positions_it_has(synth_
 
 
 def pre_cfg(synth_dir, lm_dir, **kw) -> PretrainConfig:
-    base = dict(domains=[str(synth_dir)], lm=str(lm_dir), item_tokens=24, user_tokens=96, max_len=8, epochs=2, steps_per_epoch=3, batch_size=16, lr=1e-3, amp="off")
+    base = dict(domains=[str(synth_dir)], lm=str(lm_dir), item_tokens=24, user_tokens=96, max_len=8, epochs=2, steps_per_epoch=3, batch_size=16, lr=1e-3, precision="fp32")
     base.update(kw)
     return PretrainConfig(**base)
 

@@ -20,8 +20,8 @@ pytest.importorskip("peft")
 
 def config(synth_dir, lm_dir, tmp_path, **kw) -> TrainConfig:
     base = dict(dataset=str(synth_dir), model="reo-lm", lm=str(lm_dir), max_len=8, item_tokens=24, user_tokens=96, temperature=0.05, epochs=1,
-                batch_size=32, lr=1e-3, encoder_lr=1e-3, runs_dir=str(tmp_path / "runs"), amp="off", reo_tuning="lora", lora_rank=4)
-    return TrainConfig(**{**base, **kw})
+                batch_size=32, lr=1e-3, encoder_lr=1e-3, runs_dir=str(tmp_path / "runs"), precision="fp32", reo_tuning="lora", lora_rank=4)
+    return TrainConfig.from_options(**{**base, **kw})
 
 
 def test_lora_starts_at_the_backbone_and_trains_only_adapters(synth_dir, lm_dir, tmp_path):
@@ -47,7 +47,7 @@ def test_lora_starts_at_the_backbone_and_trains_only_adapters(synth_dir, lm_dir,
 
 def test_lora_fine_tunes_a_pretrained_checkpoint(synth_dir, lm_dir, tmp_path):
     ckpt = pretrain(PretrainConfig(domains=[str(synth_dir)], lm=str(lm_dir), item_tokens=24, user_tokens=96, max_len=8, epochs=1,
-                                   steps_per_epoch=2, batch_size=16, lr=1e-3, amp="off"), tmp_path / "ckpt", progress=False)
+                                   steps_per_epoch=2, batch_size=16, lr=1e-3, precision="fp32"), tmp_path / "ckpt", progress=False)
     pretrained = torch.load(ckpt / "model.pt", weights_only=True)
     model = build_reolm(config(synth_dir, lm_dir, tmp_path, init=str(ckpt)), SequenceDataset(synth_dir))
     # the adapters wrap the pretrained weights, not the hub's: query -> query.base_layer

@@ -15,7 +15,7 @@ from recx.trainer.reolm.build import build_reolm
 def config(synth_dir, lm_dir, **kw) -> TrainConfig:
     base = dict(dataset=str(synth_dir), model="reo-lm", lm=str(lm_dir), max_len=10, item_tokens=24, user_tokens=128, temperature=0.05)
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig.from_options(**base)
 
 
 def test_item_and_user_towers_share_weights(synth_dir, lm_dir):
@@ -111,13 +111,13 @@ def test_topk_tuning_freezes_the_lower_blocks(synth_dir, lm_dir):
 
 def test_reolm_options_are_checked():
     with pytest.raises(ConfigError, match="debiased_ce"):
-        TrainConfig(model="reo-lm", loss="bce").validate()
+        TrainConfig.from_options(model="reo-lm", loss="bce").validate()
     with pytest.raises(ConfigError, match="--reo-tuning 'prefix'"):
-        TrainConfig(model="reo-lm", reo_tuning="prefix").validate()
+        TrainConfig.from_options(model="reo-lm", reo_tuning="prefix").validate()
     with pytest.raises(ConfigError, match="--lora-rank 0"):
-        TrainConfig(model="reo-lm", reo_tuning="lora", lora_rank=0).validate()
+        TrainConfig.from_options(model="reo-lm", reo_tuning="lora", lora_rank=0).validate()
     with pytest.raises(ConfigError, match="--reo-image store needs"):
-        TrainConfig(model="reo-lm", reo_image="store").validate()
+        TrainConfig.from_options(model="reo-lm", reo_image="store").validate()
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(synth_dir, lm_dir):

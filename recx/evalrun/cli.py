@@ -1,6 +1,6 @@
 """`recx eval`: rank the full catalog for one or more runs, print the table, write results.json.
 
-The command only resolves run folders and options; ``recx.evaluate.compare.evaluate_models``
+The command only resolves run folders and options; ``recx.evalrun.compare.evaluate_models``
 does the work on already-loaded embeddings, so it can be driven (and tested) from arrays.
 Heavy imports live inside the functions so `recx --help` stays fast.
 """
@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence
 import typer
 
 from recx.errors import user_errors
+from recx.options import dataset_option, device_option, quiet_option, run_option, seed_option
 
 
 def _resolve_runs(runs: Sequence[Path] | None, compare: Sequence[Path] | None) -> tuple[list[Path], Any]:
@@ -49,7 +50,8 @@ def capped_ks(ks: Sequence[int], num_items: int) -> tuple[int, ...]:
 
 @user_errors
 def eval_command(
-    run: Optional[list[Path]] = typer.Option(None, "--run", help="Run folder to evaluate (repeatable). Default: the workspace's latest run."),
+    run: Optional[list[Path]] = run_option("Run folder to evaluate (repeatable). Default: the workspace's latest run."),
+    dataset: Optional[Path] = dataset_option("Dataset folder to evaluate on instead of the one each run recorded (the same data, e.g. a moved copy: a run refuses a changed dataset)."),
     split: str = typer.Option("test", "--split", help="valid or test."),
     k: Optional[list[int]] = typer.Option(None, "--k", help="Cut-off K (repeatable). Default: recx.toml [eval] k, else 10."),
     exclude_history: bool = typer.Option(False, "--exclude-history", help="Remove each user's own past items from the ranking."),
@@ -60,19 +62,20 @@ def eval_command(
     hnsw_m: int = typer.Option(32, "--hnsw-m", help="HNSW graph degree M."),
     ef_construction: int = typer.Option(200, "--ef-construction", help="HNSW efConstruction."),
     ef_search: int = typer.Option(128, "--ef-search", help="HNSW efSearch."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (GPU FAISS and matmul when available)."),
+    device: str = device_option(),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for 95% CIs (0: none)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and permutation resampling."),
+    seed: int = seed_option(what="the bootstrap and permutation resampling"),
     per_user: Optional[Path] = typer.Option(None, "--per-user", help="Write per-user ranks and metrics to this CSV."),
     compare: Optional[tuple[Path, Path]] = typer.Option(None, "--compare", help="RUN_A RUN_B: paired test of B against A."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a metric-vs-K chart (PNG)."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Add the random and popularity rows."),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Rank the full catalog for the latest run (or --run DIRS), print the metrics table and
-    write results.json into each run folder."""
-    from recx.evaluate.compare import EvalOptions, ModelInput, evaluate_models
+    write results.json into each run folder. --device runs the user tower and the ranking there."""
+    from recx.evalrun.compare import EvalOptions, ModelInput, evaluate_models
+    from recx.evalrun.runs import load_embeddings, run_name
     from recx.evaluate.protocol import EvalError
-    from recx.evaluate.results import load_run, run_name
 
     if split not in ("valid", "test"):
         raise EvalError(f"--split must be valid or test; got {split!r}")
@@ -87,7 +90,7 @@ def eval_command(
         params = {"hnsw_m": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search}
     elif index != "flat":
         raise EvalError(f"--index must be flat, ivf or hnsw; got {index!r}")
-    embs = [load_run(d, split) for d in run_dirs]
+    embs = [load_embeddings(d, split, dataset, device) for d in run_dirs]
     ks = capped_ks([int(x) for x in k], min(e.item_table.shape[0] - 1 for e in embs))
     opts = EvalOptions(split, ks, exclude_history, ties, index, params, device, bootstrap, seed, baselines)
     names = [run_name(d, getattr(e, "config", None)) for d, e in zip(run_dirs, embs)]
@@ -96,4 +99,4 @@ def eval_command(
     if len(set(names)) < len(names):
         names = [f"{d.resolve().parent.name}/{d.resolve().name}" for d in run_dirs]
     models = [ModelInput(n, e, d) for n, e, d in zip(names, embs, run_dirs)]
-    evaluate_models(models, opts, compare=compare_runs is not None, per_user=per_user, plot=plot)
+    evaluate_models(models, opts, compare=compare_runs is not None, per_user=per_user, plot=plot, quiet=quiet)

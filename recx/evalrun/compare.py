@@ -1,7 +1,8 @@
 """Evaluate several models on the same users and print one table (baselines first), with
 bootstrap intervals and, on request, a paired comparison, per-user CSV and metric-vs-K plot.
 
-Works on already-exported embeddings, so it serves `recx eval`, `recx quickstart` and tests.
+Works on already-exported embeddings, so it serves `recx eval`, `recx quickstart` and tests;
+the metrics, records and tables themselves come from the pure ``recx.evaluate`` library.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from rich.console import Console
 
 from recx.evaluate import report
 from recx.evaluate.protocol import EvalError, EvalResult, evaluate_arrays, popularity_result, random_result, recent_popularity_result
-from recx.evaluate.results import result_record, write_per_user_csv, write_results
+from recx.evaluate.results import RESULTS_FILE, result_record, write_per_user_csv, write_results
 from recx.evaluate.stats import bootstrap_ci, paired_test
+from recx.options import DEFAULT_SEED
 
 
 @dataclass
@@ -31,7 +33,7 @@ class EvalOptions:
     index_params: dict[str, int] = field(default_factory=dict)
     device: str = "auto"
     n_boot: int = 1000
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     baselines: bool = True
 
 
@@ -53,9 +55,11 @@ def evaluate_models(
     compare: bool = False,
     per_user: Path | None = None,
     plot: Path | None = None,
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Evaluate every model, print one table (seed-paper layout, baselines first) and, with
-    ``compare``, the paired test of the second model against the first.
+    ``compare``, the paired test of the second model against the first.  ``quiet``: the tables
+    only, no "wrote FILE" lines.
 
     Returns ``{"records": {name: results.json record}, "results": {name: EvalResult},
     "paired": {...} | None}``.
@@ -92,7 +96,8 @@ def evaluate_models(
         if m.run_dir is not None:
             replaced = write_results(m.run_dir, rec)
             note = " (replaced the earlier evaluation with the same settings)" if replaced else ""
-            console.print(f"wrote {Path(m.run_dir) / 'results.json'}{note}")
+            if not quiet:
+                console.print(f"wrote {Path(m.run_dir) / RESULTS_FILE}{note}")
     for name, res in results.items():
         if opts.n_boot and name != "Random":  # the random row is an expectation, not a sample
             cis[name] = records[name]["ci95"] if name in records else bootstrap_ci(res.per_user, opts.n_boot, 0.95, opts.seed)
@@ -118,8 +123,10 @@ def evaluate_models(
     if per_user is not None:
         user_ids = getattr(dataset, "user_ids", None) if dataset is not None and len(getattr(dataset, "user_ids", [])) == len(targets) else None
         write_per_user_csv(per_user, [(n, r) for n, r in results.items()], targets, user_ids)
-        console.print(f"wrote {per_user}")
+        if not quiet:
+            console.print(f"wrote {per_user}")
     if plot is not None:
         report.plot_metrics_vs_k(plot, [(n, r.ranks) for n, r in results.items() if n != "Random"], sorted(set(report.DEFAULT_PLOT_KS) | set(opts.ks)), title=title.split(";")[0])
-        console.print(f"wrote {plot}")
+        if not quiet:
+            console.print(f"wrote {plot}")
     return {"records": records, "results": results, "paired": paired}
