@@ -206,7 +206,7 @@ def recx_eval_timing(data_dir: Path, repeats: int, threads: int) -> dict:
             for how in ("bucketed",):
                 t0 = time.perf_counter()
                 with torch.inference_mode():
-                    uv = model.user_vectors(histories, cfg.max_len, batch_size=1024).numpy()  # what recx.inference.export_embeddings does
+                    uv = model.user_vectors(histories, cfg.model.max_len, batch_size=1024).numpy()  # what recx.inference.export_embeddings does
                     table = model.item_table().detach().numpy()
                 t1 = time.perf_counter()
                 res = evaluate_arrays(uv, table, targets, histories, ks=(10,), device="cpu")

@@ -86,7 +86,7 @@ def budgeted_fit(cfg, run_dir: Path, budget_s: float) -> dict:
         spent = time.perf_counter() - t0
         if rows and time.perf_counter() - t0 + per_epoch > budget_s:
             break
-        if rows and len(rows) >= cfg.epochs:
+        if rows and len(rows) >= cfg.optim.epochs:
             stopped_by = "epochs"
             break
         e0 = time.perf_counter()

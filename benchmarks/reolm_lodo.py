@@ -69,7 +69,7 @@ def fit_epochs(cfg, run_dir: Path, epochs: int) -> None:
 
     done = len(read_metrics(run_dir)) if (run_dir / "metrics.jsonl").is_file() else 0
     if done < epochs:
-        cfg.epochs = epochs
+        cfg.optim.epochs = epochs
         fit(cfg, run_dir=run_dir, resume=(run_dir / "last.pt").is_file(), progress=False)
 
 

@@ -239,7 +239,7 @@ def run_trial(row: Row, setting: dict[str, Any], ws: Path, args: argparse.Namesp
     cmd = train_command(row, setting, *budget_of(row, args), ws)
     epochs, patience = budget_of(row, args)
     # a resumed trial gets the current budget: one cut by the epoch cap continues, an early-stopped one stays stopped
-    resume = recx("train", "--resume", str(run_dir), "--epochs", str(epochs), "--patience", str(patience), "--quiet")
+    resume = recx("train", "--resume", "--run", str(run_dir), "--epochs", str(epochs), "--patience", str(patience), "--quiet")
     todo = resume if (run_dir / "config.json").is_file() else cmd
     wall = call(todo, ws, args.threads, ws / "study.log")
     history = read_metrics(run_dir)

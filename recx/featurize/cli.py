@@ -10,7 +10,7 @@ import typer
 
 from recx.artifacts import disk_faults
 from recx.errors import RecxError, user_errors
-from recx.options import check_precision, dataset_option, device_option, force_option, out_option, precision_option, quiet_option
+from recx.options import PRECISIONS, dataset_option, device_option, force_option, out_option, precision_option, quiet_option
 
 STORE_DTYPES = ("float16", "float32")
 
@@ -65,7 +65,8 @@ def featurize_command(
     from recx.featurize.registry import REGISTRY, store_name
     from recx.featurize.runner import COMPUTE_DTYPES, broken_list_path, precision_name, run
 
-    check_precision(precision)
+    if precision not in PRECISIONS:
+        raise RecxError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if store_dtype not in STORE_DTYPES:
         raise RecxError(f"--store-dtype {store_dtype!r}: expected float16 or float32")
 

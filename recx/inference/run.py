@@ -73,26 +73,13 @@ def load_trained_run(run_dir: str | Path, checkpoint: str = BEST, dataset: str |
     """A trained run (``config.json`` + ``checkpoint``) with its model as the user encoder."""
     from recx.trainer.loop import load_trained
 
-    model, cfg, data = load_trained(run_dir, checkpoint)
-    if dataset is not None:
-        data = same_dataset(run_dir, data, dataset)
+    model, cfg, data = load_trained(run_dir, checkpoint, dataset_dir=dataset)  # the run's fingerprint check refuses other data
     if device is not None:
         from recx.device import resolve_device
 
         model = model.to(resolve_device(device))
     config = {**cfg.options(), "name": cfg.run.name or Path(run_dir).name}  # flat option names: model, item_tower, loss, ...
-    if dataset is not None:
-        config["dataset"] = str(data.path)
     return LoadedRun(Path(run_dir), ModelUserEncoder(model, cfg.model.max_len, cfg.optim.eval_batch_size), data, config, checkpoint)
-
-
-def same_dataset(run_dir: str | Path, trained_on: SequenceDataset, folder: str | Path) -> SequenceDataset:
-    """The dataset in ``folder``, refused unless it holds the data ``run_dir`` was trained on."""
-    data = folder if isinstance(folder, SequenceDataset) else SequenceDataset(folder)
-    if data.fingerprint != trained_on.fingerprint:
-        raise RunError(f"--dataset {data.path}: not the data {run_dir} was trained on (fingerprint {data.fingerprint[:12]}, "
-                       f"the run's {trained_on.fingerprint[:12]}); evaluate or serve a run on its own dataset")
-    return data
 
 
 def export_embeddings(run_dir: str | Path, split: str = "test", checkpoint: str = BEST, dataset: str | Path | None = None,

@@ -90,7 +90,7 @@ def test_bad_input_is_named(runs, tmp_path):
         build_ensemble([runs["sasrec"]], out, EnsembleOptions(method="stacking"))
     build_ensemble([runs["sasrec"], runs["gru4rec"]], out, EnsembleOptions(method="equal"))
     before = (out / "ensemble.json").read_text()
-    with pytest.raises(EnsembleError, match="exists; pass --overwrite"):
+    with pytest.raises(EnsembleError, match="exists; pass --force"):
         build_ensemble([runs["sasrec"]], out)
     assert (out / "ensemble.json").read_text() == before  # a finished ensemble is never replaced silently
     with pytest.raises(EnsembleError, match="itself an ensemble"):
@@ -126,7 +126,39 @@ def test_cli_builds_evaluates_and_serves_an_ensemble(runs, tmp_path):
     r = CliRunner().invoke(app, ["export", "--run", str(out), "--out", str(tmp_path / "exp")])
     assert r.exit_code != 0 and "no single scriptable user encoder" in r.output
     r = CliRunner().invoke(app, ["ensemble", str(runs["sasrec"]), "--out", str(out)])
-    assert r.exit_code != 0 and "--overwrite" in r.output
+    assert r.exit_code != 0 and "--force" in r.output
+
+
+def test_cli_takes_runs_as_run_options_and_quiet_prints_one_line(runs, tmp_path):
+    out = tmp_path / "ens"
+    r = CliRunner().invoke(app, ["ensemble", "--run", str(runs["sasrec"]), "--run", str(runs["gru4rec"]), "-o", str(out),
+                                 "--select", "equal", "--device", "cpu", "-q"])
+    assert r.exit_code == 0, r.output
+    assert r.output.strip().splitlines() == [f"ensemble valid ndcg@10: {json.loads((out / 'ensemble.json').read_text())['selection']['value']:.4f}; "
+                                             f"wrote {out / 'ensemble.json'}"]
+    assert [m["name"] for m in json.loads((out / "ensemble.json").read_text())["members"]] == ["sasrec", "gru4rec"]
+    r = CliRunner().invoke(app, ["ensemble", "-o", str(tmp_path / "none")])
+    assert r.exit_code == 1 and "name the member runs" in r.output
+
+
+def test_force_replaces_only_the_ensemble_json(runs, tmp_path):
+    from recx.options import DEFAULT_SEED
+
+    out = tmp_path / "ens"
+    first = build_ensemble([runs["sasrec"], runs["gru4rec"]], out, EnsembleOptions(method="equal"))
+    assert first["selection"]["sample_seed"] == DEFAULT_SEED
+    (out / "notes.txt").write_text("mine")
+    r = CliRunner().invoke(app, ["ensemble", str(runs["sasrec"]), "-o", str(out), "--select", "equal", "--force", "-q"])
+    assert r.exit_code == 0, r.output
+    assert [m["name"] for m in json.loads((out / "ensemble.json").read_text())["members"]] == ["sasrec"]
+    assert (out / "notes.txt").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["ensemble.json", "notes.txt"]
+    # a trained run's folder is never an ensemble's, --force or not
+    member = runs["sasrec"]
+    before = {p.name: p.read_bytes() for p in member.iterdir() if p.is_file()}
+    for force in ([], ["--force"]):
+        r = CliRunner().invoke(app, ["ensemble", str(runs["gru4rec"]), "-o", str(member), *force])
+        assert r.exit_code == 1 and "a trained run's folder" in r.output
+    assert {p.name: p.read_bytes() for p in member.iterdir() if p.is_file()} == before
 
 
 def test_selection_under_history_exclusion_matches_eval_with_exclusion(runs, tmp_path):

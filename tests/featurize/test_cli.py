@@ -13,7 +13,7 @@ def test_featurize_in_workspace_records_store_and_check(tiny_bert, dataset_facto
     Workspace.init(tmp_path, ds.path)
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    res = runner.invoke(app, ["featurize", "--model", str(tiny_bert), "--quiet", "--dtype", "float32"])
+    res = runner.invoke(app, ["featurize", "--model", str(tiny_bert), "--quiet", "--store-dtype", "float32"])
     assert res.exit_code == 0, res.output
     path = tmp_path / "stores" / f"{tiny_bert.name}.h5"
     assert open_store(path).attrs["dtype"] == "float32"
@@ -30,6 +30,53 @@ def test_featurize_in_workspace_records_store_and_check(tiny_bert, dataset_facto
         del f["present"]
     res = runner.invoke(app, ["featurize", "--check", str(path)])
     assert res.exit_code == 1 and "not a recx store (no 'present' dataset)" in res.output
+
+
+def test_precision_store_dtype_and_max_tokens(tiny_bert, dataset_factory, texts_factory, tmp_path):
+    ds = dataset_factory(texts_factory(10))
+    runner = CliRunner()
+    base = ["featurize", "--model", str(tiny_bert), "--dataset", str(ds.path), "-q"]
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "a.h5"), "--precision", "fp32", "--store-dtype", "float32", "--max-tokens", "6"])
+    assert res.exit_code == 0, res.output
+    attrs = open_store(tmp_path / "a.h5").attrs
+    assert (attrs["compute_dtype"], attrs["dtype"], attrs["max_length"]) == ("float32", "float32", 6)  # the store keeps torch's names
+    assert "precision fp32" in res.output and len(res.output.strip().splitlines()) == 1  # redirected: one line per store
+    for bad in (["--precision", "float32"], ["--precision", "amp"]):
+        res = runner.invoke(app, [*base, "-o", str(tmp_path / "b.h5"), *bad])
+        assert res.exit_code == 1 and "expected one of auto, fp32, bf16, fp16" in res.output
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "b.h5"), "--store-dtype", "bfloat16"])
+    assert res.exit_code == 1 and "--store-dtype 'bfloat16'" in res.output
+    assert not (tmp_path / "b.h5").exists()
+
+
+def test_precision_names_map_to_the_compute_dtypes():
+    from recx.featurize.runner import compute_dtype_of, precision_name
+    from recx.options import PRECISIONS
+
+    assert [compute_dtype_of(p) for p in PRECISIONS] == ["auto", "float32", "bfloat16", "float16"]
+    assert [precision_name(compute_dtype_of(p)) for p in PRECISIONS] == list(PRECISIONS)
+    assert compute_dtype_of("bfloat16") == "bfloat16"  # the Python API keeps the dtype names too
+    import pytest
+
+    from recx.errors import RecxError
+
+    with pytest.raises(RecxError, match="expected one of auto, fp32, bf16, fp16"):
+        compute_dtype_of("float64")
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    import sys
+
+    from recx.featurize.runner import _progress
+    from recx.options import show_progress
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert not show_progress() and _progress(5, "x", True).disable
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert show_progress() and not show_progress(quiet=True)
+    bar = _progress(5, "x", True)
+    assert not bar.disable and _progress(5, "x", False).disable  # --quiet: none even on a terminal
+    bar.close()
 
 
 def test_models_lists_every_entry():

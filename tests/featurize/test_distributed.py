@@ -21,7 +21,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_equal_single_process(tiny_bert, dataset_factory, texts_factory, tmp_path):
     ds = dataset_factory(texts_factory(37, seed=7))
-    common = ["--batch-size", "3", "--chunk-rows", "10", "--quiet", "--compute-dtype", "float32"]
+    common = ["--batch-size", "3", "--chunk-rows", "10", "--quiet", "--precision", "fp32"]
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", RECX_DEBUG="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), "-m", "recx.cli", "featurize", "--model", str(tiny_bert),

@@ -70,7 +70,7 @@ def test_export_force_never_replaces_a_folder_recx_did_not_write(ws):
 
 def test_quickstart_force_never_empties_a_folder_it_did_not_make(ws):
     before = snapshot(ws)
-    error_line(invoke(["quickstart", "--dir", ".", "--force", "--items", "50", "--users", "20", "--epochs", "1"]), ws)
+    error_line(invoke(["quickstart", "--out", ".", "--force", "--items", "50", "--users", "20", "--epochs", "1"]), ws)
     assert snapshot(ws) == before
 
 
@@ -84,7 +84,7 @@ def test_refeaturized_store_is_refused_by_runs_trained_on_it(ws, tiny_bert, tmp_
     before = snapshot(ws)
     for command in (["eval", "--run", "runs/text", "--bootstrap", "0"], ["recommend", "--run", "runs/text", "--user", "user00001"],
                     ["export", "--run", "runs/text", "--out", "text-export"], ["eval", "--run", "runs/ens", "--bootstrap", "0"],
-                    ["train", "--resume", "runs/text"]):
+                    ["train", "--resume", "--run", "runs/text"]):
         error_line(invoke(command), "runs/text", "text store", "changed since")
     assert snapshot(ws) == before  # results.json of the old run is not replaced
     ok(["eval", "--run", "runs/id", "--bootstrap", "0"])  # an ID run does not read the store
@@ -113,7 +113,7 @@ def test_interrupted_run_is_never_the_latest_but_can_be_named(ws):
     assert (ws / "runs" / "text" / "results.json").exists() and not (ws / "runs" / "cut" / "results.json").exists()
     named = ok(["eval", "--run", "runs/cut", "--bootstrap", "0"])
     assert "warning:" in named.output and "did not finish" in named.output and "--resume" in named.output
-    ok(["train", "--resume", "runs/cut", "--quiet"])
+    ok(["train", "--resume", "--run", "runs/cut", "--quiet"])
     assert (ws / "runs" / "cut" / "finished.json").exists()
 
 
@@ -186,7 +186,7 @@ def test_store_that_is_not_hdf5_names_the_file(ws):
 # -- wrong options ---------------------------------------------------------------------------------
 def test_resume_refuses_options_it_would_ignore(ws):
     before = snapshot(ws)
-    line = error_line(invoke(["train", "--resume", "runs/id", "--lr", "0.5", "--hidden", "8"]), "--lr", "--hidden", "would be ignored")
+    line = error_line(invoke(["train", "--resume", "--run", "runs/id", "--lr", "0.5", "--hidden", "8"]), "--lr", "--hidden", "would be ignored")
     assert "--epochs" in line
     assert snapshot(ws) == before
 
@@ -247,7 +247,7 @@ def test_full_disk_during_synth_names_the_target(ws, small_disk):
 
 def test_full_disk_during_featurize_names_the_store(ws, small_disk, tiny_bert):
     small_disk = small_disk("8k")  # the store takes about 20 KiB
-    error_line(invoke(["featurize", "--model", tiny_bert, "--out", small_disk / "t.h5", "--quiet", "--dtype", "float32"]),
+    error_line(invoke(["featurize", "--model", tiny_bert, "--out", small_disk / "t.h5", "--quiet", "--store-dtype", "float32"]),
                small_disk / "t.h5", "no space left on device")
     assert not (small_disk / "t.h5").exists()
 
@@ -273,11 +273,11 @@ def test_diverging_run_names_the_epoch_and_what_to_try(ws, monkeypatch):
     real = loop.TrainStep.forward
     monkeypatch.setattr(loop.TrainStep, "forward", lambda self, batch, amp: real(self, batch, amp) * float("nan"))
     line = error_line(invoke(["train", "--item-tower", "id", "--name", "nan", *TRAIN]), "runs/nan", "diverged in epoch 0")
-    assert "--lr" in line and "--amp off" in line
+    assert "--lr" in line and "--precision fp32" in line
 
 
 def test_unexpected_exception_is_one_line_with_a_log(ws, monkeypatch, tmp_path):
-    import recx.evaluate.compare as compare
+    import recx.evalrun.compare as compare
 
     def boom(*a, **k):
         raise ZeroDivisionError("a bug")

@@ -7,6 +7,8 @@ import json
 import pytest
 import torch
 
+from recx.trainer.checkpoint import load_run_config
+
 from recx.featurize import run as featurize
 from recx.trainer import TrainConfig, fit, load_trained
 from recx.trainer.registry import build_model
@@ -51,7 +53,8 @@ def test_fit_records_the_warm_start_and_resume_does_not_reapply_it(frozen_run, t
     dataset, store, run = frozen_run
     cfg = topk_config(dataset, store, tmp_path, name="tuned", warm_start=str(run), epochs=2)
     result = fit(cfg, progress=False, max_epochs_this_call=1)
-    assert json.loads((result.run_dir / "config.json").read_text())["warm_start"] == str(run)
+    assert json.loads((result.run_dir / "config.json").read_text())["config"]["run"]["warm_start"] == "../frozen"  # run-relative
+    assert load_run_config(result.run_dir).run.warm_start == str(run)
     pretrained = build_model(topk_config(dataset, store, tmp_path), dataset).state_dict()
     after_one = load_trained(result.run_dir, "last.pt")[0].state_dict()
     assert any(not torch.equal(after_one[k], pretrained[k]) for k in after_one if ".top." in k), "the top block must be tuned"

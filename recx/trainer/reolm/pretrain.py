@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,71 +32,18 @@ from recx.data.dataset import SequenceDataset
 from recx.device import autocast
 from recx.distributed import join
 from recx.errors import RecxError
-from recx.options import DEFAULT_SEED, PRECISIONS
-from recx.trainer.config import OPTIONS, SCHEDULES, option, option_specs
 from recx.trainer.engine import LoopSettings, StepOutput, Task, run_epochs, seed_everything
 from recx.trainer.data import Batch, SequenceBatches
 from recx.trainer.losses.debiased_ce import DebiasedCrossEntropy
-from recx.trainer.reolm.backbone import DEFAULT_LM, load_backbone, load_tokenizer, locate_backbone, tokenizer_hash
+from recx.trainer.reolm.backbone import load_backbone, load_tokenizer, locate_backbone, tokenizer_hash
 from recx.trainer.reolm.checkpoint import CONFIG, METRICS, STATE, WEIGHTS, backbone_signature, canonical_lm, read_config
 from recx.trainer.reolm.heads import TiedMLMHead, alignment_loss, mask_tokens
 from recx.trainer.reolm.model import ReoLM
 from recx.trainer.reolm.packing import Specials, collate, pack
+from recx.trainer.reolm.pretrain_config import PretrainConfig
 from recx.trainer.reolm.tokens import ItemTokens, item_tokens
 
 FORMAT = "recx-reolm-pretrain-1"
-
-
-@dataclass
-class PretrainConfig:
-    """Every knob of `recx pretrain` (written into the checkpoint's config.json).  Options that
-    `recx train` also has share its help text; their defaults are pre-training's own."""
-
-    domains: list[str] = field(default_factory=list)
-    image_stores: list[str] = field(default_factory=list)  # matched to domains by catalog fingerprint
-    lm: str = option(DEFAULT_LM, OPTIONS["lm"].help)
-    item_tokens: int = option(32, OPTIONS["item_tokens"].help)
-    user_tokens: int = option(256, OPTIONS["user_tokens"].help)
-    max_len: int = option(50, "Most history items packed.")
-    pooling: str = option("mean", OPTIONS["pooling"].help, choices=("mean", "cls"))
-    temperature: float = option(0.05, "Cosine temperature of the in-batch and alignment losses.")
-    alpha: float = option(1.0, OPTIONS["alpha"].help)
-    mlm_ratio: float = option(0.15, "Share of item-text tokens masked.")
-    mlm_weight: float = option(1.0, "Weight of the masked-token loss.")
-    align_weight: float = option(1.0, "Weight of the item-image alignment loss.")
-    epochs: int = option(1, "Epochs over the mixed domains.")
-    steps_per_epoch: int = option(0, "Batches per epoch (0 = all).")
-    batch_size: int = option(32, OPTIONS["batch_size"].help)
-    lr: float = option(5e-5, "Backbone learning rate.")
-    head_lr: float = option(1e-3, "Learning rate of the new parameters (item positions, image projection, MLM head).")
-    weight_decay: float = option(0.01, OPTIONS["weight_decay"].help)
-    schedule: str = option("constant", OPTIONS["schedule"].help, choices=SCHEDULES)
-    warmup_steps: int = option(0, OPTIONS["warmup_steps"].help)
-    grad_clip: float = option(1.0, OPTIONS["grad_clip"].help)
-    precision: str = option("auto", OPTIONS["precision"].help, choices=PRECISIONS)
-    grad_checkpointing: bool = option(False, "Recompute activations in backward.")
-    seed: int = option(DEFAULT_SEED, OPTIONS["seed"].help)
-    device: str = option("auto", OPTIONS["device"].help)
-
-    def validate(self) -> None:
-        if not self.domains:
-            raise RecxError("recx pretrain needs at least one --domains DIR")
-        for name, spec in option_specs(PretrainConfig).items():
-            if spec.choices and getattr(self, name) not in spec.choices:
-                raise RecxError(f"{spec.flag} {getattr(self, name)!r}: expected one of {', '.join(spec.choices)}")
-        if not 0.0 < self.mlm_ratio < 1.0:
-            raise RecxError("--mlm-ratio must be in (0, 1)")
-        for name in ("epochs", "batch_size", "item_tokens", "max_len"):
-            if getattr(self, name) < 1:
-                raise RecxError(f"--{name.replace('_', '-')} must be >= 1")
-        if self.user_tokens < self.item_tokens + 3:
-            raise RecxError(f"--user-tokens {self.user_tokens} must hold one item (--item-tokens {self.item_tokens} + 3)")
-
-    def loop_settings(self) -> LoopSettings:
-        """New parameters train at --head-lr, the backbone (pretrained) at --lr."""
-        return LoopSettings(epochs=self.epochs, lr=self.head_lr, weight_decay=self.weight_decay, pretrained_lr=self.lr,
-                            pretrained_weight_decay=self.weight_decay, seed=self.seed, schedule=self.schedule, warmup_steps=self.warmup_steps,
-                            grad_clip=self.grad_clip, precision=self.precision, steps_per_epoch=self.steps_per_epoch, lr_hint="--lr / --head-lr")
 
 
 @dataclass
@@ -200,6 +147,13 @@ class Pretrainer(nn.Module):
         return loss, parts
 
 
+def loop_settings(cfg: PretrainConfig) -> LoopSettings:
+    """New parameters train at --head-lr, the backbone (pretrained) at --lr."""
+    return LoopSettings(epochs=cfg.epochs, lr=cfg.head_lr, weight_decay=cfg.weight_decay, pretrained_lr=cfg.lr,
+                        pretrained_weight_decay=cfg.weight_decay, seed=cfg.seed, schedule=cfg.schedule, warmup_steps=cfg.warmup_steps,
+                        grad_clip=cfg.grad_clip, precision=cfg.precision, steps_per_epoch=cfg.steps_per_epoch, lr_hint="--lr / --head-lr")
+
+
 class PretrainTask(Task):
     """Reo-LM pre-training in the shared loop: one next-item target per row, plus the masked
     tokens and alignment terms of :class:`Pretrainer`."""
@@ -284,7 +238,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     ctx.barrier()
     batches = SequenceBatches(domains.train_sequences, cfg.max_len, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
     task = PretrainTask(model, batches, cfg, config, out, device)
-    run_epochs(task, cfg.loop_settings(), out, ctx, state_file=STATE, resume=resume, progress=progress,
+    run_epochs(task, loop_settings(cfg), out, ctx, state_file=STATE, resume=resume, progress=progress,
                write_history=lambda rows: write_history(out, rows), read_history=lambda: read_history(out),
                max_epochs_this_call=max_epochs_this_call)
     return out

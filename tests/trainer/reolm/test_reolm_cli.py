@@ -31,7 +31,10 @@ def test_pretrain_train_eval_commands(synth_dir, lm_dir, tmp_path, monkeypatch):
     r = runner.invoke(app, ["train", "--dataset", str(synth_dir), "--model", "reo-lm", "--store", f"image={store}", "--store", "text=x.h5",
                             "--epochs", "1", "--temperature", "0.05", "--batch-size", "64", "--precision", "fp32", "--name", "img", "--quiet", *small])
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "runs" / "img" / "config.json").read_text())["stores"] == {"image": str(store)}
+    from recx.trainer.checkpoint import load_run_config
+
+    assert json.loads((tmp_path / "runs" / "img" / "config.json").read_text())["config"]["run"]["stores"] == {"image": "../../img.h5"}
+    assert load_run_config(tmp_path / "runs" / "img").run.stores == {"image": str(store)}  # only the store it reads, found again
     r = runner.invoke(app, ["eval", "--run", "runs/ft", "--k", "10", "--bootstrap", "0", "--no-baselines"])
     assert r.exit_code == 0, r.output
     assert 0.0 <= json.loads((tmp_path / "runs" / "ft" / "results.json").read_text())["metrics"]["ndcg@10"] <= 1.0
