@@ -120,11 +120,9 @@ def user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        import click
-
         try:
             return fn(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except _click_exits():
             raise
         except (Exception, KeyboardInterrupt) as e:
             if os.environ.get("RECX_DEBUG"):
@@ -132,3 +130,17 @@ def user_errors(fn: F) -> F:
             sys.exit(report(e))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _click_exits() -> tuple[type[BaseException], ...]:
+    """Click's exits, aborts and usage errors, from click and from the copy typer ships
+    (typer.BadParameter is typer's, not click's)."""
+    import click
+    import typer
+
+    kinds: list[type[BaseException]] = [click.exceptions.Exit, click.exceptions.Abort, click.ClickException]
+    kinds += [k for k in (getattr(typer, "Exit", None), getattr(typer, "Abort", None)) if isinstance(k, type)]
+    vendored = getattr(getattr(typer, "_click", None), "exceptions", None)
+    if vendored is not None:
+        kinds.append(vendored.ClickException)
+    return tuple(kinds)

@@ -34,6 +34,7 @@ RENAMED_FLAGS = {
     "--reo-pooling": "--pooling",
     "--dtype": "--store-dtype",
     "--max-length": "--max-len (items) or --max-tokens (featurize: tokens per text)",
+    "--dir": "-o/--out",
 }
 
 

@@ -336,14 +336,17 @@ def load_state(path: Path, world_size: int) -> dict[str, Any]:
     """A loop checkpoint, in the current format, refused when written under another world size."""
     from recx.trainer.checkpoint import load_checkpoint
 
-    state = load_checkpoint(path)
-    state = migrate_state(state)
-    saved = int(state["world_size"])
+    state = migrate_state(load_checkpoint(path))
+    check_world_size(path, int(state["world_size"]), world_size)
+    return state
+
+
+def check_world_size(path: Path, saved: int, world_size: int) -> None:
+    """Refuse to resume under another number of processes than the run trained with."""
     if saved != world_size:
         raise LoopError(f"{path}: written by {saved} process(es), resumed by {world_size}: each rank's data shard and random "
-                        f"state belong to the world size it trained with; resume with `torchrun --nproc-per-node {saved} ...`"
-                        + (" (or without torchrun)" if saved == 1 else ""))
-    return state
+                        f"state belong to the world size it trained with; resume with "
+                        + ("no torchrun (one process)" if saved == 1 else f"`torchrun --nproc-per-node {saved} ...`"))
 
 
 def migrate_state(state: dict[str, Any]) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from recx.trainer.checkpoint import (
 )
 from recx.trainer.config import TrainConfig
 from recx.trainer.data import Batch, SequenceBatches
-from recx.trainer.engine import LoopSettings, StepOutput, Task, adamw, loss_scale, run_epochs, seed_everything
+from recx.trainer.engine import LoopSettings, StepOutput, Task, adamw, check_world_size, loss_scale, run_epochs, seed_everything
 from recx.trainer.losses import SequenceLoss, build_loss
 from recx.trainer.protocol import RecModel
 from recx.trainer.registry import build_model
@@ -229,7 +229,9 @@ def fit(
     dataset = SequenceDataset(cfg.run.dataset)
     digests = store_digests(cfg)
     if resume:
-        check_run_inputs(run_dir, read_run_config(run_dir), dataset, digests)
+        saved = read_run_config(run_dir)
+        check_run_inputs(run_dir, saved, dataset, digests)
+        check_world_size(run_dir / LAST, int(saved.get("world_size", 1)), ctx.world_size)
     elif run_dir.exists() and any(run_dir.iterdir()) and ctx.is_main:
         raise RunError(f"{run_dir}: run directory exists; resume it with --resume --run {run_dir} or choose another --name")
     ctx.barrier()

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from recx.trainer.config import OPTIONS, TrainConfig
+from recx.trainer.config import OPTIONS, ConfigError, TrainConfig
 
 FORMAT = TrainConfig.FORMAT
 META_KEYS = ("dataset_fingerprint", "num_items", "world_size", "store_digests")  # config.json keys that are not options
@@ -50,9 +50,7 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
     """A config.json of any format as the current format."""
     version = int(raw.get("run_format", 1))
     if version > FORMAT:
-        from recx.trainer.checkpoint import RunError
-
-        raise RunError(f"config.json has run_format {version}, newer than this recx reads ({FORMAT}): upgrade recx")
+        raise ConfigError(f"config.json has run_format {version}, newer than this recx reads ({FORMAT}): upgrade recx")
     while version < FORMAT:
         raw = MIGRATIONS[version](raw)
         version = int(raw["run_format"])

@@ -132,7 +132,7 @@ def test_cli_builds_evaluates_and_serves_an_ensemble(runs, tmp_path):
 def test_cli_takes_runs_as_run_options_and_quiet_prints_one_line(runs, tmp_path):
     out = tmp_path / "ens"
     r = CliRunner().invoke(app, ["ensemble", "--run", str(runs["sasrec"]), "--run", str(runs["gru4rec"]), "-o", str(out),
-                                 "--select", "equal", "--device", "cpu", "-q"])
+                                 "--select", "equal", "--device", "cpu", "--dataset", str(runs["root"] / "data"), "-q"])
     assert r.exit_code == 0, r.output
     assert r.output.strip().splitlines() == [f"ensemble valid ndcg@10: {json.loads((out / 'ensemble.json').read_text())['selection']['value']:.4f}; "
                                              f"wrote {out / 'ensemble.json'}"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from recx.evaluate.protocol import evaluate_arrays
-from recx.evaluate.results import load_run
+from recx.evalrun.runs import load_embeddings
 from recx.inference import Recommender
 from recx.inference.recommender import RecommendError
 
@@ -16,7 +16,7 @@ def rec(trained):
 
 @pytest.mark.parametrize("exclude_history", [False, True])
 def test_topk_equals_the_evaluators_ranking(trained, rec, exclude_history):
-    emb = load_run(trained(), "test")  # what `recx eval` loads
+    emb = load_embeddings(trained(), "test")  # what `recx eval` loads
     histories, targets = emb.histories, emb.targets
     if exclude_history:  # the evaluator never excludes the target itself: compare users whose target is new
         keep = [u for u, (h, t) in enumerate(zip(histories, targets)) if t not in set(h.tolist())]
