@@ -10,10 +10,11 @@ through the same exact and FAISS paths, and ``recx recommend`` serves it, withou
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from recx.errors import RecxError
 from recx.inference.encoders import UserEncoder
 
 
@@ -43,3 +44,7 @@ class EnsembleUserEncoder:
     def encode(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         parts = [f * m.encode(histories) for m, f in zip(self.members, self.factors)]
         return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
+
+    def history_encoder(self) -> Any:
+        raise RecxError("an ensemble run has no single scriptable user encoder; export its member runs, "
+                        "or serve it with `recx recommend --run`")

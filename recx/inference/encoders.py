@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recx.errors import RecxError
 from recx.trainer.data import left_pad
 
 
@@ -38,6 +39,11 @@ class UserEncoder(Protocol):
 
     def encode(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """[U, D] float32: the user vector after each history (int64 item indices 1..N)."""
+        ...
+
+    def history_encoder(self) -> "HistoryEncoder":
+        """The frozen, scriptable form (``recx export``); raises RecxError, saying why, for
+        encoders that have none (ensembles, language-model user towers, an export itself)."""
         ...
 
 
@@ -117,8 +123,7 @@ class ModelUserEncoder:
 
         encoder = copy.deepcopy(self.model.sequence_encoder()).cpu().eval()
         table = torch.from_numpy(self.item_table())
-        mask = getattr(encoder, "mask_vector", None)
-        return HistoryEncoder(table, encoder, self.causal, mask).eval()
+        return HistoryEncoder(table, encoder, self.causal, encoder.mask_vector).eval()
 
 
 class ScriptedUserEncoder:
@@ -138,6 +143,9 @@ class ScriptedUserEncoder:
 
     def item_table(self) -> np.ndarray:
         return self.table
+
+    def history_encoder(self) -> HistoryEncoder:
+        raise RecxError("this is already an export (TorchScript user encoder + item table); copy its folder to serve it elsewhere")
 
     @torch.no_grad()
     def encode(self, histories: Sequence[np.ndarray]) -> np.ndarray:

@@ -166,9 +166,10 @@ def export_run(
     check_replaceable(out, EXPORT, force, error=ExportError)
     run = load_run(run_dir, checkpoint, dataset=dataset, device=device)
     enc, ds = run.encoder, run.dataset
-    if not hasattr(enc, "history_encoder"):
-        raise ExportError(f"{run_dir}: a {run.config.get('model')} run has no single scriptable user encoder; "
-                          "export its member runs, or serve it with `recx recommend --run`")
+    try:
+        module = enc.history_encoder()  # an ensemble or a reo-lm run has none: one line saying so
+    except RecxError as e:
+        raise ExportError(f"{run_dir}: {e}") from None
     table = np.ascontiguousarray(enc.item_table(), dtype=np.float32)
     catalog = Catalog.from_dataset(ds)
     name = str(run.config.get("name"))
@@ -179,7 +180,6 @@ def export_run(
         _write_store(tmp / VECTORS_H5, table, catalog, name, Path(run_dir).resolve())
         catalog.write(tmp / ITEMS)
 
-        module = enc.history_encoder()
         with _quiet_jit():
             (tmp / ENCODER).write_bytes(_script_bytes(module))  # Python writes: a full disk is an OSError, not an abort
             scripted = ScriptedUserEncoder(torch.jit.load(str(tmp / ENCODER)), table, enc.max_len, enc.causal, enc.batch_size)

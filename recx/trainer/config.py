@@ -134,7 +134,8 @@ class TowerConfig:
 class LossConfig:
     name: str = option("debiased_ce", "bce | sampled_softmax | full_ce | debiased_ce.", choices=LOSSES, flag="loss")
     alpha: float = option(1.0, "Popularity power of the logQ correction.", applies=to_losses("debiased_ce", "sampled_softmax"))
-    temperature: float = option(0.0, ">0: cosine similarity / temperature; 0: raw inner product.")
+    temperature: float = option(0.0, ">0: cosine similarity / temperature; 0: raw inner product.", applies=Applies(
+        lambda c: c.model.name in LM_MODELS or c.loss.name != "bce", "--loss full_ce | debiased_ce | sampled_softmax and --model reo-lm"))
     mask_scope: str = option("sequence", "debiased_ce masks the user's whole sequence or only the past: sequence | past.",
                              choices=("sequence", "past"), applies=to_losses("debiased_ce"))
     num_negatives: int = option(256, "sampled_softmax: negatives per batch.", applies=to_losses("sampled_softmax"))

@@ -14,6 +14,9 @@ import torch
 from torch import nn
 
 from recx.trainer.data import Batch
+from recx.trainer.losses.similarity import rowwise_similarity, similarity
+
+__all__ = ["EmbedFn", "ItemVectors", "SequenceLoss", "rowwise_similarity", "similarity", "target_positions"]
 
 EmbedFn = Callable[[torch.Tensor], torch.Tensor]  # item indices [...] -> vectors [..., D]
 
@@ -36,26 +39,3 @@ class SequenceLoss(nn.Module):
 def target_positions(targets: torch.Tensor) -> torch.Tensor:
     """[B, L] bool: positions that have a real next item to predict."""
     return targets > 0
-
-
-def similarity(states: torch.Tensor, vectors: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Logits in fp32: inner product, or cosine / temperature when temperature > 0.
-
-    states [P, D], vectors [C, D] -> [P, C].
-    """
-    states, vectors = states.float(), vectors.float()
-    if temperature > 0:
-        states = nn.functional.normalize(states, dim=-1)
-        vectors = nn.functional.normalize(vectors, dim=-1)
-        return states @ vectors.T / temperature
-    return states @ vectors.T
-
-
-def rowwise_similarity(states: torch.Tensor, vectors: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Similarity of matching rows in fp32: states [P, D], vectors [P, D] -> [P]."""
-    states, vectors = states.float(), vectors.float()
-    if temperature > 0:
-        states = nn.functional.normalize(states, dim=-1)
-        vectors = nn.functional.normalize(vectors, dim=-1)
-        return (states * vectors).sum(-1) / temperature
-    return (states * vectors).sum(-1)

@@ -7,6 +7,7 @@ from torch.nn import functional as F
 
 from recx.trainer.data import Batch
 from recx.trainer.losses.base import ItemVectors, SequenceLoss, rowwise_similarity, similarity, target_positions
+from recx.trainer.losses.samplers import SharedNegatives, proposal
 
 
 class SampledSoftmax(SequenceLoss):
@@ -28,30 +29,27 @@ class SampledSoftmax(SequenceLoss):
         gather=None,
     ):
         super().__init__()
-        if sampler == "uniform":
-            q = torch.ones(len(item_counts), dtype=torch.float64)
-        elif sampler == "popularity":
-            q = item_counts.double().clamp(min=1.0) ** alpha
-        else:
-            raise ValueError(f"sampler must be 'uniform' or 'popularity', got {sampler!r}")
-        q[0] = 0.0
-        q = q / q.sum()
-        self.register_buffer("q", q.float(), persistent=False)
+        q = proposal(item_counts, sampler, alpha)  # float64
+        self.negatives = SharedNegatives(q, num_negatives, seed)
         self.register_buffer("log_q", q.clamp(min=1e-30).log().float(), persistent=False)
         self.num_negatives = num_negatives
         self.temperature = temperature
-        self.generator = torch.Generator().manual_seed(seed)
         self.gather = gather
 
     def get_extra_state(self):
-        return {"generator": self.generator.get_state()}
+        return self.negatives.state()
 
     def set_extra_state(self, state):
-        self.generator.set_state(state["generator"])
+        self.negatives.load_state(state)
+
+    @property
+    def q(self) -> torch.Tensor:
+        """[N+1] the sampling distribution (float32)."""
+        return self.negatives.q
 
     def sample(self) -> torch.Tensor:
         """[N] negative item ids drawn from q (with replacement)."""
-        return torch.multinomial(self.q.cpu(), self.num_negatives, replacement=True, generator=self.generator)
+        return self.negatives.sample()
 
     def forward(self, states: torch.Tensor, batch: Batch, items: ItemVectors) -> torch.Tensor:
         keep = target_positions(batch.targets)

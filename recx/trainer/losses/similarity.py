@@ -1,0 +1,34 @@
+"""How a user state scores an item vector: the similarity every loss (and ranking) uses.
+
+Inner product when ``temperature`` is 0; cosine / temperature when it is positive.  Always
+computed in fp32 (losses stay fp32 under bf16 / fp16 autocast).  A new similarity is one
+function pair here and the losses that take it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def similarity(states: torch.Tensor, vectors: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Logits in fp32: inner product, or cosine / temperature when temperature > 0.
+
+    states [P, D], vectors [C, D] -> [P, C].
+    """
+    states, vectors = states.float(), vectors.float()
+    if temperature > 0:
+        states = nn.functional.normalize(states, dim=-1)
+        vectors = nn.functional.normalize(vectors, dim=-1)
+        return states @ vectors.T / temperature
+    return states @ vectors.T
+
+
+def rowwise_similarity(states: torch.Tensor, vectors: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Similarity of matching rows in fp32: states [P, D], vectors [P, D] -> [P]."""
+    states, vectors = states.float(), vectors.float()
+    if temperature > 0:
+        states = nn.functional.normalize(states, dim=-1)
+        vectors = nn.functional.normalize(vectors, dim=-1)
+        return (states * vectors).sum(-1) / temperature
+    return (states * vectors).sum(-1)
