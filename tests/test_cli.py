@@ -30,6 +30,15 @@ def test_a_renamed_flag_is_one_line_naming_the_new_one(argv, old, new, monkeypat
     assert err.startswith(f"recx: {old} was renamed: use ") and new in err
 
 
+def test_resume_with_a_run_after_it_names_the_new_spelling(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["recx", "train", "--resume", "runs/cut"])
+    with pytest.raises(SystemExit) as exit_:
+        recx.cli.main()
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "`recx train --resume --run runs/cut`" in err
+
+
 def test_current_flags_pass_through(monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["recx", "featurize", "--help"])
     with pytest.raises(SystemExit) as exit_:

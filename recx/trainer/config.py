@@ -252,7 +252,7 @@ class TrainConfig:
     reolm: ReoLMConfig = field(default_factory=ReoLMConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
-    FORMAT: ClassVar[int] = 3  # config.json's run_format: 3 = nested sections (recx/trainer/migrations.py reads 1 and 2)
+    FORMAT: ClassVar[int] = 3  # config.json's run_format: 3 = nested sections (recx/trainer/runconfig.py migrates 1 and 2)
 
     # -- flat options <-> nested config ----------------------------------------------------
     @classmethod

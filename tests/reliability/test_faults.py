@@ -113,8 +113,12 @@ def test_interrupted_run_is_never_the_latest_but_can_be_named(ws):
     assert (ws / "runs" / "text" / "results.json").exists() and not (ws / "runs" / "cut" / "results.json").exists()
     named = ok(["eval", "--run", "runs/cut", "--bootstrap", "0"])
     assert "warning:" in named.output and "did not finish" in named.output and "--resume" in named.output
-    ok(["train", "--resume", "--run", "runs/cut", "--quiet"])
-    assert (ws / "runs" / "cut" / "finished.json").exists()
+    ok(["train", "--resume", "--run", "runs/cut", "--epochs", "2", "--quiet"])  # one more epoch; --epochs applies to a resumed run
+    assert (ws / "runs" / "cut" / "finished.json").exists() and len((ws / "runs" / "cut" / "metrics.jsonl").read_text().splitlines()) == 2
+    fit(TrainConfig.from_options(**{**cfg.options(), "name": "cut2"}), progress=False, max_epochs_this_call=1)
+    ok(["train", "--resume", "--quiet"])  # no --run: the workspace's latest unfinished run
+    assert (ws / "runs" / "cut2" / "finished.json").exists() and len((ws / "runs" / "cut2" / "metrics.jsonl").read_text().splitlines()) == 5
+    error_line(invoke(["train", "--resume"]), "no unfinished run")  # nothing left to resume: one line
 
 
 def test_killed_training_process_leaves_a_resumable_unfinished_run(ws):
