@@ -177,6 +177,7 @@ def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int,
 
     torch.set_num_threads(threads)
     import recx
+    import recx.trainer.engine as engine
     import recx.trainer.loop as loop
     from recx.data.importers.unisrec import import_unisrec
     from recx.evaluate.metrics import metrics_from_ranks, target_ranks
@@ -189,7 +190,7 @@ def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int,
 
     # time each validation inside fit (benchmark-side instrumentation; recx is unchanged)
     marks: list[tuple[float, float]] = []  # (seconds of this validation, perf_counter at its end)
-    original, original_write = loop.evaluate_split, loop.write_metrics
+    original, original_write = loop.evaluate_split, engine.write_metrics
 
     def timed_evaluate_split(*args, **kwargs):
         s = time.perf_counter()
@@ -207,7 +208,7 @@ def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int,
     cfg = TrainConfig.from_options(dataset=str(dataset_dir), item_tower="id", model="sasrec", hidden=HIDDEN, layers=LAYERS, heads=HEADS,
                       max_len=MAX_LEN, dropout=DROPOUT, loss="full_ce", lr=LR, batch_size=batch_size, patience=10,
                       epochs=epochs, precision="fp32", device="cpu", name="sasrec-id-full_ce", runs_dir=str(work / "runs"))
-    loop.evaluate_split, loop.write_metrics = timed_evaluate_split, write_metrics_with_budget
+    loop.evaluate_split, engine.write_metrics = timed_evaluate_split, write_metrics_with_budget
     budget_reached = False
     run_dir = Path(cfg.run.runs_dir) / cfg.run.name
     try:
@@ -217,7 +218,7 @@ def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int,
         budget_reached = True
     finally:
         fit_seconds = time.perf_counter() - fit_start
-        loop.evaluate_split, loop.write_metrics = original, original_write
+        loop.evaluate_split, engine.write_metrics = original, original_write
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     for row, (valid_seconds, end) in zip(rows, marks):
         row["valid_seconds"], row["t_end"] = valid_seconds, end - fit_start

@@ -17,7 +17,6 @@ the same help.  README's "Command vocabulary" table lists them.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -83,16 +82,6 @@ def quiet_option() -> Any:
     return typer.Option(False, "--quiet", "-q", help="No progress output.")
 
 
-def check_precision(value: str) -> str:
-    if value not in PRECISIONS:
-        raise typer.BadParameter(f"--precision {value!r}: expected one of {', '.join(PRECISIONS)}")
-    return value
-
-
 def show_progress(quiet: bool = False) -> bool:
     """Progress bars only on a terminal: redirected output gets one line per epoch or stage."""
     return not quiet and sys.stderr.isatty()
-
-
-def resolve_out(out: Optional[Path]) -> Optional[Path]:
-    return None if out is None else Path(out).expanduser()

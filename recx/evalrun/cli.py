@@ -83,13 +83,9 @@ def eval_command(
     run_dirs, ws = _resolve_runs(run, compare_runs)
     if not k:
         k = list((ws.section("eval").get("k") if ws is not None else None) or [10])
-    params: dict[str, int] = {}
-    if index == "ivf":
-        params = {"nprobe": nprobe, **({"nlist": nlist} if nlist else {})}
-    elif index == "hnsw":
-        params = {"hnsw_m": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search}
-    elif index != "flat":
-        raise EvalError(f"--index must be flat, ivf or hnsw; got {index!r}")
+    from recx.evaluate.retrieval import index_params
+
+    params = index_params(index, nlist, nprobe, hnsw_m, ef_construction, ef_search)
     embs = [load_embeddings(d, split, dataset, device) for d in run_dirs]
     ks = capped_ks([int(x) for x in k], min(e.item_table.shape[0] - 1 for e in embs))
     opts = EvalOptions(split, ks, exclude_history, ties, index, params, device, bootstrap, seed, baselines)

@@ -33,39 +33,10 @@ def load_embeddings(run_dir: str | os.PathLike, split: str = "test", dataset: st
     return export_embeddings(path, split=split, dataset=dataset, device=device)
 
 
-def evaluate_run_embeddings(
-    emb: Any,
-    ks: Iterable[int] = (10,),
-    exclude_history: bool = False,
-    ties: TieRule = "pessimistic",
-    index: str = "flat",
-    index_params: dict[str, int] | None = None,
-    device: str = "auto",
-) -> EvalResult:
-    """Evaluate a ``recx.inference.RunEmbeddings`` (user_vectors, item_table, targets, histories)."""
-    return evaluate_arrays(
-        emb.user_vectors, emb.item_table, emb.targets, emb.histories, ks, exclude_history, ties,
-        index=index, index_params=index_params, device=device,  # type: ignore[arg-type]
-    )
-
-
-def run(
-    run_dir: str | os.PathLike,
-    split: str = "test",
-    ks: Iterable[int] = (10,),
-    exclude_history: bool = False,
-    ties: TieRule = "pessimistic",
-    index: str = "flat",
-    index_params: dict[str, int] | None = None,
-    device: str = "auto",
-    n_boot: int = 1000,
-    seed: int = DEFAULT_SEED,
-    write: bool = True,
-    dataset: str | os.PathLike | None = None,
-) -> dict[str, Any]:
-    """Evaluate a run on the full catalog, write ``results.json`` in it, return the record."""
-    record, _, _ = run_detailed(run_dir, split, ks, exclude_history, ties, index, index_params, device, n_boot, seed, write, dataset)
-    return record
+def run(run_dir: str | os.PathLike, **options: Any) -> dict[str, Any]:
+    """Evaluate a run on the full catalog, write ``results.json`` in it, return the record
+    (options: those of :func:`run_detailed`)."""
+    return run_detailed(run_dir, **options)[0]
 
 
 def run_detailed(
@@ -85,7 +56,8 @@ def run_detailed(
     """Like ``run`` but also returns the EvalResult and the RunEmbeddings (for tables, tests)."""
     path = Path(run_dir)
     emb = load_embeddings(path, split, dataset, device)
-    res = evaluate_run_embeddings(emb, ks, exclude_history, ties, index, index_params, device)
+    res = evaluate_arrays(emb.user_vectors, emb.item_table, emb.targets, emb.histories, ks, exclude_history, ties,
+                          index=index, index_params=index_params, device=device)  # type: ignore[arg-type]
     rec = result_record(res, run_name(path, emb.config), split, emb.dataset, emb.config, path.resolve(), n_boot, seed)
     if write:
         rec["replaced_previous"] = write_results(path, rec)

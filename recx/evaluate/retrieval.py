@@ -267,6 +267,22 @@ def _maybe_gpu(index, device: str):
     return gpu_index, True
 
 
+def check_index_kind(kind: str) -> None:
+    if kind not in ("flat", "ivf", "hnsw"):
+        raise RetrievalError(f"--index must be flat, ivf or hnsw; got {kind!r}")
+
+
+def index_params(kind: str, nlist: int | None, nprobe: int, hnsw_m: int, ef_construction: int, ef_search: int) -> dict[str, int]:
+    """The :func:`build_index` parameters that apply to ``kind`` (from the commands' --nlist,
+    --nprobe, --hnsw-m, --ef-construction, --ef-search)."""
+    check_index_kind(kind)
+    if kind == "ivf":
+        return {"nprobe": nprobe, **({"nlist": nlist} if nlist else {})}
+    if kind == "hnsw":
+        return {"hnsw_m": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search}
+    return {}
+
+
 def build_index(
     item_table: np.ndarray,
     kind: IndexKind = "flat",

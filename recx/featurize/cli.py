@@ -63,9 +63,9 @@ def featurize_command(
         return
 
     from recx.featurize.registry import REGISTRY, store_name
-    from recx.featurize.runner import COMPUTE_DTYPES, broken_list_path, precision_name, run
+    from recx.featurize.runner import broken_list_path, precision_name, run
 
-    if precision not in PRECISIONS:
+    if precision not in PRECISIONS:  # the command takes the vocabulary's names (the Python API also torch's)
         raise RecxError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if store_dtype not in STORE_DTYPES:
         raise RecxError(f"--store-dtype {store_dtype!r}: expected float16 or float32")
@@ -85,7 +85,7 @@ def featurize_command(
             path = run(
                 dataset_dir, model=model, out=target, batch_size=batch_size, device=device, dtype=store_dtype, force=force,
                 resume=resume, model_path=model_path, pooling=pooling, layer=layer, max_length=max_tokens,
-                progress=not quiet, modality=mod, compute_dtype=COMPUTE_DTYPES[precision], chunk_rows=chunk_rows,
+                progress=not quiet, modality=mod, compute_dtype=precision, chunk_rows=chunk_rows,
                 num_workers=workers, cache_top_k=cache_top_k, offline=offline or None, strict_images=strict_images,
             )
         if int(os.environ.get("RANK", "0")) != 0:

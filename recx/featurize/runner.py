@@ -220,7 +220,7 @@ def compute_dtype_of(name: str) -> str:
         return COMPUTE_DTYPES[name]
     if name in COMPUTE_DTYPES.values():
         return name
-    raise RecxError(f"precision {name!r}: expected one of {', '.join(COMPUTE_DTYPES)}")
+    raise RecxError(f"--precision {name!r}: expected one of {', '.join(COMPUTE_DTYPES)}")
 
 
 def precision_name(compute_dtype: Any) -> str:

@@ -30,22 +30,6 @@ def _default_run(run: Path | None) -> Path:
         raise NoWorkspace(f"{e}; or pass --run RUN_DIR") from None
 
 
-def _check_index(index: str) -> None:
-    from recx.inference.recommender import RecommendError
-
-    if index not in ("flat", "ivf", "hnsw"):
-        raise RecommendError(f"--index must be flat, ivf or hnsw; got {index!r}")
-
-
-def _index_params(index: str, nlist: int | None, nprobe: int, hnsw_m: int, ef_construction: int, ef_search: int) -> dict[str, int]:
-    _check_index(index)
-    if index == "ivf":
-        return {"nprobe": nprobe, **({"nlist": nlist} if nlist else {})}
-    if index == "hnsw":
-        return {"hnsw_m": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search}
-    return {}
-
-
 def read_user_file(path: Path) -> list[str]:
     """One user id per line; blank lines and lines starting with '#' are ignored."""
     from recx.inference.recommender import RecommendError
@@ -124,7 +108,9 @@ def recommend_command(
         ds_path = dataset or (Path(exported.manifest["dataset"]["path"]) if user_ids else None)
         rec = Recommender.from_exported(exported, ds_path, device)
     else:
-        _check_index(index)
+        from recx.evaluate.retrieval import check_index_kind
+
+        check_index_kind(index)
         rec = Recommender.from_run(_default_run(run), index=index, dataset=dataset, device=device)  # the index's default parameters
     if k > rec.catalog.num_items:
         from recx.errors import warn
@@ -166,10 +152,11 @@ def export_command(
     """Write item vectors (.npy + H5 store), a FAISS index, the TorchScript user encoder and
     manifest.json for a run, atomically. --device runs the trained model's checks there (the
     exported encoder is saved for the CPU)."""
+    from recx.evaluate.retrieval import index_params
     from recx.inference.export import export_run
 
     run_dir = _default_run(run)
-    manifest = export_run(run_dir, out, index, _index_params(index, nlist, nprobe, hnsw_m, ef_construction, ef_search), k, force=force, onnx=onnx,
+    manifest = export_run(run_dir, out, index, index_params(index, nlist, nprobe, hnsw_m, ef_construction, ef_search), k, force=force, onnx=onnx,
                           dataset=dataset, device=device)
     enc, idx = manifest["user_encoder"], manifest["index"]
     typer.echo(f"exported {manifest['run']['name']} ({manifest['dataset']['num_items']} items, dim {manifest['dim']}) -> {out}")

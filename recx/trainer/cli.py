@@ -7,7 +7,6 @@ resume, a config file, where to write, and quiet.
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -20,7 +19,7 @@ from recx.trainer.cli_options import command, given_options
 from recx.trainer.config import OPTIONS, RESUMABLE, ConfigError, TrainConfig
 
 
-def workspace_layer() -> tuple[dict[str, Any], Path | None]:
+def workspace_layer() -> dict[str, Any]:
     """Options from recx.toml (dataset, stores, runs dir, [train]) if in a workspace."""
     from recx.trainer.config import flatten_options
     from recx.workspace import NoWorkspace, Workspace
@@ -28,28 +27,22 @@ def workspace_layer() -> tuple[dict[str, Any], Path | None]:
     try:
         ws = Workspace.find()
     except NoWorkspace:
-        return {}, None
+        return {}
     layer: dict[str, Any] = flatten_options(dict(ws.section("train")), str(ws.root / "recx.toml"))
     layer["dataset"] = str(ws.dataset_dir)
     layer["runs_dir"] = str(ws.runs_dir)
     layer["stores"] = {m: str(ws.resolve(p)) for m, p in ws.section("stores").items()}
-    return layer, ws.root
+    return layer
 
 
-def _fixed(kind: Any, name: str, default: Any) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
-
-
-FIXED = [
-    _fixed(bool, "resume", typer.Option(False, "--resume", help="Continue a run from its last checkpoint: the one --run names, else the workspace's latest.")),
-    _fixed(Optional[Path], "run", run_option("Run folder to resume (with --resume).")),
-    _fixed(Optional[Path], "config", typer.Option(None, "--config", help="A run.toml whose values the command line overrides.")),
-    _fixed(Optional[Path], "out", out_option("Run folder to write (default: <runs>/<--name>).")),
-    _fixed(bool, "quiet", quiet_option()),
-]
-
-
-def train(resume: bool, run: Optional[Path], config: Optional[Path], out: Optional[Path], quiet: bool, **options: Any) -> None:
+def train(
+    resume: bool = typer.Option(False, "--resume", help="Continue a run from its last checkpoint: the one --run names, else the workspace's latest."),
+    run: Optional[Path] = run_option("Run folder to resume (with --resume)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="A run.toml whose values the command line overrides."),
+    out: Optional[Path] = out_option("Run folder to write (default: <runs>/<--name>)."),
+    quiet: bool = quiet_option(),
+    **options: Any,
+) -> None:
     """Train a sequence recommender; writes runs/<name>/ (config, checkpoints, metrics, curve)."""
     from recx.trainer.checkpoint import load_run_config
     from recx.trainer.loop import fit
@@ -71,13 +64,10 @@ def train(resume: bool, run: Optional[Path], config: Optional[Path], out: Option
     else:
         if run is not None:
             raise ConfigError(f"--run {run} names a run to resume: add --resume, or use -o/--out for a new run's folder")
-        ws_layer, _ = workspace_layer()
         file_layer = TrainConfig.read_toml(config) if config else {}
-        explicit = {**file_layer, **given}
-        if out is not None:
-            explicit.update(runs_dir=str(Path(out).resolve().parent), name=Path(out).name)
-        cfg = TrainConfig.resolve(ws_layer, file_layer, given, {k: explicit[k] for k in ("runs_dir", "name") if out is not None})
-        refused = cfg.inapplicable(set(explicit) - {"runs_dir", "name"})
+        out_layer = {"runs_dir": str(Path(out).resolve().parent), "name": Path(out).name} if out is not None else {}
+        cfg = TrainConfig.resolve(workspace_layer(), file_layer, given, out_layer)
+        refused = cfg.inapplicable({*file_layer, *given})  # recx.toml's [train] holds defaults for every model: not checked
         if refused:
             raise ConfigError(refused[0] + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""))
         cfg.run.stores = cfg.stores_read()  # record only the stores this model reads
@@ -98,4 +88,4 @@ def _latest_run() -> Path:
     return Workspace.find().latest_run(finished=False)
 
 
-train_command = user_errors(command(OPTIONS.values(), FIXED, train, train.__doc__ or ""))
+train_command = user_errors(command(train, OPTIONS.values()))

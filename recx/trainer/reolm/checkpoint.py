@@ -18,11 +18,12 @@ from torch import nn
 from recx.errors import RecxError
 from recx.artifacts import read_json_config
 from recx.trainer.checkpoint import load_matching_weights
+from recx.trainer.config import DEFAULT_LM
 
 CONFIG = "config.json"
 WEIGHTS = "model.pt"
 STATE = "state.pt"
-METRICS = "metrics.jsonl"
+# metrics.jsonl: one line per epoch, as a run folder has it (recx.trainer.checkpoint.METRICS)
 
 
 class CheckpointMismatchError(RecxError):
@@ -32,7 +33,7 @@ class CheckpointMismatchError(RecxError):
 def canonical_lm(name: str) -> str:
     from recx.trainer.reolm.backbone import _MINILM_NAMES
 
-    return "all-MiniLM-L6-v2" if name in _MINILM_NAMES else name
+    return DEFAULT_LM if name in _MINILM_NAMES else name
 
 
 def backbone_signature(backbone: nn.Module) -> dict[str, Any]:

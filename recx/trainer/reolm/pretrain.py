@@ -36,7 +36,8 @@ from recx.trainer.engine import LoopSettings, StepOutput, Task, run_epochs, seed
 from recx.trainer.data import Batch, SequenceBatches
 from recx.trainer.losses.debiased_ce import DebiasedCrossEntropy
 from recx.trainer.reolm.backbone import load_backbone, load_tokenizer, locate_backbone, tokenizer_hash
-from recx.trainer.reolm.checkpoint import CONFIG, METRICS, STATE, WEIGHTS, backbone_signature, canonical_lm, read_config
+from recx.trainer.checkpoint import read_metrics
+from recx.trainer.reolm.checkpoint import CONFIG, STATE, WEIGHTS, backbone_signature, canonical_lm, read_config
 from recx.trainer.reolm.heads import TiedMLMHead, alignment_loss, mask_tokens
 from recx.trainer.reolm.model import ReoLM
 from recx.trainer.reolm.packing import Specials, collate, pack
@@ -160,14 +161,14 @@ class PretrainTask(Task):
 
     def __init__(self, model: Pretrainer, batches: SequenceBatches, cfg: PretrainConfig, config: dict[str, Any], out: Path, device: torch.device):
         self.model = self.module = model
-        self.batches_, self.cfg, self.config, self.out, self.device = batches, cfg, config, out, device
+        self.sequences, self.cfg, self.config, self.out, self.device = batches, cfg, config, out, device
         self.generator = torch.Generator().manual_seed(cfg.seed + 1)
 
     def batches(self, epoch: int):
-        return self.batches_.epoch(epoch)
+        return self.sequences.epoch(epoch)
 
     def num_batches(self) -> int:
-        return self.batches_.num_batches()
+        return self.sequences.num_batches()
 
     def step(self, module: nn.Module, batch: Batch, amp_dtype: torch.dtype | None) -> StepOutput:
         loss, parts = module(Batch(batch.inputs.to(self.device), batch.targets.to(self.device), batch.rows), self.generator, amp_dtype)
@@ -189,15 +190,6 @@ class PretrainTask(Task):
         lm = self.model.lm
         torch_save({**lm.state_dict(), **{f"mlm_head.{k}": v for k, v in self.model.mlm_head.state_dict().items()}}, self.out / WEIGHTS)
         atomic_write_text(self.out / CONFIG, json.dumps({**self.config, "epochs_done": epoch + 1}, indent=2, sort_keys=True) + "\n")
-
-
-def read_history(out: Path) -> list[dict[str, Any]]:
-    path = out / METRICS
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-
-
-def write_history(out: Path, rows: list[dict[str, Any]]) -> None:
-    atomic_write_text(out / METRICS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
 def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progress: bool = True, max_epochs_this_call: int | None = None) -> Path:
@@ -233,12 +225,10 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
             raise RecxError(f"{out / CONFIG}: another backbone or tokenizer than --lm {cfg.lm!r}")
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        epochs_done = len(read_history(out)) if resume else 0
+        epochs_done = len(read_metrics(out)) if resume else 0
         atomic_write_text(out / CONFIG, json.dumps({**config, "epochs_done": epochs_done}, indent=2, sort_keys=True) + "\n")
     ctx.barrier()
     batches = SequenceBatches(domains.train_sequences, cfg.max_len, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
     task = PretrainTask(model, batches, cfg, config, out, device)
-    run_epochs(task, loop_settings(cfg), out, ctx, state_file=STATE, resume=resume, progress=progress,
-               write_history=lambda rows: write_history(out, rows), read_history=lambda: read_history(out),
-               max_epochs_this_call=max_epochs_this_call)
+    run_epochs(task, loop_settings(cfg), out, ctx, state_file=STATE, resume=resume, progress=progress, max_epochs_this_call=max_epochs_this_call)
     return out

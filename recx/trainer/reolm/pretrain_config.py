@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 
 from recx.errors import RecxError
 from recx.options import DEFAULT_SEED, PRECISIONS
-from recx.trainer.config import OPTIONS, SCHEDULES, option, option_specs
-
-DEFAULT_LM = "all-MiniLM-L6-v2"
+from recx.trainer.config import DEFAULT_LM, OPTIONS, SCHEDULES, option, option_specs
 
 
 @dataclass
