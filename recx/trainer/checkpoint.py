@@ -25,6 +25,7 @@ import torch
 
 from recx.artifacts import atomic_write_text, read_json_config
 from recx.errors import RecxError
+from recx.trainer.config import TrainConfig
 from recx.workspace import BEST as BEST  # the run layout names live in recx.workspace
 from recx.workspace import FINISHED, RUN_CONFIG
 
@@ -33,7 +34,9 @@ METRICS = "metrics.jsonl"
 CURVE = "curve.png"
 
 
-RUN_FORMAT = 3  # 3: nested config, run-relative paths; 2: finished.json marks a finished run, store digests recorded; 1: neither
+# 4: Reo-LM's ROMA options; 3: nested config, run-relative paths; 2: finished.json marks a
+# finished run, store digests recorded; 1: neither (recx/trainer/runconfig.py migrates them)
+RUN_FORMAT = TrainConfig.FORMAT
 
 
 class RunError(RecxError):

@@ -45,7 +45,10 @@ ADAPTERS = ("linear", "mlp", "moe")
 FUSIONS = ("add", "concat", "gated")
 SCHEDULES = ("constant", "cosine", "linear")
 REO_IMAGES = ("auto", "none", "store")
-REO_TUNINGS = ("full", "topk", "lora")
+REO_TUNINGS = ("full", "topk", "lora", "molora")
+REO_ITEM_TEXTS = ("attributes", "text")  # recx/trainer/reolm/tokens.py ITEM_TEXTS
+REO_STAGES = (1, 2)
+REO_LOSSES = ("debiased_ce", "full_ce", "sampled_softmax")  # bce scores no catalog-wide softmax
 DEFAULT_LM = "all-MiniLM-L6-v2"  # Reo-LM's backbone unless --lm names another
 # options a resumed run takes from the command line; every other option is the run's own
 RESUMABLE = ("epochs", "patience", "device")
@@ -71,7 +74,7 @@ def to_models(*names: str) -> Applies:
 
 
 def to_losses(*names: str) -> Applies:
-    return Applies(lambda c: c.model.name not in LM_MODELS and c.loss.name in names, "--loss " + " | ".join(names))
+    return Applies(lambda c: c.loss.name in names, "--loss " + " | ".join(names))
 
 
 def _tower_has(*parts: str) -> Callable[["TrainConfig"], bool]:
@@ -90,7 +93,9 @@ TUNED_BLOCKS = Applies(lambda c: _tower_has("e2e")(c) or (c.model.name in LM_MOD
                        "--item-tower e2e and --model reo-lm --reo-tuning topk")
 E2E = Applies(_tower_has("e2e"), "--item-tower e2e")
 GRAD_CHECKPOINTING = Applies(lambda c: _tower_has("e2e")(c) or c.model.name in LM_MODELS, "--item-tower e2e and --model reo-lm")
-LORA = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.tuning == "lora", "--model reo-lm --reo-tuning lora")
+LORA = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.tuning in ("lora", "molora"), "--model reo-lm --reo-tuning lora | molora")
+MOLORA = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.tuning == "molora", "--model reo-lm --reo-tuning molora")
+ATTRIBUTE_TEXT = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.item_text == "attributes", "--model reo-lm --item-text attributes")
 
 
 def option(default: Any, help: str, *, choices: tuple[str, ...] = (), applies: Applies | None = None,
@@ -114,7 +119,7 @@ class ModelConfig:
     layers: int = option(2, "Transformer blocks (GRU layers for gru4rec).", applies=SEQUENCE)
     heads: int = option(2, "Attention heads.", applies=TRANSFORMERS)
     dropout: float = option(0.5, "Dropout.", applies=SEQUENCE)
-    max_len: int = option(50, "Positions per sequence (reo-lm: most items packed per user).")
+    max_len: int = option(50, "Positions per sequence (reo-lm: the history window of a training row; --user-items is what a user reads).")
     mask_ratio: float = option(0.2, "bert4rec: share of items masked per training row.", applies=to_models("bert4rec"))
 
 
@@ -157,7 +162,10 @@ class OptimConfig:
     # weighs the same, which with length-bucketed batches over-weights short sequences
     loss_weighting: str = option("positions", "positions: each target position weighs the same over the epoch; batch: each batch's "
                                  "mean weighs the same (over-weights short sequences, which share batches).", choices=("positions", "batch"))
-    patience: int = option(10, "Early stopping: epochs without validation improvement.")
+    patience: int = option(10, "Early stopping: validations without improvement.")
+    valid_per_epoch: int = option(1, "Validations per epoch: each ends a checkpoint, --patience counts them (ROMA: 2, every half epoch).")
+    prefix_rows: int = option(0, "Training rows: 0 = one per user (every position a target for sequence models, one random prefix for "
+                              "reo-lm); N = every prefix of each user's last N training items is its own row with one target.")
     metric: str = option("ndcg@10", "Validation metric for early stopping and the best checkpoint.")
     eval_batch_size: int = option(1024, "Users per validation batch.")
 
@@ -169,13 +177,22 @@ class ReoLMConfig:
                        applies=REOLM, path=True)
     image: str = option("auto", "reo-lm image token: auto (when --store image=PATH) | none (text only) | store.", choices=REO_IMAGES,
                         flag="reo_image", applies=REOLM)
-    tuning: str = option("full", "reo-lm: full fine-tuning | topk (top --tune-blocks blocks) | lora (peft adapters; their lr is --encoder-lr).",
+    tuning: str = option("full", "reo-lm: full fine-tuning | topk (top --tune-blocks blocks) | lora (peft adapters; their lr is --encoder-lr) "
+                         "| molora (ROMA's mixture of adapter experts: averaged in the lower blocks, gated in the top ones).",
                          choices=REO_TUNINGS, flag="reo_tuning", applies=REOLM)
-    lora_rank: int = option(8, "reo-lm --reo-tuning lora: adapter rank.", applies=LORA)
-    lora_alpha: float = option(16.0, "reo-lm --reo-tuning lora: adapter scale alpha (update scaled by alpha / rank).", applies=LORA)
+    lora_rank: int = option(8, "reo-lm --reo-tuning lora | molora: adapter rank (molora: per expert).", applies=LORA)
+    lora_alpha: float = option(16.0, "reo-lm --reo-tuning lora | molora: adapter scale alpha (update scaled by alpha / rank).", applies=LORA)
+    lora_experts: int = option(8, "reo-lm --reo-tuning molora: experts per adapted block.", applies=MOLORA)
     pooling: str = option("mean", "reo-lm vector: mean | cls pooling.", choices=("mean", "cls"), applies=REOLM)
-    item_tokens: int = option(32, "reo-lm: text tokens kept per item.", applies=REOLM)
-    user_tokens: int = option(256, "reo-lm: token budget of a user's packed items (newest kept).", applies=REOLM)
+    item_text: str = option("attributes", "reo-lm item text: attributes (key: value per attribute, each its own budget and token type) "
+                            "| text (the joined text cut as a whole, recx before December 2026).", choices=REO_ITEM_TEXTS, applies=REOLM)
+    attr_tokens: int = option(32, "reo-lm --item-text attributes: tokens per attribute, key and value (ROMA: 32).", applies=ATTRIBUTE_TEXT)
+    item_tokens: int = option(0, "reo-lm: most text tokens per item (0 = no cap besides --attr-tokens; --item-text text needs one).", applies=REOLM)
+    user_items: int = option(9, "reo-lm: most history items a user reads, newest first (ROMA: 9); 0 = --max-len.", applies=REOLM)
+    user_tokens: int = option(0, "reo-lm: token budget of a user's packed items, cut at item boundaries (0 = what --user-items "
+                              "items take, up to the backbone's positions).", applies=REOLM)
+    stage: int = option(1, "reo-lm: 1 trains both towers; 2 freezes the item table (encoded once at the start, e.g. from a "
+                        "stage-1 run given as --warm-start) and trains the user side on a softmax over it.", flag="reo_stage", applies=REOLM)
 
 
 @dataclass
@@ -253,7 +270,7 @@ class TrainConfig:
     reolm: ReoLMConfig = field(default_factory=ReoLMConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
-    FORMAT: ClassVar[int] = 3  # config.json's run_format: 3 = nested sections (recx/trainer/runconfig.py migrates 1 and 2)
+    FORMAT: ClassVar[int] = 4  # config.json's run_format: 4 = nested sections with Reo-LM's ROMA recipe (runconfig.py migrates 1-3)
 
     # -- flat options <-> nested config ----------------------------------------------------
     @classmethod
@@ -380,6 +397,8 @@ class TrainConfig:
             raise ConfigError("--mask-scope past needs a causal model (sasrec, gru4rec)")
         if self.is_lm:
             self._validate_reolm()
+        if o.valid_per_epoch < 1 or o.prefix_rows < 0:
+            raise ConfigError("--valid-per-epoch must be >= 1 and --prefix-rows >= 0")
         if o.lr <= 0:
             raise ConfigError("--lr must be > 0")
         if o.metric.split("@")[0] not in ("ndcg", "hr", "mrr"):
@@ -387,13 +406,22 @@ class TrainConfig:
 
     def _validate_reolm(self) -> None:
         r = self.reolm
-        if self.loss.name != "debiased_ce":
-            raise ConfigError(f"--model reo-lm trains with --loss debiased_ce (the in-batch candidates are encoded by the LM), not {self.loss.name!r}")
-        if r.tuning == "lora" and r.lora_rank < 1:
+        if self.loss.name not in REO_LOSSES:
+            raise ConfigError(f"--model reo-lm trains with --loss {' | '.join(REO_LOSSES)}, not {self.loss.name!r}")
+        if r.tuning in ("lora", "molora") and r.lora_rank < 1:
             raise ConfigError(f"--lora-rank {r.lora_rank}: must be >= 1")
+        if r.tuning == "molora" and r.lora_experts < 1:
+            raise ConfigError(f"--lora-experts {r.lora_experts}: must be >= 1")
         if r.image == "store" and not self.run.stores.get("image"):
             raise ConfigError("--reo-image store needs --store image=PATH (an image store of this dataset)")
-        if r.item_tokens < 1 or r.user_tokens < r.item_tokens + 3:
+        if r.stage not in REO_STAGES:
+            raise ConfigError(f"--reo-stage {r.stage}: expected 1 or 2")
+        if r.item_text == "text" and r.item_tokens < 1:
+            raise ConfigError("--item-text text needs --item-tokens N >= 1 (the whole text is cut to it)")
+        for name in ("attr_tokens", "item_tokens", "user_items", "user_tokens"):
+            if self.get(name) < 0 or (name == "attr_tokens" and self.get(name) < 1):
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= {1 if name == 'attr_tokens' else 0}")
+        if r.user_tokens and r.item_tokens and r.user_tokens < r.item_tokens + 3:
             raise ConfigError(f"--user-tokens {r.user_tokens} must hold one item (--item-tokens {r.item_tokens} + 3)")
 
 

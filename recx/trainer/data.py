@@ -37,6 +37,18 @@ def causal_targets(batch: Batch) -> torch.Tensor:
     return torch.where(batch.inputs > 0, batch.targets, torch.zeros_like(batch.targets))
 
 
+def prefixes(sequences: Sequence[np.ndarray], last: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Every prefix of each sequence that ends in one of its last ``last`` items (each at least
+    two items: a history and its next item): (prefixes, [R] index of each one's sequence)."""
+    rows: list[np.ndarray] = []
+    owner: list[int] = []
+    for u, seq in enumerate(sequences):
+        for end in range(max(2, len(seq) - last + 1), len(seq) + 1):
+            rows.append(seq[:end])
+            owner.append(u)
+    return rows, np.asarray(owner, dtype=np.int64)
+
+
 class SequenceBatches:
     """Shuffled, length-bucketed seq2seq batches over users' training sequences.
 
@@ -55,6 +67,9 @@ class SequenceBatches:
         rank / world_size: shard of every epoch's permutation this process iterates
             (distributed training keeps every user exactly once per epoch across ranks).
         pool: batches per sorting pool (1 = no bucketing, plain shuffled batches).
+        prefix_rows: 0 = one row per user, every position a target; N = every prefix of each
+            user's last N training items is its own row whose only target is that item (the
+            Reo-LM / ROMA recipe: each row is one user state and one next item).
     """
 
     def __init__(
@@ -66,13 +81,20 @@ class SequenceBatches:
         rank: int = 0,
         world_size: int = 1,
         pool: int = 16,
+        prefix_rows: int = 0,
     ):
-        rows = [s for s in train_sequences if len(s) >= 2]  # a row needs one (input, target) pair
-        self.rows = torch.from_numpy(left_pad(rows, max_len + 1))  # [U', L+1]
-        # every training item of each row's user (not only the window), for negative exclusion
-        self._items = torch.from_numpy(np.concatenate(rows).astype(np.int64)) if rows else torch.zeros(0, dtype=torch.long)
-        self._lengths = torch.tensor([len(s) for s in rows], dtype=torch.long)
+        users = [s for s in train_sequences if len(s) >= 2]  # a row needs one (input, target) pair
+        # every training item of each user (not only the window), for negative exclusion
+        self._items = torch.from_numpy(np.concatenate(users).astype(np.int64)) if users else torch.zeros(0, dtype=torch.long)
+        self._lengths = torch.tensor([len(s) for s in users], dtype=torch.long)
         self._offsets = torch.cat([torch.zeros(1, dtype=torch.long), self._lengths.cumsum(0)])
+        self.prefix_rows = prefix_rows
+        if prefix_rows:
+            rows, owner = prefixes(users, prefix_rows)
+        else:
+            rows, owner = users, np.arange(len(users))
+        self.rows = torch.from_numpy(left_pad(rows, max_len + 1))  # [R, L+1]
+        self.row_user = torch.from_numpy(owner.astype(np.int64))  # [R] the user of each row
         self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
@@ -91,14 +113,16 @@ class SequenceBatches:
     def targets_per_batch(self) -> float:
         """Next-item targets (positions with a real input and a real next item) per step,
         averaged over an epoch and summed over ranks."""
-        return float((self.lengths - 1).sum()) / self.num_batches()
+        targets = self.num_rows if self.prefix_rows else int((self.lengths - 1).sum())
+        return float(targets) / self.num_batches()
 
     def permutation(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.num_rows, generator=g)
 
-    def epoch(self, epoch: int) -> Iterator[Batch]:
-        """Yields batches of inputs [B, L] and targets [B, L]; 0 marks padding in both."""
+    def epoch(self, epoch: int, part: int = 0, parts: int = 1) -> Iterator[Batch]:
+        """Yields batches of inputs [B, L] and targets [B, L]; 0 marks padding in both.  With
+        ``parts`` > 1 only the ``part``-th of the epoch's batches (validation intervals)."""
         order = self.permutation(epoch)
         if self.world_size > 1:
             # pad the permutation so every rank gets the same number of batches
@@ -115,14 +139,24 @@ class SequenceBatches:
             batches.extend(chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
         if self.pool > 1:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
-        for idx in batches:
+        cut = [len(batches) * p // parts for p in range(parts + 1)]
+        for idx in batches[cut[part] : cut[part + 1]]:
             rows = self.rows[idx]
             width = int(self.lengths[idx].max())
             rows = rows[:, rows.shape[1] - width :]
-            yield Batch(rows[:, :-1], rows[:, 1:], idx)
+            targets = rows[:, 1:]
+            if self.prefix_rows:  # one target per row: its last item
+                targets = torch.cat([torch.zeros_like(targets[:, :-1]), targets[:, -1:]], dim=1)
+            yield Batch(rows[:, :-1], targets, self.row_user[idx])
+
+    def num_part_batches(self, parts: int) -> int:
+        """Batches of the largest of an epoch's ``parts`` parts."""
+        n = self.num_batches()
+        return max(n * (p + 1) // parts - n * p // parts for p in range(parts))
 
     def item_mask(self, rows: torch.Tensor, num_items: int) -> torch.Tensor:
-        """[B, N+1] bool: True for every training item of each row's user."""
+        """[B, N+1] bool: True for every training item of each row's user (``rows``: the
+        batch's user ids, ``Batch.rows``)."""
         lengths = self._lengths[rows]
         starts = self._offsets[rows]
         flat_rows = torch.repeat_interleave(torch.arange(len(rows)), lengths)

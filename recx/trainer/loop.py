@@ -86,10 +86,11 @@ def default_run_name(cfg: TrainConfig) -> str:
 
 
 def settings(cfg: TrainConfig) -> LoopSettings:
-    """The shared loop's settings of a training config."""
+    """The shared loop's settings of a training config.  The loop's "epoch" is one validation
+    interval: ``--valid-per-epoch K`` runs K of them per pass over the data."""
     o, t = cfg.optim, cfg.tower
     return LoopSettings(
-        epochs=o.epochs, lr=o.lr, weight_decay=o.weight_decay, pretrained_lr=t.encoder_lr, pretrained_weight_decay=t.encoder_weight_decay,
+        epochs=o.epochs * o.valid_per_epoch, lr=o.lr, weight_decay=o.weight_decay, pretrained_lr=t.encoder_lr, pretrained_weight_decay=t.encoder_weight_decay,
         seed=cfg.run.seed, schedule=o.schedule, warmup_steps=o.warmup_steps, grad_clip=o.grad_clip, precision=cfg.run.precision,
         patience=o.patience, metric=o.metric,
     )
@@ -131,7 +132,10 @@ class TrainTask(Task):
         device = ctx.device
         self.cfg, self.dataset, self.run_dir = cfg, dataset, run_dir
         self.model = model.to(device)
-        self.sequences = SequenceBatches(dataset.train_sequences(), cfg.model.max_len, cfg.optim.batch_size, cfg.run.seed, ctx.rank, ctx.world_size)
+        self.sequences = SequenceBatches(dataset.train_sequences(), cfg.model.max_len, cfg.optim.batch_size, cfg.run.seed, ctx.rank,
+                                         ctx.world_size, prefix_rows=cfg.optim.prefix_rows)
+        self.parts = cfg.optim.valid_per_epoch
+        self.interval = 0
         counts = torch.from_numpy(dataset.item_popularity())
         self.loss_fn = build_loss(cfg, counts, lambda rows: self.sequences.item_mask(rows, dataset.num_items).to(device),
                                   ctx.gather_ids if ctx.enabled else None, ctx.rank).to(device)
@@ -140,10 +144,13 @@ class TrainTask(Task):
         self.mask_generator = torch.Generator().manual_seed(cfg.run.seed + 1)  # BERT4Rec cloze masks
 
     def batches(self, epoch: int):
-        return self.sequences.epoch(epoch)
+        """The loop's ``epoch`` is a validation interval: part ``epoch % K`` of data epoch ``epoch // K``."""
+        self.interval = epoch
+        self.model.begin_epoch()
+        return self.sequences.epoch(epoch // self.parts, epoch % self.parts, self.parts)
 
     def num_batches(self) -> int:
-        return self.sequences.num_batches()
+        return self.sequences.num_part_batches(self.parts)
 
     def step(self, module: torch.nn.Module, batch: Batch, amp_dtype: torch.dtype | None) -> StepOutput:
         batch = self.model.training_batch(type(batch)(*(None if t is None else t.to(self.device) for t in batch)), self.mask_generator)
@@ -159,7 +166,8 @@ class TrainTask(Task):
         return evaluate_split(self.model, self.dataset, "valid", self.cfg, ks=_ks_for(self.cfg.optim.metric), amp_dtype=amp_dtype)
 
     def epoch_stats(self, seconds: float) -> dict[str, float]:
-        return self.model.epoch_stats(seconds)
+        stats = self.model.epoch_stats(seconds)
+        return stats if self.parts == 1 else {**stats, "data_epochs": (self.interval + 1) / self.parts}
 
     def rank_state(self) -> dict[str, Any]:
         return {"mask_generator": self.mask_generator.get_state(), "loss": self.loss_fn.state_dict()}

@@ -49,6 +49,9 @@ class SequentialRecommender(nn.Module):
         """The tower, or a per-step memo of it when it runs an encoder (each item encoded once)."""
         return StepMemo(self.tower) if self.tower.expensive else self.tower
 
+    def begin_epoch(self) -> None:
+        """Nothing is cached across steps."""
+
     def targets_per_step(self, batches, mask_ratio: float) -> float:
         """Target positions per step over an epoch (summed over ranks): the loss's reference scale."""
         # a cloze batch predicts ~mask_ratio of its items; the reference only sets the loss's overall scale

@@ -43,6 +43,10 @@ class RecModel(Protocol):
         tower runs an encoder, so each distinct item is encoded once)."""
         ...
 
+    def begin_epoch(self) -> None:
+        """Called before each epoch's (or validation interval's) first step, on every rank."""
+        ...
+
     def targets_per_step(self, batches: Any, mask_ratio: float) -> float:
         """Target positions per step over an epoch: the loss's reference scale."""
         ...

@@ -1,6 +1,6 @@
 """config.json of a run: the format version, its migrations, and run-relative paths.
 
-    {"run_format": 3,
+    {"run_format": 4,
      "config": {"model": {...}, "tower": {...}, ...},   TrainConfig.to_dict(), paths run-relative
      "dataset_fingerprint": ..., "num_items": ..., "world_size": ..., "store_digests": {...}}
 
@@ -9,6 +9,8 @@ Older runs load through explicit migrations, one per format step:
     1 -> 2   runs from before ``loss_weighting`` trained with each batch's mean weighing the same
     2 -> 3   flat options become sections; ``amp`` is ``precision`` (off -> fp32) and
              ``reo_pooling`` is ``pooling``; absolute paths stay absolute
+    3 -> 4   Reo-LM runs from before the ROMA recipe read the joined text cut as a whole
+             (``item_text = "text"``) and a window of ``max_len`` items (``user_items = 0``)
 
 Paths (dataset, stores, warm start, Reo-LM init) that lie inside the run's workspace are
 written relative to the run folder, so a workspace can be moved or copied and its runs still
@@ -44,7 +46,14 @@ def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
     return {**{k: raw[k] for k in META_KEYS if k in raw}, "run_format": 3, "config": nested}
 
 
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(raw: dict[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(raw["config"])
+    reolm = config.setdefault("reolm", {})
+    reolm.update(item_text="text", user_items=0)  # format 3 had neither (2 -> 3 fills today's defaults)
+    return {**raw, "run_format": 4, "config": config}
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def migrate(raw: dict[str, Any]) -> dict[str, Any]:

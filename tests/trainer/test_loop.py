@@ -172,8 +172,8 @@ def test_older_config_formats_migrate(tiny_dataset, tmp_path, version, weighting
     assert cfg.optim.loss_weighting == weighting and cfg.run.precision == "fp32" and cfg.model.hidden == 16
     model, _, _ = load_trained(result.run_dir, "best.pt")
     assert model.item_table().shape == (41, 16)
-    fit(cfg, run_dir=result.run_dir, resume=True, progress=False)  # resumes, and rewrites config.json in format 3
-    assert json.loads((result.run_dir / "config.json").read_text())["run_format"] == 3
+    fit(cfg, run_dir=result.run_dir, resume=True, progress=False)  # resumes, and rewrites config.json in the current format
+    assert json.loads((result.run_dir / "config.json").read_text())["run_format"] == 4
 
 
 def test_a_moved_workspace_still_loads_its_runs(tiny_dataset, tmp_path):

@@ -15,6 +15,11 @@ user's full sequence is rebuilt from the train rows: the shortest history, then 
 targets in order, then the valid and test targets.  The rebuilt sequence must reproduce every
 row (targets exactly, histories as suffixes of the right length); any disagreement is a fault
 naming the file and line.  recx item index = file index + 1.
+
+Each item keeps the text exactly as given (the catalog fingerprint covers it); when the texts are
+UniSRec's "title. category. brand. " sentences, the three fields are also split out into the
+item's ``meta`` (see :mod:`recx.data.importers.attributes`) and dataset.json's ``text`` lists
+them under ``attributes``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from recx.data.dataset import Item, SequenceDataset
+from recx.data.importers.attributes import ATTRIBUTES, split_attributes
 from recx.data.importers.pipeline import Ledger, finish, refuse_existing
 from recx.data.importers.reading import ImportFault, fault, parse_int, read_lines, read_table, require_file
 
@@ -173,6 +179,14 @@ def read_texts(path: Path, item_ids: list[str], ledger: Ledger) -> dict[str, str
     return texts
 
 
+def make_items(item_ids: list[str], texts: dict[str, str]) -> tuple[list[Item], list[str]]:
+    """Items in index order with their texts unchanged, plus the attribute names split out of
+    the texts into each item's ``meta`` (empty, and every ``meta`` empty, when they do not split)."""
+    split = split_attributes([texts.get(iid) for iid in item_ids])
+    items = [Item(id=iid, text=texts.get(iid), meta=dict(a or {})) for iid, a in zip(item_ids, split.attributes)]
+    return items, list(ATTRIBUTES) if split.root is not None else []
+
+
 def import_unisrec(
     src_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -220,7 +234,7 @@ def import_unisrec(
     no_text = sum(1 for i in item_ids if i not in texts)
     if no_text:
         ledger.warnings["items without text"] += no_text
-    items = [Item(id=iid, text=texts.get(iid)) for iid in item_ids]
+    items, attributes = make_items(item_ids, texts)
 
     files = [p.name for p in sorted(src.glob(f"{prefix}.*"))]
     meta: dict[str, Any] = {
@@ -233,7 +247,12 @@ def import_unisrec(
             "max_sequence_length": None,
             "note": "none applied: pre-split benchmark files, split reproduced exactly",
         },
-        "text": {"fields": ["text"], "template": "{text}", "source_file": text_path.name if text_path.exists() else None},
+        "text": {
+            "fields": ["text"],
+            "template": "{text}",
+            "source_file": text_path.name if text_path.exists() else None,
+            **({"attributes": attributes} if attributes else {}),
+        },
         "item_index": "recx index = file index + 1",
     }
     return finish(out_dir, items, [user_ids[u] for u in users], [np.asarray(s) for s in seqs], None, meta, ledger, force=force)

@@ -12,7 +12,7 @@ from recx.trainer.features import StoreLoader, load_store_features
 from recx.trainer.reolm.backbone import load_backbone, load_tokenizer, locate_backbone, tokenizer_hash
 from recx.trainer.reolm.lora import apply_lora
 from recx.trainer.reolm.model import ReoLM
-from recx.trainer.reolm.packing import Specials
+from recx.trainer.reolm.packing import Specials, user_token_budget
 from recx.trainer.reolm.tokens import item_tokens
 
 
@@ -44,17 +44,20 @@ def build_reolm(cfg: TrainConfig, dataset: SequenceDataset, load_init: bool = Tr
     backbone = load_backbone(folder)
     if init:
         check_compatible(init, r.lm, backbone_signature(backbone), tok_hash)
-    tokens = item_tokens(dataset, tokenizer, tok_hash, r.item_tokens)
+    tokens = item_tokens(dataset, tokenizer, tok_hash, r.item_tokens, mode=r.item_text, attr_budget=r.attr_tokens)
     features = present = None
     store = image_store_path(cfg)
     if store:
         features, present = load_store(store, dataset, "image")
+    max_items = r.user_items or cfg.model.max_len
+    # RoBERTa-type position tables start at padding_idx + 1 = 2
+    positions = int(getattr(backbone.config, "max_position_embeddings", 512)) - (2 if backbone.config.model_type in ("roberta", "xlm-roberta") else 0)
     model = ReoLM(
         backbone,
         tokens,
         Specials.of(tokenizer),
-        user_budget=r.user_tokens,
-        max_items=cfg.model.max_len,
+        user_budget=user_token_budget(tokens, max_items, store is not None, positions, r.user_tokens),
+        max_items=max_items,
         image_features=features,
         image_present=present,
         pooling=r.pooling,
@@ -62,6 +65,9 @@ def build_reolm(cfg: TrainConfig, dataset: SequenceDataset, load_init: bool = Tr
         tuning="full" if r.tuning == "lora" else r.tuning,
         tune_blocks=cfg.tower.tune_blocks,
         grad_checkpointing=cfg.tower.grad_checkpointing,
+        attribute_types=len(tokens.attributes) if tokens.types is not None else 0,
+        catalog_negatives=cfg.loss.name in ("full_ce", "sampled_softmax"),
+        frozen_items=r.stage == 2,
     )
     if init and load_init:
         skipped = load_shared_weights(model, init)

@@ -4,7 +4,14 @@
 - User tower: the user's items newest first (see packing.py) -> pooled vector [D], same weights.
 - Image token: ``image_proj(frozen store embedding)``, or a learned missing-image vector.
 - Item positions: a learned embedding (zero at init, so the pretrained LM starts unchanged)
-  added to the token embeddings before the LM adds its own position embeddings.
+  added to the token embeddings before the LM adds its own position embeddings; so is the
+  attribute type of each token (title, category, brand, ...) when items are read as attributes.
+- Negatives (stage 1): the loss's candidates outside the step's own targets come from a
+  catalog table encoded without gradient at the start of each epoch (or each validation
+  interval), so ``--loss full_ce`` / ``sampled_softmax`` rank against the whole catalog at the
+  cost of one no-grad pass over it; the step's targets are encoded with gradient.
+- Stage 2: the item table is encoded once (from the weights the run starts with) and frozen
+  into the model's state; the loss ranks against it and only the user side learns.
 
 The training loop (recx/trainer/loop.py) drives it through the interface SequentialRecommender
 has: ``training_batch``, ``forward`` -> states, ``tower`` (ItemVectors for the loss),
@@ -27,6 +34,63 @@ from recx.trainer.reolm.tokens import ItemTokens
 
 TUNINGS = ("full", "topk")
 EVAL_TOKENS = 16384  # tokens per no-grad batch when encoding users or the catalog
+
+
+class StepCatalog:
+    """ItemVectors of one training step.
+
+    - In-batch losses (stage 1): every item asked for is encoded with gradient, once each
+      (under DDP that includes the other ranks' targets, as the gathered loss needs).
+    - Catalog-wide losses (stage 1, ``catalog_negatives``): the step's own targets are encoded
+      with gradient, every other item is a row of the epoch's no-grad catalog table.
+    - Stage 2 (``frozen_items``): every item is a row of the frozen table.
+    """
+
+    def __init__(self, model: "ReoLM"):
+        self.model = model
+        self.ids = torch.zeros(0, dtype=torch.long, device=model.item_position.weight.device)
+        self.vectors: torch.Tensor | None = None  # [len(ids), D] with gradient
+
+    def prefetch(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Encode the batch's targets [B, L] (under the caller's autocast).  ``inputs`` are not
+        encoded: a Reo-LM user reads the items' tokens, not their vectors."""
+        if self.model.frozen_items:
+            return
+        if self.model.catalog_negatives:
+            self.model.negatives_table()  # under the step's autocast, like the targets
+        ids = torch.unique(targets[targets > 0])
+        self.ids, self.vectors = ids, self.model.encode_items(ids)
+
+    def _fresh_rows(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(found [n] bool, rows [n]) of flat ``items`` in the step's fresh vectors."""
+        if not len(self.ids):
+            return torch.zeros_like(items, dtype=torch.bool), torch.zeros_like(items)
+        pos = torch.searchsorted(self.ids, items).clamp(max=len(self.ids) - 1)
+        return self.ids[pos] == items, pos
+
+    def __call__(self, items: torch.Tensor) -> torch.Tensor:
+        """items [...] -> [..., D]: fresh rows for the step's targets, table rows otherwise."""
+        flat = items.reshape(-1)
+        found, pos = self._fresh_rows(flat)
+        if bool(found.all()) and self.vectors is not None:
+            return self.vectors[pos].view(*items.shape, -1)
+        if not (self.model.frozen_items or self.model.catalog_negatives):  # in-batch: encode what is missing
+            new = torch.unique(flat[~found])
+            fresh = self.model.encode_items(new)
+            self.ids, order = torch.sort(torch.cat([self.ids, new]))
+            self.vectors = (fresh if self.vectors is None else torch.cat([self.vectors, fresh]))[order]
+            return self(items)
+        out = self.model.negatives_table()[flat]
+        if self.vectors is not None and bool(found.any()):
+            out = torch.where(found.unsqueeze(-1), self.vectors[pos].to(out.dtype), out)
+        return out.view(*items.shape, -1)
+
+    def table(self) -> torch.Tensor:
+        """[N+1, D]: the no-grad table with the step's targets' rows replaced by their fresh vectors."""
+        table = self.model.negatives_table()
+        if self.vectors is None or not len(self.ids):
+            return table
+        return table.index_put((self.ids,), self.vectors.to(table.dtype))
 
 
 class ItemEncoder:
@@ -58,6 +122,10 @@ class ReoLM(nn.Module):
             for text only (no image slot).
         pooling: "mean" | "cls"; normalize: L2-normalise output vectors (cosine scores).
         tuning: "full" (every backbone weight) or "topk" (only the top ``tune_blocks`` blocks).
+        attribute_types: attribute types the item text has (0: none, no type embedding).
+        catalog_negatives: the loss ranks against the whole catalog (full_ce, sampled_softmax):
+            the step builds the no-grad catalog table once per epoch.
+        frozen_items: stage 2, the item table is encoded once and frozen (``frozen_table``).
     """
 
     causal = True  # one next-item target per row; the loop's seq2seq batches feed it
@@ -79,6 +147,9 @@ class ReoLM(nn.Module):
         tune_blocks: int = 1,
         grad_checkpointing: bool = False,
         table_batch: int = 256,
+        attribute_types: int = 0,
+        catalog_negatives: bool = False,
+        frozen_items: bool = False,
     ):
         super().__init__()
         if pooling not in ("mean", "cls"):
@@ -96,6 +167,16 @@ class ReoLM(nn.Module):
         self.table_batch = table_batch
         self.item_position = nn.Embedding(max_items + 1, self.dim)
         nn.init.zeros_(self.item_position.weight)
+        self.attribute_type: nn.Embedding | None = None
+        if attribute_types:
+            self.attribute_type = nn.Embedding(attribute_types + 1, self.dim)  # row 0: special tokens
+            nn.init.zeros_(self.attribute_type.weight)
+        self.catalog_negatives = catalog_negatives
+        self.frozen_items = frozen_items
+        if frozen_items:  # saved with the weights: evaluation and resume score against the same table
+            self.register_buffer("frozen_table", torch.zeros(tokens.num_items + 1, self.dim))
+            self.register_buffer("frozen_ready", torch.zeros((), dtype=torch.bool))
+        self._negatives: torch.Tensor | None = None
         feat_dim = image_dim if image_dim is not None else (None if image_features is None else int(image_features.shape[1]))
         self.has_image = feat_dim is not None
         if self.has_image:
@@ -144,7 +225,10 @@ class ReoLM(nn.Module):
                 vec = torch.where(self.image_present[items].unsqueeze(-1), vec, self.missing_image.to(vec.dtype))
                 emb = emb.clone()
                 emb[slots] = vec.to(emb.dtype)
-        return emb + self.item_position(batch["item_positions"].clamp(max=self.max_items)).to(emb.dtype)
+        emb = emb + self.item_position(batch["item_positions"].clamp(max=self.max_items)).to(emb.dtype)
+        if self.attribute_type is not None:
+            emb = emb + self.attribute_type(batch["token_types"].clamp(max=self.attribute_type.num_embeddings - 1)).to(emb.dtype)
+        return emb
 
     def hidden(self, batch: dict[str, torch.Tensor], input_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Last hidden states [B, T, H]."""
@@ -195,9 +279,47 @@ class ReoLM(nn.Module):
         """Changes whenever any weight is written in place (optimizer steps, load_state_dict)."""
         return (self.training, torch.is_autocast_enabled("cpu"), tuple(p._version for p in self.parameters()), tuple(id(p) for p in self.parameters()))
 
+    def begin_epoch(self) -> None:
+        """A new epoch (or validation interval): the stage-1 catalog table is encoded again."""
+        self._negatives = None
+
+    @torch.no_grad()
+    def negatives_table(self) -> torch.Tensor:
+        """[N+1, D] no-grad catalog vectors a step's loss ranks against: the frozen table (stage
+        2), else the table of the weights at the start of this epoch (the one validation just
+        encoded, so it costs nothing more), encoded without dropout."""
+        if self.frozen_items:
+            return self.item_table()
+        if self._negatives is None:
+            was = self.training
+            self.eval()
+            try:
+                self._negatives = self.item_table()
+            finally:
+                self.train(was)
+        return self._negatives
+
     def item_table(self) -> torch.Tensor:
-        """[N+1, D] every catalog item encoded with the current weights (row 0 zeros).  Cached
-        until a weight changes; items sorted by token count so each batch pads little."""
+        """[N+1, D] every catalog item encoded with the current weights (row 0 zeros), or the
+        frozen table in stage 2.  Cached until a weight changes; items sorted by token count so
+        each batch pads little."""
+        if self.frozen_items:
+            if not bool(self.frozen_ready):
+                self._freeze_table()
+            return self.frozen_table
+        return self._encode_table()
+
+    @torch.no_grad()
+    def _freeze_table(self) -> None:
+        was = self.training
+        self.eval()
+        try:
+            self.frozen_table.copy_(self._encode_table())
+        finally:
+            self.train(was)
+        self.frozen_ready.fill_(True)
+
+    def _encode_table(self) -> torch.Tensor:
         key = self._weights_version()
         if self._table is not None and self._table[0] == key:
             return self._table[1]
@@ -262,9 +384,10 @@ class ReoLM(nn.Module):
         n, self.tokens_seen = self.tokens_seen, 0
         return {"tokens": n, "tokens_per_s": n / max(seconds, 1e-9)}
 
-    def step_items(self) -> ItemEncoder:
-        """The LM's item tower (it encodes each step's candidates itself)."""
-        return self.tower
+    def step_items(self) -> StepCatalog:
+        """The step's item vectors: its targets encoded with gradient, other items from the
+        catalog table (stage 1) or the frozen table (stage 2)."""
+        return StepCatalog(self)
 
     @staticmethod
     def targets_per_step(batches: Any, mask_ratio: float) -> float:

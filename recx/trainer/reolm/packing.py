@@ -7,7 +7,9 @@ Layout of a packed sequence (newest item first)::
 i_1 is the newest item; [IMG] is the item's image slot (its input embedding is replaced by the
 projected image vector in the model; absent with ``image_slot=False``).  Every token carries
 its item position (1 for the newest item, 2 for the next, ...; 0 for [CLS]/[SEP]), which the
-model embeds on top of the LM's own position embeddings.  Items are added newest first while
+model embeds on top of the LM's own position embeddings, and its attribute type (1 = the
+item's first attribute, ...; 0 for special tokens and image slots, see tokens.py).  Items are
+added newest first while
 the whole sequence fits ``budget`` tokens: truncation drops the oldest items, whole.  The
 newest item is always kept (its text cut to fit) so no user is empty.  A lone item (the item
 tower) is the same packing of a one-item history.
@@ -51,7 +53,7 @@ class Packed:
     input_ids [T] int64; item_positions [T] int64 (0 = special token, k = k-th newest item);
     image_items [T] int64 (catalog index at an image slot, 0 elsewhere); boundaries [K+1]
     int64 (item k spans ``boundaries[k]:boundaries[k+1]``, its slot included); items [K] int64
-    (catalog indices, newest first).
+    (catalog indices, newest first); token_types [T] int64 (attribute of each text token).
     """
 
     input_ids: np.ndarray
@@ -59,6 +61,7 @@ class Packed:
     image_items: np.ndarray
     boundaries: np.ndarray
     items: np.ndarray
+    token_types: np.ndarray
 
 
 def pack(history: Sequence[int], tokens: ItemTokens, budget: int, specials: Specials, image_slot: bool = True, max_items: int | None = None) -> Packed:
@@ -78,6 +81,7 @@ def pack(history: Sequence[int], tokens: ItemTokens, budget: int, specials: Spec
     if room < 1 + slot:
         raise ValueError(f"token budget {budget} leaves no room for an item")
     ids: list[int] = list(head)
+    types: list[int] = [0] * len(head)
     pos: list[int] = [0] * len(head)
     img: list[int] = [0] * len(head)
     bounds: list[int] = [len(head)]
@@ -91,26 +95,38 @@ def pack(history: Sequence[int], tokens: ItemTokens, budget: int, specials: Spec
             text = text[: room - slot]  # the newest item always stays, its text cut
             need = len(text) + slot
         ids.extend(text)
+        types.extend(tokens.types_of(item)[: len(text)].tolist())
         img.extend([0] * len(text))
         if image_slot:
             ids.append(specials.slot)
+            types.append(0)
             img.append(item)
         pos.extend([k] * need)
         room -= need
         kept.append(item)
         bounds.append(len(ids))
     ids.extend(tail)
+    types.extend([0] * len(tail))
     pos.extend([0] * len(tail))
     img.extend([0] * len(tail))
     as64 = lambda v: np.asarray(v, dtype=np.int64)
-    return Packed(as64(ids), as64(pos), as64(img), as64(bounds), as64(kept))
+    return Packed(as64(ids), as64(pos), as64(img), as64(bounds), as64(kept), as64(types))
+
+
+def user_token_budget(tokens: ItemTokens, max_items: int, image_slot: bool, max_positions: int, requested: int = 0) -> int:
+    """Tokens of a packed user: ``requested`` when set, else what ``max_items`` of the catalog's
+    longest items take with their slots plus [CLS] and [SEP]; never more than the backbone's
+    ``max_positions``."""
+    longest = int(tokens.lengths().max()) if tokens.num_items else 0
+    budget = requested or 2 + max_items * (longest + int(image_slot))
+    return min(budget, max_positions)
 
 
 def collate(packed: Sequence[Packed], pad_id: int) -> dict[str, np.ndarray]:
     """Right-pad packed sequences to the longest: input_ids, attention_mask, item_positions,
-    image_items, each [B, T] int64."""
+    image_items, token_types, each [B, T] int64."""
     width = max(len(p.input_ids) for p in packed)
-    out = {k: np.zeros((len(packed), width), dtype=np.int64) for k in ("input_ids", "attention_mask", "item_positions", "image_items")}
+    out = {k: np.zeros((len(packed), width), dtype=np.int64) for k in ("input_ids", "attention_mask", "item_positions", "image_items", "token_types")}
     out["input_ids"].fill(pad_id)
     for b, p in enumerate(packed):
         n = len(p.input_ids)
@@ -118,4 +134,5 @@ def collate(packed: Sequence[Packed], pad_id: int) -> dict[str, np.ndarray]:
         out["attention_mask"][b, :n] = 1
         out["item_positions"][b, :n] = p.item_positions
         out["image_items"][b, :n] = p.image_items
+        out["token_types"][b, :n] = p.token_types
     return out

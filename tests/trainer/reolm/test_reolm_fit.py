@@ -17,7 +17,9 @@ from recx.trainer.reolm.tokens import NoItemTextError
 
 
 def config(synth_dir, lm_dir, tmp_path, **kw) -> TrainConfig:
+    # the joined text and a --max-len window (recx's recipe before ROMA's): small and fast
     base = dict(dataset=str(synth_dir), model="reo-lm", lm=str(lm_dir), max_len=8, item_tokens=24, user_tokens=96, temperature=0.05,
+                item_text="text", user_items=0,
                 epochs=3, batch_size=32, lr=1e-3, encoder_lr=1e-3, runs_dir=str(tmp_path / "runs"), precision="fp32")
     base.update(kw)
     return TrainConfig.from_options(**base)
