@@ -62,7 +62,7 @@ def build_reolm(cfg: TrainConfig, dataset: SequenceDataset, load_init: bool = Tr
         image_present=present,
         pooling=r.pooling,
         normalize=cfg.loss.temperature > 0,
-        tuning="full" if r.tuning == "lora" else r.tuning,
+        tuning="full" if r.tuning in ("lora", "molora") else r.tuning,
         tune_blocks=cfg.tower.tune_blocks,
         grad_checkpointing=cfg.tower.grad_checkpointing,
         attribute_types=len(tokens.attributes) if tokens.types is not None else 0,
@@ -75,4 +75,11 @@ def build_reolm(cfg: TrainConfig, dataset: SequenceDataset, load_init: bool = Tr
             print(f"reo-lm: {init}: kept fresh (not in the checkpoint or another shape): {', '.join(skipped)}", file=sys.stderr)
     if r.tuning == "lora":  # after --init, so checkpoints keep the backbone's plain weight names
         apply_lora(model.backbone, r.lora_rank, r.lora_alpha)
+    elif r.tuning == "molora":  # hooks keep the backbone's weight names; a molora --init brings its adapters
+        from recx.trainer.reolm.molora import apply_molora, load_adapters
+
+        apply_molora(model.backbone, r.lora_rank, r.lora_alpha, r.lora_experts)
+        misfit = load_adapters(model, init) if init and load_init else []
+        if misfit:
+            print(f"reo-lm: {init}: adapters of another --lora-rank / --lora-experts kept fresh: {', '.join(misfit)}", file=sys.stderr)
     return model

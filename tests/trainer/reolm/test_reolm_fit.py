@@ -26,7 +26,7 @@ def config(synth_dir, lm_dir, tmp_path, **kw) -> TrainConfig:
 
 
 def test_end_to_end_beats_popularity_and_evaluates_through_export(synth_dir, lm_dir, tmp_path):
-    cfg = config(synth_dir, lm_dir, tmp_path, epochs=3, name="e2e")
+    cfg = config(synth_dir, lm_dir, tmp_path, epochs=5, name="e2e")
     result = fit(cfg, progress=False)
     for f in ("config.json", "best.pt", "last.pt", "metrics.jsonl", "curve.png"):
         assert (result.run_dir / f).is_file(), f
@@ -136,7 +136,7 @@ def test_pretrain_with_an_image_store_aligns_and_fine_tunes_with_images(synth_di
     from tiny_models import write_random_image_store
 
     store = write_random_image_store(SequenceDataset(synth_dir), tmp_path / "img.h5")
-    ckpt = pretrain(pre_cfg(synth_dir, lm_dir, image_stores=[str(store)], epochs=1, steps_per_epoch=2), tmp_path / "ckpt", progress=False)
+    ckpt = pretrain(pre_cfg(synth_dir, lm_dir, image_stores=[str(store)], epochs=1, steps_per_epoch=2, align_weight=1.0), tmp_path / "ckpt", progress=False)
     row = json.loads((ckpt / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["align"] > 0
     assert json.loads((ckpt / "config.json").read_text())["packing"]["image_slot"] is True
