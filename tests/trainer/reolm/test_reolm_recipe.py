@@ -4,6 +4,7 @@ catalog-wide negatives, the frozen-table stage, prefix rows and validation inter
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -219,3 +220,38 @@ def test_validation_intervals_split_each_epoch_exactly():
     parts = [[b.rows.tolist() for b in batches.epoch(1, p, 3)] for p in range(3)]
     assert sum(parts, []) == whole and all(parts)
     assert batches.num_part_batches(3) == max(len(p) for p in parts)
+
+
+def test_stage_one_with_catalog_negatives_resumes_exactly(attr_dir, lm_dir, tmp_path):
+    """The catalog table is re-encoded at every interval from the weights of that moment, so a
+    run cut between intervals and resumed ends where an uninterrupted one does."""
+    cfg = reo_config(attr_dir, lm_dir, tmp_path, loss="full_ce", epochs=1, valid_per_epoch=2, prefix_rows=3, name="straight")
+    straight = fit(cfg, progress=False)
+    cfg.run.name = "cut"
+    cut = fit(cfg, progress=False, max_epochs_this_call=1)
+    resumed = fit(cfg, run_dir=cut.run_dir, resume=True, progress=False)
+    a, _, _ = load_trained(straight.run_dir, "last.pt")
+    b, _, _ = load_trained(resumed.run_dir, "last.pt")
+    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(x, y, msg=k)
+
+
+def test_reo_options_are_checked_and_old_runs_keep_their_recipe(tmp_path):
+    from recx.trainer.config import ConfigError
+    from recx.trainer.runconfig import migrate
+
+    cfg = TrainConfig.from_options(model="reo-lm", item_text="text", item_tokens=16)
+    assert cfg.inapplicable({"attr_tokens"}) == ["--attr-tokens applies to --model reo-lm --item-text attributes, not to --model reo-lm"]
+    with pytest.raises(ConfigError, match="--item-text text needs --item-tokens"):
+        TrainConfig.from_options(model="reo-lm", item_text="text")
+    with pytest.raises(ConfigError, match=re.escape("--model reo-lm trains with --loss debiased_ce | full_ce | sampled_softmax, not 'bce'")):
+        TrainConfig.from_options(model="reo-lm", loss="bce")
+    with pytest.raises(ConfigError, match="--reo-stage 3"):
+        TrainConfig.from_options(model="reo-lm", reo_stage=3)
+    # a format-3 reo-lm run (before attributes and the item window) migrates to what it trained with
+    old = TrainConfig.from_options(model="reo-lm", item_tokens=16, user_tokens=48).to_dict()
+    for key in ("item_text", "user_items", "attr_tokens", "stage", "lora_experts"):
+        del old["reolm"][key]
+    new = migrate({"run_format": 3, "config": old})
+    assert new["run_format"] == 4 and new["config"]["reolm"]["item_text"] == "text" and new["config"]["reolm"]["user_items"] == 0
+    assert TrainConfig.from_dict(new["config"]).reolm.item_tokens == 16
