@@ -48,7 +48,7 @@ ROWS: dict[str, dict] = {
     "attributes": ATTRIBUTES,
     "window": WINDOW,
     "s1-catalog": S1,
-    "s2-frozen": dict(S1, reo_stage=2, epochs=2, warm_start="runs/s1-catalog"),
+    "s2-frozen": dict(S1, reo_stage=2, epochs=3, warm_start="runs/s1-catalog"),
     "prefix-rows": dict(S1, prefix_rows=50, valid_per_epoch=2, epochs=2),
 }
 SASREC = "sasrec-id"  # `recx train` with its defaults: SASRec over an ID table, debiased CE

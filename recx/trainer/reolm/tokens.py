@@ -166,19 +166,11 @@ def _encode(texts: Sequence[str | None], tokenizer: Any, budget: int, batch: int
 
 def tokenize_items(texts: Sequence[str | None], tokenizer: Any, budget: int, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """(ids int32 [total], offsets int64 [N+2]) of texts[1:], each cut to ``budget`` tokens."""
-    lengths = [0]
-    chunks: list[np.ndarray] = []
-    body = list(texts[1:])
-    for s in range(0, len(body), batch):
-        part = body[s : s + batch]
-        enc = tokenizer([t or "" for t in part], add_special_tokens=False, truncation=True, max_length=budget)["input_ids"]
-        for ids in enc:
-            ids = ids[:budget]
-            lengths.append(len(ids))
-            chunks.append(np.asarray(ids, dtype=np.int32))
+    encoded = _encode(list(texts[1:]), tokenizer, budget, batch)
+    lengths = [0] + [len(e or ()) for e in encoded]
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    ids = np.concatenate(chunks) if chunks else np.zeros(0, np.int32)
+    ids = np.asarray([t for e in encoded for t in (e or ())], dtype=np.int32)
     return ids, offsets
 
 
