@@ -83,9 +83,10 @@ def train(ws: Path, name: str, settings: dict, eval_only: bool = False) -> Path:
     run = ws / "runs" / name
     if (run / "finished.json").is_file() or (eval_only and (run / "best.pt").is_file()):
         return run
-    resume = ["--resume", "--run", str(run)] if (run / "last.pt").is_file() else ["--name", name]
+    # a resumed run keeps its own settings (recx refuses the flags it would ignore)
+    args = ["--resume", "--run", str(run)] if (run / "last.pt").is_file() else [*flags(settings), "--name", name]
     t0 = time.perf_counter()
-    recx("train", *(flags(settings) if not resume[0] == "--resume" else []), *resume, "-q", cwd=ws)
+    recx("train", *args, "-q", cwd=ws)
     print(f"{name}: trained in {time.perf_counter() - t0:.0f}s", flush=True)
     return run
 
@@ -101,14 +102,15 @@ def compare(ws: Path, base: Path, run: Path) -> dict:
         text = recx("eval", "--compare", str(base), str(run), "--k", "10", "--no-baselines", "--per-user", str(per_user), cwd=ws, capture=True)
         table.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("wrote ")))
         print(f"{run.name}: eval {time.perf_counter() - t0:.0f}s", flush=True)
-    cols: dict[str, dict[str, list[float]]] = {}
-    with per_user.open() as f:
-        for row in csv.DictReader(f):
-            cols.setdefault(row["model"], {}).setdefault("ndcg@10", []).append(float(row["ndcg@10"]))
-    a, b = (cols[p.name] if p.name in cols else next(v for k, v in cols.items() if p.name in k) for p in (base, run))
     import numpy as np
 
-    paired = paired_test({k: np.asarray(v) for k, v in a.items()}, {k: np.asarray(v) for k, v in b.items()}, 1000, seed=42)["ndcg@10"]
+    ndcg: dict[str, list[float]] = {}  # model name -> per-user NDCG@10, in the CSV's user order
+    with per_user.open() as f:
+        for row in csv.DictReader(f):
+            ndcg.setdefault(row["model"], []).append(float(row["ndcg@10"]))
+    a, b = (np.asarray(ndcg[p.name]) for p in (base, run))
+    # the CLI's own test (same resamples and seed) on the CSV's 6-digit values
+    paired = paired_test({"ndcg@10": a}, {"ndcg@10": b}, 1000, seed=42)["ndcg@10"]
     return {"table": table.read_text(), "results": json.loads((run / "results.json").read_text()), "paired_ndcg@10": paired}
 
 
@@ -146,7 +148,7 @@ def bf16_peak() -> dict:
     return out
 
 
-def write_docs(records: list[dict], sasrec: dict, peak: dict, args) -> None:
+def write_docs(records: list[dict], sasrec: dict, peak: dict) -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}"
     payload = {"command": " ".join(["benchmarks/reolm.py", *sys.argv[1:]]), "machine": machine, "matmul_gflops": peak,
                "sasrec_id": sasrec, "rows": records}
@@ -190,15 +192,13 @@ def main() -> None:
     ws = setup(args.data, args.work)
     base = train(ws, SASREC, {})
     records = []
-    sasrec = None
     for name in args.rows.split(","):
         run = train(ws, name, ROWS[name], args.eval_only)
         cmp = compare(ws, base, run)
-        sasrec = sasrec or {k: cmp["paired_ndcg@10"]["mean_a"] for k in ("ndcg@10",)}
         records.append(row_record(name, ROWS[name], run, cmp))
         print(cmp["table"], flush=True)
     base_res = json.loads((base / "results.json").read_text())["metrics"]
-    write_docs(records, base_res, bf16_peak(), args)
+    write_docs(records, base_res, bf16_peak())
 
 
 if __name__ == "__main__":

@@ -96,8 +96,6 @@ class StepCatalog:
 class ItemEncoder:
     """ItemVectors over a ReoLM (deliberately not a Module: the model owns every parameter)."""
 
-    expensive = False  # the loss asks once per step for the distinct candidates
-
     def __init__(self, model: "ReoLM"):
         self.model = model
 

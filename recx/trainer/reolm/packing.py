@@ -95,7 +95,7 @@ def pack(history: Sequence[int], tokens: ItemTokens, budget: int, specials: Spec
             text = text[: room - slot]  # the newest item always stays, its text cut
             need = len(text) + slot
         ids.extend(text)
-        types.extend(tokens.types_of(item)[: len(text)].tolist())
+        types.extend(tokens.types_of(item)[: len(text)].tolist() if tokens.types is not None else [0] * len(text))
         img.extend([0] * len(text))
         if image_slot:
             ids.append(specials.slot)

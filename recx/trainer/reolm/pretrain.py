@@ -151,8 +151,6 @@ class RoutedItems:
     """The LM's item tower with each item's domain routing the top experts (molora): the
     ItemVectors the in-batch loss reads during pre-training."""
 
-    expensive = False
-
     def __init__(self, model: "Pretrainer"):
         self.model = model
 
