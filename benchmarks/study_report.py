@@ -117,12 +117,12 @@ def ensemble_table(state: dict[str, Any]) -> list[str]:
 
 def seed_table(state: dict[str, Any]) -> list[str]:
     """Rows retrained with other seeds (`study.py run --seeds`): test NDCG@10 per seed and the spread."""
-    from recx.trainer.config import TrainConfig
+    from recx.options import DEFAULT_SEED
 
     rows = [r for r in shown_rows(state) if r.get("replicas")]
     if not rows:
         return []
-    default_seed = TrainConfig.__dataclass_fields__["seed"].default  # the seed of a trial without one in its setting
+    default_seed = DEFAULT_SEED  # the seed of a trial without one in its setting
     lines = ["| row | trial setting | test NDCG@10 by seed | NDCG@10 mean (sd) | HR@10 mean (sd) |", "|---|---|---|---:|---:|"]
     for row in rows:
         chosen = _chosen(row)
@@ -224,6 +224,19 @@ def _grid_text(grid: dict[str, list[Any]]) -> str:
     return " x ".join(f"{k} in {{{', '.join(map(str, v))}}}" for k, v in grid.items())
 
 
+def defaults_rows(repeats_json: Path) -> list[str]:
+    """The design card's three commands on each dataset (benchmarks/repeats.py defaults), and
+    where the history-term study lives."""
+    if not repeats_json.is_file():
+        return []
+    from repeats import defaults_section
+
+    state = json.loads(repeats_json.read_text())
+    return defaults_section(state.get("defaults", {})) + [
+        "The tables below are from the study before the history term (`--history-term off`); docs/repeats.md measures "
+        "the term on the four datasets and sets the defaults above.", ""]
+
+
 def write_report(state_files: dict[str, Path], out: Path) -> None:
     """docs/results.md from each dataset's study.json (``{dataset: path}``)."""
     from study import DATASETS
@@ -275,6 +288,7 @@ def write_report(state_files: dict[str, Path], out: Path) -> None:
          "(bf16 autocast where the CPU has native bf16, as this one does; losses in fp32)."),
         "",
     ]
+    lines += defaults_rows(out.parent / "repeats.json")
     for s in states:
         lines += [f"## {s['dataset']}", ""]
         lines += dataset_table(s) + [""]

@@ -14,7 +14,8 @@ A workspace is a folder holding ``recx.toml``::
     model = "minilm"
 
     [train]
-    item_tower = "text"
+    item_tower = "id+text"      # recx's best measured single tower where the items have text
+    whiten = true
     loss = "debiased_ce"
 
     [eval]
@@ -60,12 +61,19 @@ class NoWorkspace(WorkspaceError):
     (and only this: a broken recx.toml is never taken for an absent one)."""
 
 
+def default_tower(has_text: bool) -> dict[str, Any]:
+    """The item tower a new workspace trains: the best single configuration measured on every
+    dataset recx reports (docs/repeats.md, docs/results.md): an ID table plus the whitened text
+    store where items have text (`recx featurize` writes the store), else the ID table."""
+    return {"item_tower": "id+text", "whiten": True} if has_text else {"item_tower": "id"}
+
+
 def default_config(dataset: str = "data", has_text: bool = True) -> dict[str, Any]:
     return {
         "workspace": {"dataset": dataset, "stores": "stores", "runs": "runs"},
         "stores": {},
         "featurize": {"model": "minilm"},
-        "train": {"item_tower": "text" if has_text else "id", "loss": "debiased_ce"},
+        "train": {**default_tower(has_text), "loss": "debiased_ce"},
         "eval": {"k": [10]},
     }
 

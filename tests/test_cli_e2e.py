@@ -32,6 +32,16 @@ def recomputed_test_metrics(run_dir) -> dict[str, float]:
         table = model.item_table().float().numpy()  # [N+1, D], row 0 padding
         users = np.stack([model(torch.as_tensor(h)[None])[0, -1].float().numpy() for h in histories])
     scores = users @ table[1:].T  # [U, N]: items 1..N
+    term = model.history_term  # the learned score of the user's own items, by its definition (recx/trainer/history.py)
+    if term is not None:
+        for u, h in enumerate(histories):
+            for d, item in enumerate(h[::-1]):  # d = 0: the newest
+                if item in h[len(h) - d :]:  # a later occurrence carries this item's score
+                    continue
+                count = int((h == item).sum())
+                bucket = lambda x, n: 0 if x <= 0 else min(int(np.floor(np.log2(x))) + 1, n - 1)  # noqa: E731
+                scores[u, item - 1] += float(term.recency.detach()[bucket(d, term.recency.numel())] + term.count.detach()[bucket(count - 1, term.count.numel())]
+                                             + term.item.detach()[item * term.per_item])
     ranks = []
     for u, t in enumerate(targets):
         s = scores[u]
@@ -63,7 +73,7 @@ def test_synth_featurize_train_eval(tmp_path, monkeypatch):
     results = json.loads((run_dir / "results.json").read_text())
     assert results["split"] == "test" and results["exclude_history"] is False and 10 in results["ks"]
     assert results["counts"]["users"] == 120 and results["counts"]["items"] == 150
-    assert results["run"] == "text-run" and results["item_tower"] == "text" and results["loss"] == "debiased_ce"
+    assert results["run"] == "text-run" and results["item_tower"] == "id+text" and results["loss"] == "debiased_ce"
     assert "Pop" in out
 
     want = recomputed_test_metrics(run_dir)
@@ -77,7 +87,7 @@ def test_synth_featurize_train_eval(tmp_path, monkeypatch):
 
     _, cfg, _ = load_trained(run_dir)
     options = cfg.options()
-    assert options["item_tower"] == "text" and options["stores"]["text"].endswith("minilm.h5")
+    assert options["item_tower"] == "id+text" and options["whiten"] and options["stores"]["text"].endswith("minilm.h5")
 
     # the same command again (another name) trains the same weights: the same numbers, exactly
     invoke([*train, "--name", "text-run-again"])

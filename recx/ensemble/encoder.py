@@ -6,6 +6,7 @@ Member m scores user u and item i as <u_m, v_m,i>.  With factor f_m = weight_m *
 
 so the ensemble is an ordinary dot-product model of dimension sum_m D_m: ``recx eval`` ranks it
 through the same exact and FAISS paths, and ``recx recommend`` serves it, without a special case.
+Members with a history term add it the same way: the ensemble's term is sum_m f_m term_m.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from recx.errors import RecxError
+from recx.evaluate.retrieval import HistoryScores
 from recx.inference.encoders import UserEncoder
 
 
@@ -44,6 +46,11 @@ class EnsembleUserEncoder:
     def encode(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         parts = [f * m.encode(histories) for m, f in zip(self.members, self.factors)]
         return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
+
+    def history_scores(self, histories: Sequence[np.ndarray]) -> HistoryScores | None:
+        parts = [(m.history_scores(histories), f) for m, f in zip(self.members, self.factors)]
+        parts = [(h, f) for h, f in parts if h is not None]
+        return HistoryScores.combine([h for h, _ in parts], [f for _, f in parts]) if parts else None
 
     def history_encoder(self) -> Any:
         raise RecxError("an ensemble run has no single scriptable user encoder; export its member runs, "

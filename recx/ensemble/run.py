@@ -74,6 +74,9 @@ def _validation_scores(runs: Sequence[Any], opts: EnsembleOptions) -> tuple[list
     scores, scales = [], []
     for run in runs:
         raw = torch.from_numpy(run.encoder.encode(histories)) @ torch.from_numpy(run.encoder.item_table()).T  # [U, N+1]
+        history = run.encoder.history_scores(histories)
+        if history is not None:  # the member's term is part of its score, as recx eval ranks it
+            history.add_to(raw)
         try:
             scale = score_scale(raw)
         except ValueError as e:

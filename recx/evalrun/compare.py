@@ -44,7 +44,7 @@ class ModelInput:
     dataset, config: e.g. ``recx.inference.RunEmbeddings``)."""
 
     name: str
-    emb: Any
+    emb: Any  # RunEmbeddings-like; its ``history`` (the model's history term), where present, is added
     run_dir: Path | None = None
 
 
@@ -89,6 +89,7 @@ def evaluate_models(
         res = evaluate_arrays(
             m.emb.user_vectors, m.emb.item_table, targets, m.emb.histories, opts.ks, opts.exclude_history,
             opts.ties, index=opts.index, index_params=opts.index_params, device=opts.device,  # type: ignore[arg-type]
+            history=getattr(m.emb, "history", None),
         )
         results[m.name] = res
         rec = result_record(res, m.name, opts.split, dataset, getattr(m.emb, "config", None), m.run_dir, opts.n_boot, opts.seed)

@@ -57,7 +57,7 @@ def run_detailed(
     path = Path(run_dir)
     emb = load_embeddings(path, split, dataset, device)
     res = evaluate_arrays(emb.user_vectors, emb.item_table, emb.targets, emb.histories, ks, exclude_history, ties,
-                          index=index, index_params=index_params, device=device)  # type: ignore[arg-type]
+                          index=index, index_params=index_params, device=device, history=getattr(emb, "history", None))  # type: ignore[arg-type]
     rec = result_record(res, run_name(path, emb.config), split, emb.dataset, emb.config, path.resolve(), n_boot, seed)
     if write:
         rec["replaced_previous"] = write_results(path, rec)

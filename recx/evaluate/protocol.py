@@ -87,6 +87,7 @@ def evaluate_arrays(
     index_params: dict[str, int] | None = None,
     device: str = "auto",
     with_topk: bool = False,
+    history: R.HistoryScores | None = None,
 ) -> EvalResult:
     """Evaluate user vectors [U, D] against an item table [N+1, D] (row 0 padding).
 
@@ -97,6 +98,8 @@ def evaluate_arrays(
             lists are needed (``with_topk`` or an approximate index).
         index: ``flat`` (exact) or ``ivf`` / ``hnsw`` (approximate; see module doc).
         index_params: nlist, nprobe, hnsw_m, ef_construction, ef_search.
+        history: the model's scores for each user's own items (its repeat-aware term), added
+            on every path (retrieval.HistoryScores).
     """
     ks = _check_ks(ks)
     _check_ties(ties)
@@ -112,7 +115,7 @@ def evaluate_arrays(
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    ranks = R.ranks_matmul(u, t, tg, exclude, ties, device=dev)
+    ranks = R.ranks_matmul(u, t, tg, exclude, ties, device=dev, history=history)
     timings["rank_seconds"] = time.perf_counter() - t0
     result = EvalResult(
         metrics=metrics_from_ranks(ranks, ks),
@@ -128,13 +131,14 @@ def evaluate_arrays(
             "num_users": int(len(u)),
             "num_items": int(n_items),
             "dim": int(u.shape[1]),
+            "history_term": history is not None,
             "timings": timings,
         },
     )
     kmax = ks[-1]
     if with_topk or index != "flat":
         t0 = time.perf_counter()
-        exact = R.topk_exact(u, t, kmax, exclude, backend=backend, device=device)  # FAISS resolves 'auto' itself
+        exact = R.topk_exact(u, t, kmax, exclude, backend=backend, device=device, history=history)  # FAISS resolves 'auto' itself
         timings["exact_topk_seconds"] = time.perf_counter() - t0
         result.topk = exact
         result.info["topk_backend"] = ("faiss" if R.faiss_available() else "torch") if backend == "auto" else backend
@@ -142,7 +146,7 @@ def evaluate_arrays(
         p = dict(index_params or {})
         built = R.build_index(t, index, device=device, **p)
         t0 = time.perf_counter()
-        approx = R.topk_approx(u, t, kmax, built, exclude)
+        approx = R.topk_approx(u, t, kmax, built, exclude, history=history)
         timings["index_build_seconds"] = built.build_seconds
         timings["index_search_seconds"] = time.perf_counter() - t0
         result.info["index_params"] = built.params

@@ -58,6 +58,8 @@ def result_record(
         "counts": {"users": res.info.get("num_users"), "items": res.info.get("num_items")},
         "item_tower": cfg.get("item_tower"),
         "loss": cfg.get("loss"),
+        "history_term": cfg.get("history_term"),  # the model's learned score for history items (None: not a trained run)
+        "history_term_used": bool(res.info.get("history_term")),  # False too where validation turned the term off
         "timings": res.info.get("timings", {}),
         "device": res.info.get("device"),
         "recx_version": recx.__version__,

@@ -11,6 +11,9 @@ Conventions shared by every function here:
   return identical lists whenever they compute identical scores.
 - ``exclude`` is a per-user list of item indices removed from the ranking (e.g. the user's
   history); callers decide whether the target may be excluded (the protocol never does).
+- ``history`` (:class:`HistoryScores`) adds a per-user score to a few items each (a model's
+  repeat-aware term for the user's own items): the score of item j for user u is
+  ``<u, v_j> + bonus(u, j)`` on every path here, exact (matmul) and FAISS alike.
 """
 
 from __future__ import annotations
@@ -55,6 +58,66 @@ class ApproxIndex:
     params: dict[str, int] = field(default_factory=dict)
     build_seconds: float = 0.0
     on_gpu: bool = False
+
+
+@dataclass
+class HistoryScores:
+    """Per-user additions to a few items' scores.
+
+    items [U, H] int64: item indices, each at most once per row, 0 = unused slot;
+    values [U, H] float32: what each item's score gains (0 in unused slots).
+    """
+
+    items: np.ndarray
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.items = np.ascontiguousarray(self.items, dtype=np.int64)
+        self.values = np.ascontiguousarray(self.values, dtype=np.float32)
+        if self.items.shape != self.values.shape or self.items.ndim != 2:
+            raise RetrievalError(f"history scores: items {self.items.shape} and values {self.values.shape} must both be [U, H]")
+
+    def rows(self, lo: int, hi: int) -> "HistoryScores":
+        return HistoryScores(self.items[lo:hi], self.values[lo:hi])
+
+    def take(self, rows: np.ndarray) -> "HistoryScores":
+        return HistoryScores(self.items[rows], self.values[rows])
+
+    @staticmethod
+    def combine(parts: Sequence["HistoryScores"], factors: Sequence[float]) -> "HistoryScores":
+        """sum_m factors[m] * parts[m], with each item once per row (an ensemble's term)."""
+        items = np.concatenate([p.items for p in parts], axis=1)
+        values = np.concatenate([f * p.values for p, f in zip(parts, factors)], axis=1).astype(np.float32)
+        n_rows, width = items.shape
+        order = np.argsort(items, axis=1, kind="stable")
+        items, values = np.take_along_axis(items, order, 1), np.take_along_axis(values, order, 1)
+        first = np.ones_like(items, dtype=bool)
+        first[:, 1:] = items[:, 1:] != items[:, :-1]
+        group = np.cumsum(first, axis=1) - 1  # [U, H]: the slot of each item's first occurrence
+        out_items = np.zeros((n_rows, width), np.int64)
+        out_values = np.zeros((n_rows, width), np.float32)
+        rows = np.broadcast_to(np.arange(n_rows)[:, None], items.shape)
+        out_items[rows[first], group[first]] = items[first]
+        np.add.at(out_values, (rows, group), values)
+        out_values[out_items == 0] = 0.0
+        return HistoryScores(out_items, out_values)
+
+    def add_to(self, scores: torch.Tensor, lo: int = 0) -> torch.Tensor:
+        """Add rows ``lo:lo+B`` of the term to scores [B, N+1] in place (column 0 is padding)."""
+        b = scores.shape[0]
+        items = torch.from_numpy(self.items[lo : lo + b]).to(scores.device)
+        values = torch.from_numpy(self.values[lo : lo + b]).to(scores.device, scores.dtype)
+        return scores.scatter_add_(1, items, values)
+
+    def dot(self, user_vectors: np.ndarray, item_table: np.ndarray) -> np.ndarray:
+        """[U, H] full scores <u, v_j> + bonus of the listed items (-inf in unused slots)."""
+        s = np.einsum("ud,uhd->uh", user_vectors, item_table[self.items]) + self.values
+        return np.where(self.items > 0, s, -np.inf).astype(np.float32)
+
+
+def check_history(history: HistoryScores | None, n_users: int) -> None:
+    if history is not None and len(history.items) != n_users:
+        raise RetrievalError(f"history scores for {len(history.items)} users, but {n_users} user vectors")
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -144,9 +207,12 @@ def _canonical(items: np.ndarray, scores: np.ndarray, k: int) -> TopK:
 
 
 # -- exact: matmul ----------------------------------------------------------------------------
-def _block_scores(u: torch.Tensor, table: torch.Tensor, excl: torch.Tensor | None) -> torch.Tensor:
-    """[B, N+1] scores with column 0 and excluded items at -inf."""
+def _block_scores(u: torch.Tensor, table: torch.Tensor, excl: torch.Tensor | None, history: HistoryScores | None = None,
+                  lo: int = 0) -> torch.Tensor:
+    """[B, N+1] scores (plus rows ``lo:lo+B`` of ``history``) with column 0 and excluded items at -inf."""
     s = u @ table.T
+    if history is not None:
+        history.add_to(s, lo)
     s[:, 0] = -torch.inf
     if excl is not None:
         s.scatter_(1, excl, -torch.inf)  # padded slots hold 0, i.e. column 0, already -inf
@@ -188,15 +254,18 @@ def topk_matmul(
     exclude: Sequence[np.ndarray] | None = None,
     device: str = "cpu",
     rows_per_block: int | None = None,
+    history: HistoryScores | None = None,
 ) -> TopK:
     """Exact canonical top-k by chunked torch matmul with masked scoring.
 
     Args:
-        user_vectors: [U, D]; item_table: [N+1, D]; exclude: per user, item indices to drop.
+        user_vectors: [U, D]; item_table: [N+1, D]; exclude: per user, item indices to drop;
+        history: per-user score additions (module doc).
     Returns:
         TopK with [U, k] arrays.
     """
     u_np, t_np = check_embeddings(user_vectors, item_table)
+    check_history(history, len(u_np))
     dev = resolve_device(device)
     table = torch.from_numpy(t_np).to(dev)
     padded = pad_lists(exclude, len(u_np)) if exclude is not None else None
@@ -206,7 +275,7 @@ def topk_matmul(
         for lo in range(0, len(u_np), rows):
             u = torch.from_numpy(u_np[lo : lo + rows]).to(dev)
             excl = torch.from_numpy(padded[lo : lo + rows]).to(dev) if padded is not None else None
-            idx, vals = _topk_from_scores(_block_scores(u, table, excl), k)
+            idx, vals = _topk_from_scores(_block_scores(u, table, excl, history, lo), k)
             items.append(idx)
             scores.append(vals)
     return _canonical(np.concatenate(items), np.concatenate(scores), k)
@@ -220,9 +289,12 @@ def ranks_matmul(
     ties: TieRule = "pessimistic",
     device: str = "cpu",
     rows_per_block: int | None = None,
+    history: HistoryScores | None = None,
 ) -> np.ndarray:
-    """Exact 1-based full-catalog rank of each target: [U] float64 (see metrics.target_ranks)."""
+    """Exact 1-based full-catalog rank of each target: [U] float64 (see metrics.target_ranks);
+    ``history`` adds each user's history scores first."""
     u_np, t_np = check_embeddings(user_vectors, item_table)
+    check_history(history, len(u_np))
     tg = np.asarray(targets, dtype=np.int64)
     n = t_np.shape[0] - 1
     if tg.shape != (len(u_np),):
@@ -237,6 +309,8 @@ def ranks_matmul(
     with torch.inference_mode():
         for lo in range(0, len(u_np), rows):
             s = torch.from_numpy(u_np[lo : lo + rows]).to(dev) @ table.T
+            if history is not None:
+                history.add_to(s, lo)
             excl = torch.from_numpy(padded[lo : lo + rows]).to(dev) if padded is not None else None
             out.append(target_ranks_indexed(s, torch.from_numpy(tg[lo : lo + rows]).to(dev), excl, ties).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
@@ -339,23 +413,35 @@ def _search(
     n_items: int,
     exclude: Sequence[np.ndarray] | None = None,
     batch_size: int = 4096,
+    history: HistoryScores | None = None,
+    item_table: np.ndarray | None = None,
 ) -> TopK:
     """Top-(k+1) from a FAISS index, sorted by (score desc, index asc), over-fetching by each
     batch's longest exclusion list so that filtering the excluded items never leaves fewer
-    results than the catalog allows.  [U, k+1] (unfilled slots: index 0, score -inf)."""
+    results than the catalog allows.  [U, k+1] (unfilled slots: index 0, score -inf).
+
+    With ``history`` (and ``item_table``), each user's history items are scored exactly
+    (<u, v_j> + bonus) and merged with the index's results, which are over-fetched by the
+    number of history items, so moving those items up or down loses no other result."""
     u_np = np.ascontiguousarray(user_vectors, dtype=np.float32)
     padded = pad_lists(exclude, len(u_np)) if exclude is not None else None
     width = k + 1
     items_out, scores_out = [], []
     for lo in range(0, len(u_np), batch_size):
         u = u_np[lo : lo + batch_size]
+        rows = np.arange(len(u), dtype=np.int64)[:, None]
         extra = int((padded[lo : lo + batch_size] > 0).sum(1).max()) if padded is not None else 0
+        hist = history.rows(lo, lo + batch_size) if history is not None else None
+        extra += int((hist.items > 0).sum(1).max()) if hist is not None and hist.items.size else 0
         kf = min(n_items, width + extra)
         dist, ids = index.index.search(u, kf)
         ids = ids.astype(np.int64) + 1  # FAISS id j is item j+1; FAISS's -1 (no result) becomes 0
         dist = np.where(ids > 0, dist, -np.inf).astype(np.float32)
+        if hist is not None:  # the history items' own entries replace the index's
+            assert item_table is not None, "history scores need the item table"
+            dist[np.isin(rows * (n_items + 1) + ids, (rows * (n_items + 1) + hist.items)[hist.items > 0])] = -np.inf
+            ids, dist = np.concatenate([ids, hist.items], 1), np.concatenate([dist, hist.dot(u, item_table)], 1)
         if padded is not None:
-            rows = np.arange(len(u), dtype=np.int64)[:, None]
             blk = padded[lo : lo + batch_size]
             excl_keys = (rows * (n_items + 1) + blk)[blk > 0]
             dist[np.isin(rows * (n_items + 1) + ids, excl_keys)] = -np.inf
@@ -374,6 +460,7 @@ def topk_faiss(
     exclude: Sequence[np.ndarray] | None = None,
     device: str = "auto",
     index: ApproxIndex | None = None,
+    history: HistoryScores | None = None,
 ) -> TopK:
     """Exact canonical top-k with FAISS ``IndexFlatIP``.
 
@@ -381,16 +468,18 @@ def topk_faiss(
     does not promise which of several tied items it returns at the boundary.
     """
     u_np, t_np = check_embeddings(user_vectors, item_table)
+    check_history(history, len(u_np))
     n = t_np.shape[0] - 1
     idx = index or build_index(t_np, "flat", device=device)
     if idx.kind != "flat":
         raise RetrievalError("topk_faiss needs a flat index; use topk_approx for approximate ones")
-    wide = _search(idx, u_np, k, n, exclude)
+    wide = _search(idx, u_np, k, n, exclude, history=history, item_table=t_np)
     top = TopK(items=wide.items[:, :k].copy(), scores=wide.scores[:, :k].copy())
     sc = wide.scores
     rows = np.flatnonzero(np.isfinite(sc[:, k]) & (sc[:, k - 1] == sc[:, k]))
     if rows.size:
-        sub = topk_matmul(u_np[rows], t_np, k, [exclude[r] for r in rows] if exclude is not None else None)
+        sub = topk_matmul(u_np[rows], t_np, k, [exclude[r] for r in rows] if exclude is not None else None,
+                          history=history.take(rows) if history is not None else None)
         top.items[rows] = sub.items
         top.scores[rows] = sub.scores
     return top
@@ -403,6 +492,7 @@ def topk_exact(
     exclude: Sequence[np.ndarray] | None = None,
     backend: Backend = "auto",
     device: str = "auto",
+    history: HistoryScores | None = None,
 ) -> TopK:
     """Exact canonical top-k: FAISS flat (``auto`` when faiss imports) or chunked matmul."""
     if k < 1:
@@ -410,9 +500,9 @@ def topk_exact(
     if backend == "auto":
         backend = "faiss" if faiss_available() else "torch"
     if backend == "faiss":
-        return topk_faiss(user_vectors, item_table, k, exclude, device=device)
+        return topk_faiss(user_vectors, item_table, k, exclude, device=device, history=history)
     if backend == "torch":
-        return topk_matmul(user_vectors, item_table, k, exclude, device=resolve_device(device))
+        return topk_matmul(user_vectors, item_table, k, exclude, device=resolve_device(device), history=history)
     raise RetrievalError(f"unknown backend {backend!r}; expected auto, faiss or torch")
 
 
@@ -422,10 +512,12 @@ def topk_approx(
     k: int,
     index: ApproxIndex,
     exclude: Sequence[np.ndarray] | None = None,
+    history: HistoryScores | None = None,
 ) -> TopK:
     """Top-k from a built (approximate) index: [U, k] arrays."""
     u_np, t_np = check_embeddings(user_vectors, item_table)
-    wide = _search(index, u_np, k, t_np.shape[0] - 1, exclude)
+    check_history(history, len(u_np))
+    wide = _search(index, u_np, k, t_np.shape[0] - 1, exclude, history=history, item_table=t_np)
     return TopK(items=wide.items[:, :k], scores=wide.scores[:, :k])
 
 

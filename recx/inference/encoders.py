@@ -3,7 +3,9 @@
 The inference layer only needs two things from a model (``UserEncoder``):
 
 - ``item_table()`` -> [N+1, D] float32 (row 0 padding; score = inner product), and
-- ``encode(histories)`` -> [U, D] float32, one vector per history of item indices 1..N.
+- ``encode(histories)`` -> [U, D] float32, one vector per history of item indices 1..N, and
+- ``history_scores(histories)`` -> the model's learned scores for each user's own items
+  (recx/trainer/history.py), which every ranking adds, or None for a plain dot-product model.
 
 Two implementations:
 
@@ -24,7 +26,9 @@ import torch
 from torch import nn
 
 from recx.errors import RecxError
+from recx.evaluate.retrieval import HistoryScores
 from recx.trainer.data import left_pad
+from recx.trainer.history import HistoryTerm, history_scores
 
 
 class UserEncoder(Protocol):
@@ -39,6 +43,10 @@ class UserEncoder(Protocol):
 
     def encode(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """[U, D] float32: the user vector after each history (int64 item indices 1..N)."""
+        ...
+
+    def history_scores(self, histories: Sequence[np.ndarray]) -> HistoryScores | None:
+        """What each history's own items add to their scores (None: nothing)."""
         ...
 
     def history_encoder(self) -> "HistoryEncoder":
@@ -87,6 +95,20 @@ class HistoryEncoder(nn.Module):
         return self.encoder(vectors, padded > 0)[:, -1]
 
 
+class HistoryTermEncoder(HistoryEncoder):
+    """A HistoryEncoder whose model scores the user's own items too: ``history_scores(padded
+    [B, W])`` -> (items [B, W], values [B, W]) as :meth:`HistoryTerm.last_scores`, where W is the
+    term's window (left-padded, newest last)."""
+
+    def __init__(self, table: torch.Tensor, encoder: nn.Module, causal: bool, history: HistoryTerm, mask_vector: torch.Tensor | None = None):
+        super().__init__(table, encoder, causal, mask_vector)
+        self.history = history
+
+    @torch.jit.export
+    def history_scores(self, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.history.last_scores(padded)
+
+
 class ModelUserEncoder:
     """A trained SequentialRecommender as a UserEncoder (exactly what ``recx eval`` ranks with)."""
 
@@ -104,6 +126,12 @@ class ModelUserEncoder:
     def causal(self) -> bool:
         return bool(self.model.causal)
 
+    @property
+    def history_window(self) -> int:
+        """Items the model's history term reads (0: it has none, or validation turned it off)."""
+        term = self.model.history_term
+        return term.window if term is not None and term.is_active else 0
+
     @torch.no_grad()
     def item_table(self) -> np.ndarray:
         if self._table is None:
@@ -117,25 +145,35 @@ class ModelUserEncoder:
         table = torch.from_numpy(self.item_table()).to(next(self.model.parameters()).device)
         return self.model.user_vectors(list(histories), self.max_len, self.batch_size, table=table).cpu().numpy()
 
+    def history_scores(self, histories: Sequence[np.ndarray]) -> HistoryScores | None:
+        term = self.model.history_term
+        return term.scores(histories) if term is not None and term.is_active else None
+
     def history_encoder(self) -> HistoryEncoder:
         """The frozen, scriptable form of this model (for ``recx export``)."""
         import copy
 
         encoder = copy.deepcopy(self.model.sequence_encoder()).cpu().eval()
         table = torch.from_numpy(self.item_table())
+        term = self.model.history_term
+        if self.history_window:
+            return HistoryTermEncoder(table, encoder, self.causal, copy.deepcopy(term).cpu().eval(), encoder.mask_vector).eval()
         return HistoryEncoder(table, encoder, self.causal, encoder.mask_vector).eval()
 
 
 class ScriptedUserEncoder:
-    """An exported TorchScript HistoryEncoder + its item table as a UserEncoder."""
+    """An exported TorchScript HistoryEncoder + its item table as a UserEncoder.
+
+    ``history_window`` W > 0: the module is a HistoryTermEncoder whose term reads the last W items."""
 
     def __init__(self, module: torch.jit.ScriptModule, table: np.ndarray, max_len: int, causal: bool, batch_size: int = 1024,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", history_window: int = 0):
         self.device = torch.device(device)
         self.module = module.eval().to(self.device)
         self.table = np.ascontiguousarray(table, dtype=np.float32)
         self.width = int(max_len) if causal else int(max_len) - 1
         self.batch_size = int(batch_size)
+        self.history_window = int(history_window)
 
     @property
     def dim(self) -> int:
@@ -155,3 +193,8 @@ class ScriptedUserEncoder:
         for idx, chunk in length_batches(left_pad(histories, self.width), self.batch_size):
             out[idx] = self.module(torch.from_numpy(np.ascontiguousarray(chunk)).to(self.device)).float().cpu().numpy()
         return out
+
+    def history_scores(self, histories: Sequence[np.ndarray]) -> HistoryScores | None:
+        if not self.history_window:
+            return None
+        return history_scores(self.module.history_scores, histories, self.history_window, self.batch_size, self.device)

@@ -11,7 +11,9 @@ Export dir layout::
     index.faiss        FAISS inner-product index over items 1..N (FAISS id j = item j+1)
     index.json         its kind and parameters, and its recall@K against exact top-K,
                        measured at export time on the run's test users
-    user_encoder.pt    TorchScript: left-padded item indices [B, L] int64 -> user vectors [B, D]
+    user_encoder.pt    TorchScript: left-padded item indices [B, L] int64 -> user vectors [B, D];
+                       a run with a history term also has ``history_scores(padded [B, W])`` ->
+                       (items, values) [B, W]: what each history item adds to its score
     user_encoder.onnx  the same, where the ``onnx`` package is installed
 
 The dir is assembled in a hidden ``.NAME.partial-*`` folder beside the target and renamed
@@ -88,12 +90,14 @@ def _write_store(path: Path, table: np.ndarray, catalog: Catalog, run_name: str,
         writer.close()
 
 
-def _index_recall(table: np.ndarray, users: np.ndarray, kind: str, params: dict[str, int], k: int) -> tuple[R.ApproxIndex, dict[str, Any]]:
+def _index_recall(table: np.ndarray, users: np.ndarray, kind: str, params: dict[str, int], k: int,
+                  history: R.HistoryScores | None) -> tuple[R.ApproxIndex, dict[str, Any]]:
     """Build the index and measure its recall@k against exact top-k on ``users`` [U, D]."""
     built = R.build_index(table, kind, device="cpu", **params)  # type: ignore[arg-type]
-    exact = R.topk_exact(users, table, k, backend="torch", device="cpu")
+    exact = R.topk_exact(users, table, k, backend="torch", device="cpu", history=history)
     t0 = time.perf_counter()
-    found = R.topk_approx(users, table, k, built) if kind != "flat" else R.topk_faiss(users, table, k, index=built)
+    found = (R.topk_approx(users, table, k, built, history=history) if kind != "flat"
+             else R.topk_faiss(users, table, k, index=built, history=history))
     seconds = time.perf_counter() - t0
     recall = float(R.recall_vs_exact(found, exact).mean()) if len(users) else None
     info = {
@@ -127,15 +131,19 @@ def _write_onnx(module: torch.nn.Module, path: Path, width: int) -> dict[str, An
     return {"written": True, "file": ENCODER_ONNX}
 
 
-def _encoder_check(trained: np.ndarray, exported: np.ndarray, table: np.ndarray, k: int) -> dict[str, Any]:
+def _encoder_check(trained: np.ndarray, exported: np.ndarray, table: np.ndarray, k: int,
+                   trained_history: R.HistoryScores | None, exported_history: R.HistoryScores | None) -> dict[str, Any]:
     """How closely the exported encoder reproduces the trained model on the same users."""
-    a = R.topk_exact(trained, table, k, backend="torch", device="cpu")
-    b = R.topk_exact(exported, table, k, backend="torch", device="cpu")
+    a = R.topk_exact(trained, table, k, backend="torch", device="cpu", history=trained_history)
+    b = R.topk_exact(exported, table, k, backend="torch", device="cpu", history=exported_history)
     same = (a.items == b.items).all(1)
-    return {
+    out = {
         "users": int(len(trained)), "k": k, "same_topk_fraction": float(same.mean()) if len(same) else None,
         "max_abs_vector_diff": float(np.abs(trained - exported).max()) if len(trained) else None,
     }
+    if trained_history is not None and exported_history is not None and len(trained):
+        out["max_abs_history_diff"] = float(np.abs(trained_history.values - exported_history.values).max())
+    return out
 
 
 def export_run(
@@ -182,16 +190,17 @@ def export_run(
 
         with _quiet_jit():
             (tmp / ENCODER).write_bytes(_script_bytes(module))  # Python writes: a full disk is an OSError, not an abort
-            scripted = ScriptedUserEncoder(torch.jit.load(str(tmp / ENCODER)), table, enc.max_len, enc.causal, enc.batch_size)
+            scripted = ScriptedUserEncoder(torch.jit.load(str(tmp / ENCODER)), table, enc.max_len, enc.causal, enc.batch_size,
+                                           history_window=enc.history_window)
         width = enc.max_len if enc.causal else enc.max_len - 1
-        trained_users = enc.encode(histories)
-        check = _encoder_check(trained_users, scripted.encode(histories), table, k)
+        trained_users, trained_history = enc.encode(histories), enc.history_scores(histories)
+        check = _encoder_check(trained_users, scripted.encode(histories), table, k, trained_history, scripted.history_scores(histories))
         onnx_info = _write_onnx(module, tmp / ENCODER_ONNX, width) if onnx else {"written": False, "reason": "not requested"}
 
         if R.faiss_available():
             import faiss
 
-            built, index_info = _index_recall(table, trained_users, index, dict(index_params or {}), k)
+            built, index_info = _index_recall(table, trained_users, index, dict(index_params or {}), k, trained_history)
             (tmp / INDEX).write_bytes(faiss.serialize_index(built.index).tobytes())
             index_info["file"] = INDEX
         elif index == "flat":
@@ -219,6 +228,11 @@ def export_run(
                 "max_len": enc.max_len, "max_input_length": width, "causal": enc.causal,
                 "output": f"float32 [B, {table.shape[1]}] user vectors; score = vector @ vectors.npy[item].T",
                 "check": check, "onnx": onnx_info,
+                **({"history_term": {
+                    "method": "history_scores", "window": enc.history_window,
+                    "input": f"int64 [B, {enc.history_window}] the last {enc.history_window} history items, left-padded with 0, newest last",
+                    "output": "(int64 [B, W] items, each once, 0 = none; float32 [B, W] what each adds to its score)",
+                    "onnx": "not in user_encoder.onnx (it holds the user vectors only)"}} if enc.history_window else {}),
             },
             "index": index_info,
             "files": {f: {"bytes": (tmp / f).stat().st_size, "sha256": sha256_file(tmp / f)} for f in files},
@@ -254,7 +268,8 @@ class ExportedRun:
         where = resolve_device(device) if device is not None else torch.device("cpu")
         with _quiet_jit():
             module = torch.jit.load(str(self.path / info["file"]), map_location=where)
-        return ScriptedUserEncoder(module, self.vectors() if table is None else table, info["max_len"], info["causal"], device=where)
+        return ScriptedUserEncoder(module, self.vectors() if table is None else table, info["max_len"], info["causal"], device=where,
+                                   history_window=int(info.get("history_term", {}).get("window", 0)))
 
     def index(self) -> R.ApproxIndex | None:
         """The saved FAISS index (None when faiss is missing and the index is flat: matmul serves)."""

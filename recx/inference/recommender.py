@@ -162,11 +162,13 @@ class Recommender:
         return self.encoder.encode([self.catalog.resolve(h)[0] for h in histories])
 
     # -- retrieval ----------------------------------------------------------------------------
-    def topk(self, user_vectors: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None) -> R.TopK:
-        """Top-k item indices and scores for query vectors [Q, D] (``exclude``: per query)."""
+    def topk(self, user_vectors: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None,
+             history: R.HistoryScores | None = None) -> R.TopK:
+        """Top-k item indices and scores for query vectors [Q, D] (``exclude``: per query;
+        ``history``: the model's scores for each query's own items)."""
         table = self.item_table
         if self._approx is not None:
-            return R.topk_approx(user_vectors, table, k, self._approx, exclude)
+            return R.topk_approx(user_vectors, table, k, self._approx, exclude, history=history)
         backend = self.backend
         if backend == "auto":
             backend = "faiss" if R.faiss_available() else "torch"
@@ -175,14 +177,15 @@ class Recommender:
                 self._flat = R.build_index(table, "flat", device="auto")
             if k < 1:
                 raise RecommendError(f"k must be >= 1; got {k}")
-            return R.topk_faiss(user_vectors, table, k, exclude, index=self._flat)
-        return R.topk_exact(user_vectors, table, k, exclude, backend=backend)
+            return R.topk_faiss(user_vectors, table, k, exclude, index=self._flat, history=history)
+        return R.topk_exact(user_vectors, table, k, exclude, backend=backend, history=history)
 
     def recommend_indices(self, histories: Sequence[np.ndarray], k: int = 10, exclude_history: bool = False) -> R.TopK:
-        """Top-k for histories of item indices 1..N: [U, k] indices and scores."""
+        """Top-k for histories of item indices 1..N: [U, k] indices and scores (the model's
+        history term, if it has one, included)."""
         users = self.encoder.encode(histories)
         exclude = [np.unique(np.asarray(h, dtype=np.int64)) for h in histories] if exclude_history else None
-        return self.topk(users, k, exclude)
+        return self.topk(users, k, exclude, self.encoder.history_scores(histories))
 
     def _listing(self, labels: list[str], top: R.TopK, skipped: dict[str, list[str]], dropped: dict[str, str]) -> Recommendations:
         ids = [[self.catalog.item_ids[i] for i in row if i > 0] for row in top.items]

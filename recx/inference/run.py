@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from recx.data.dataset import SequenceDataset
+from recx.evaluate.retrieval import HistoryScores
 from recx.inference.encoders import ModelUserEncoder
 from recx.trainer.checkpoint import BEST, RunError
 
@@ -34,7 +35,8 @@ class RunEmbeddings:
     """Everything needed to rank the full catalog for one split of a trained run.
 
     user_vectors [U, D] float32, item_table [N+1, D] float32 (row 0 padding; score = inner
-    product), targets [U] int64 in 1..N, histories: each user's items before the target.
+    product), targets [U] int64 in 1..N, histories: each user's items before the target,
+    history: the model's scores for those items (added to their inner products), or None.
     """
 
     user_vectors: np.ndarray
@@ -43,6 +45,7 @@ class RunEmbeddings:
     histories: list[np.ndarray]
     dataset: SequenceDataset
     config: dict[str, Any] = field(default_factory=dict)
+    history: HistoryScores | None = None
 
 
 # marker file -> "module:function" that loads a run folder of that kind as a LoadedRun, tried in
@@ -92,4 +95,4 @@ def export_embeddings(run_dir: str | Path, split: str = "test", checkpoint: str 
 def split_embeddings(run: LoadedRun, split: str = "test") -> RunEmbeddings:
     histories, targets = run.dataset.split(split)
     users = run.encoder.encode(histories)
-    return RunEmbeddings(users, run.encoder.item_table(), targets, histories, run.dataset, run.config)
+    return RunEmbeddings(users, run.encoder.item_table(), targets, histories, run.dataset, run.config, run.encoder.history_scores(histories))

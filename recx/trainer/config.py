@@ -49,6 +49,10 @@ REO_TUNINGS = ("full", "topk", "lora", "molora")
 REO_ITEM_TEXTS = ("attributes", "text")  # recx/trainer/reolm/tokens.py ITEM_TEXTS
 REO_STAGES = (1, 2)
 REO_LOSSES = ("debiased_ce", "full_ce", "sampled_softmax")  # bce scores no catalog-wide softmax
+HISTORY_TERMS = ("off", "bias", "recency", "item")  # recx/trainer/history.py
+HISTORY_MODELS = ("sasrec", "gru4rec")  # causal: position t's history is the row's items up to t
+HISTORY_LOSSES = ("debiased_ce", "full_ce")  # losses whose candidates include the history items
+HISTORY_GRADIENTS = ("term", "all")  # recx/trainer/losses/base.py history_cross_entropy
 DEFAULT_LM = "all-MiniLM-L6-v2"  # Reo-LM's backbone unless --lm names another
 # options a resumed run takes from the command line; every other option is the run's own
 RESUMABLE = ("epochs", "patience", "device")
@@ -95,6 +99,8 @@ E2E = Applies(_tower_has("e2e"), "--item-tower e2e")
 GRAD_CHECKPOINTING = Applies(lambda c: _tower_has("e2e")(c) or c.model.name in LM_MODELS, "--item-tower e2e and --model reo-lm")
 LORA = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.tuning in ("lora", "molora"), "--model reo-lm --reo-tuning lora | molora")
 MOLORA = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.tuning == "molora", "--model reo-lm --reo-tuning molora")
+HISTORY = Applies(lambda c: c.model.name in HISTORY_MODELS and c.loss.name in HISTORY_LOSSES,
+                  f"--model {' | '.join(HISTORY_MODELS)} with --loss {' | '.join(HISTORY_LOSSES)}")
 ATTRIBUTE_TEXT = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.item_text == "attributes", "--model reo-lm --item-text attributes")
 
 
@@ -121,6 +127,10 @@ class ModelConfig:
     dropout: float = option(0.5, "Dropout.", applies=SEQUENCE)
     max_len: int = option(50, "Positions per sequence (reo-lm: the history window of a training row; --user-items is what a user reads).")
     mask_ratio: float = option(0.2, "bert4rec: share of items masked per training row.", applies=to_models("bert4rec"))
+    # recency by default: on the four datasets of docs/repeats.md it beat off where repeats are rare and matched it where not
+    history_term: str = option("recency", "Repeat-aware scoring: a learned score for candidates in the user's history (its past items "
+                               "stay candidates in the loss): off | bias (one global bias) | recency (per recency and count bucket) "
+                               "| item (recency, count and a per-item propensity).", choices=HISTORY_TERMS, applies=HISTORY)
 
 
 @dataclass
@@ -145,6 +155,10 @@ class LossConfig:
     mask_scope: str = option("sequence", "debiased_ce masks the user's whole sequence or only the past: sequence | past.",
                              choices=("sequence", "past"), applies=to_losses("debiased_ce"))
     num_negatives: int = option(256, "sampled_softmax: negatives per batch.", applies=to_losses("sampled_softmax"))
+    history_gradient: str = option("term", "With a history term: term = the encoder trains on the term-free loss and the term on "
+                                   "a second softmax over the encoder's detached scores plus the term | all = one softmax in which "
+                                   "the user's past items are candidates, so the encoder learns from them as negatives too.",
+                                   choices=HISTORY_GRADIENTS, applies=HISTORY)
     negative_sampler: str = option("uniform", "sampled_softmax negatives: uniform | popularity.", choices=("uniform", "popularity"),
                                    applies=to_losses("sampled_softmax"))
 
@@ -270,7 +284,7 @@ class TrainConfig:
     reolm: ReoLMConfig = field(default_factory=ReoLMConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
-    FORMAT: ClassVar[int] = 4  # config.json's run_format: 4 = nested sections with Reo-LM's ROMA recipe (runconfig.py migrates 1-3)
+    FORMAT: ClassVar[int] = 5  # config.json's run_format: 5 = with the history term (runconfig.py migrates 1-4)
 
     # -- flat options <-> nested config ----------------------------------------------------
     @classmethod
@@ -344,6 +358,11 @@ class TrainConfig:
     def tower_parts(self) -> list[str]:
         """``"id+text"`` -> ``["id", "text"]``."""
         return [p.strip() for p in self.tower.kind.split("+") if p.strip()]
+
+    @property
+    def history_mode(self) -> str:
+        """The history term the model carries: ``--history-term`` where it applies, else off."""
+        return self.model.history_term if HISTORY(self) else "off"
 
     @property
     def is_lm(self) -> bool:

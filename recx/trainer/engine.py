@@ -88,6 +88,10 @@ class Task:
     def pretrained_parameters(self) -> list[nn.Parameter]:
         return []
 
+    def clip_groups(self) -> list[list[nn.Parameter]]:
+        """Parameter groups whose gradient norms are clipped each on its own (--grad-clip)."""
+        return [list(self.model.parameters())]
+
     def reference_positions(self) -> float | None:
         """Average target positions per step: each position weighs the same over the epoch.
         None: every step is its own mean (each batch weighs the same)."""
@@ -253,7 +257,8 @@ def run_epochs(
             scaler.scale(res.loss * scale).backward()
             if s.grad_clip > 0:
                 scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-                nn.utils.clip_grad_norm_(task.model.parameters(), s.grad_clip)
+                for group in task.clip_groups():
+                    nn.utils.clip_grad_norm_(group, s.grad_clip)
             scaler.step(optimizer)  # skips the step when fp16 gradients overflowed
             scaler.update()
             scheduler.step()

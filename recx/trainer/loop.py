@@ -68,7 +68,9 @@ class TrainStep(torch.nn.Module):
             if items is not self.model.tower:  # a per-step memo: every item the loss can ask for
                 items.prefetch(batch.inputs, batch.targets)
             states = self.model(batch.inputs, batch.masked, items)
-        return self.loss_fn(states.float(), batch, items)
+        term = self.model.history_term
+        history = term.prefix_scores(batch.inputs) if term is not None else None  # [B, L, L] fp32
+        return self.loss_fn(states.float(), batch, items, history)
 
 
 @dataclass
@@ -110,8 +112,13 @@ def evaluate_split(
     ks: tuple[int, ...] = (10,),
     exclude_history: bool = False,
     amp_dtype: torch.dtype | None = None,
+    choose_term: bool = False,
 ) -> dict[str, float]:
-    """Full-catalog HR@K / NDCG@K / MRR of ``split`` (valid or test); ranks by exact scores."""
+    """Full-catalog HR@K / NDCG@K / MRR of ``split`` (valid or test); ranks by exact scores,
+    with the model's history term where it has an active one.
+
+    ``choose_term``: rank with and without the term and keep the better on ``cfg.optim.metric``,
+    switching the term's ``active`` flag to match (validation under --history-gradient term)."""
     model.eval()
     device = next(model.parameters()).device
     histories, targets = dataset.split(split)
@@ -121,8 +128,20 @@ def evaluate_split(
     # history items are rows of this table, as in `recx eval`, so a topk / e2e tower runs once
     # per item instead of once per history position
     users = model.user_vectors(histories, cfg.model.max_len, cfg.optim.eval_batch_size, lambda: autocast(device, amp_dtype), table=table)  # [U, D]
-    ranks = ranks_matmul(users.cpu().numpy(), table.cpu().numpy(), targets, histories if exclude_history else None, device=str(device))
-    return metrics_from_ranks(ranks, ks)
+    term = model.history_term
+
+    def metrics(with_term: bool) -> dict[str, float]:
+        ranks = ranks_matmul(users.cpu().numpy(), table.cpu().numpy(), targets, histories if exclude_history else None, device=str(device),
+                             history=term.scores(histories) if with_term else None)
+        return metrics_from_ranks(ranks, ks)
+
+    if term is None:
+        return metrics(False)
+    if not choose_term:
+        return metrics(term.is_active)
+    with_term, without = metrics(True), metrics(False)
+    term.active.fill_(with_term[cfg.optim.metric] >= without[cfg.optim.metric])
+    return with_term if term.is_active else without
 
 
 class TrainTask(Task):
@@ -159,11 +178,25 @@ class TrainTask(Task):
     def pretrained_parameters(self) -> list[torch.nn.Parameter]:
         return self.model.pretrained_parameters()
 
+    def clip_groups(self) -> list[list[torch.nn.Parameter]]:
+        """With --history-gradient term the encoder and the term learn from separate losses, so
+        each clips on its own: the term's gradients never shrink the encoder's step, and the
+        encoder trains exactly as it would without a term (``all``: one loss, one clip)."""
+        term = self.model.history_term
+        if term is None or self.cfg.loss.history_gradient == "all":
+            return super().clip_groups()
+        own = {id(p) for p in term.parameters()}
+        return [[p for p in self.model.parameters() if id(p) not in own], list(term.parameters())]
+
     def reference_positions(self) -> float | None:
         return None if self.cfg.optim.loss_weighting == "batch" else self.model.targets_per_step(self.sequences, self.cfg.model.mask_ratio)
 
     def validate(self, amp_dtype: torch.dtype | None) -> dict[str, float]:
-        return evaluate_split(self.model, self.dataset, "valid", self.cfg, ks=_ks_for(self.cfg.optim.metric), amp_dtype=amp_dtype)
+        # --history-gradient term: the encoder trains as without a term, so whether rankings add the
+        # term is a choice validation makes (each checkpoint keeps its own)
+        choose = self.model.history_term is not None and self.cfg.loss.history_gradient == "term"
+        return evaluate_split(self.model, self.dataset, "valid", self.cfg, ks=_ks_for(self.cfg.optim.metric), amp_dtype=amp_dtype,
+                              choose_term=choose)
 
     def epoch_stats(self, seconds: float) -> dict[str, float]:
         stats = self.model.epoch_stats(seconds)

@@ -13,19 +13,23 @@ from recx.trainer.config import TrainConfig
 from recx.trainer.data import Batch, causal_targets, left_pad
 from recx.trainer.encoder_towers import StepMemo
 from recx.trainer.features import StoreLoader, load_store_features
+from recx.trainer.history import HistoryTerm, build_history_term
 from recx.trainer.losses.base import ItemVectors
 from recx.trainer.registry import sequence_encoder_class
 from recx.trainer.towers import FeatureTower, FusionTower, IdTower, ItemTower
 
 
 class SequentialRecommender(nn.Module):
-    """Scores = <state, item vector>; the same tower embeds inputs and candidates (tied)."""
+    """Scores = <state, item vector> (+ the history term for the user's own items, when the
+    model has one); the same tower embeds inputs and candidates (tied)."""
 
-    def __init__(self, tower: ItemTower, encoder: nn.Module):
+    def __init__(self, tower: ItemTower, encoder: nn.Module, history_term: HistoryTerm | None = None):
         super().__init__()
         self.tower = tower
         self.encoder = encoder
+        self.history_term = history_term
         self.causal = bool(encoder.causal)
+        assert history_term is None or self.causal, "a history term needs a causal encoder (position t's history is the row up to t)"
 
     def forward(self, inputs: torch.Tensor, masked: torch.Tensor | None = None, items=None) -> torch.Tensor:
         """inputs [B, L] item indices (0 = padding) -> states [B, L, D].
@@ -113,7 +117,8 @@ class SequentialRecommender(nn.Module):
 
 def build_sequential(cfg: TrainConfig, dataset: SequenceDataset, load_store: StoreLoader = load_store_features) -> SequentialRecommender:
     """The registry's builder for sasrec, gru4rec and bert4rec."""
-    return SequentialRecommender(build_tower(cfg, dataset, load_store), build_encoder(cfg))
+    history = build_history_term(cfg.history_mode, dataset.num_items, cfg.model.max_len)
+    return SequentialRecommender(build_tower(cfg, dataset, load_store), build_encoder(cfg), history)
 
 
 def build_encoder(cfg: TrainConfig) -> nn.Module:

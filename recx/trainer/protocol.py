@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from recx.trainer.data import Batch
+from recx.trainer.history import HistoryTerm
 from recx.trainer.losses.base import ItemVectors
 
 
@@ -24,6 +25,9 @@ class RecModel(Protocol):
     """A trainable, servable sequential recommender (an ``nn.Module``)."""
 
     causal: bool  # True: the state at a position sees only the past (export scripts it so)
+    # the learned score of candidates in the user's history (recx/trainer/history.py): the loss
+    # adds its prefix_scores, every ranking path its scores(histories); None: plain dot product
+    history_term: HistoryTerm | None
 
     @property
     def tower(self) -> ItemVectors:

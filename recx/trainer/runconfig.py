@@ -1,6 +1,6 @@
 """config.json of a run: the format version, its migrations, and run-relative paths.
 
-    {"run_format": 4,
+    {"run_format": 5,
      "config": {"model": {...}, "tower": {...}, ...},   TrainConfig.to_dict(), paths run-relative
      "dataset_fingerprint": ..., "num_items": ..., "world_size": ..., "store_digests": {...}}
 
@@ -11,6 +11,7 @@ Older runs load through explicit migrations, one per format step:
              ``reo_pooling`` is ``pooling``; absolute paths stay absolute
     3 -> 4   Reo-LM runs from before the ROMA recipe read the joined text cut as a whole
              (``item_text = "text"``) and a window of ``max_len`` items (``user_items = 0``)
+    4 -> 5   runs from before the history term have none (``history_term = "off"``)
 
 Paths (dataset, stores, warm start, Reo-LM init) that lie inside the run's workspace are
 written relative to the run folder, so a workspace can be moved or copied and its runs still
@@ -53,7 +54,13 @@ def _v3_to_v4(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "run_format": 4, "config": config}
 
 
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+def _v4_to_v5(raw: dict[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(raw["config"])
+    config.setdefault("model", {})["history_term"] = "off"  # whatever today's default, their weights hold no term
+    return {**raw, "run_format": 5, "config": config}
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def migrate(raw: dict[str, Any]) -> dict[str, Any]:

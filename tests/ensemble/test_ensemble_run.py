@@ -40,12 +40,22 @@ def runs(tmp_path_factory):
             "other": train(other, "sasrec", "other"), "root": root}
 
 
+def _scores(emb) -> np.ndarray:
+    """[U, N+1] what a run ranks by: inner products plus its learned history term."""
+    import torch
+
+    scores = torch.from_numpy(emb.user_vectors @ emb.item_table.T)
+    if emb.history is not None:
+        emb.history.add_to(scores)
+    return scores.numpy()
+
+
 def _weighted_scores(record, split: str):
-    """sum_m weight_m * scale_m * (u_m @ v_m^T) from the members' own embeddings: [U, N+1]."""
+    """sum_m weight_m * scale_m * member score, from the members' own embeddings: [U, N+1]."""
     total = 0.0
     for m in record["members"]:
         e = export_embeddings(m["run"], split)
-        total = total + m["weight"] * m["scale"] * (e.user_vectors @ e.item_table.T)
+        total = total + m["weight"] * m["scale"] * _scores(e)
     return total, e.targets
 
 
@@ -57,14 +67,15 @@ def test_the_ensemble_ranks_like_the_weighted_sum_of_member_scores(runs, tmp_pat
     emb = export_embeddings(out, "test")
     assert emb.user_vectors.shape[1] == emb.item_table.shape[1] == 32  # two 16-d members side by side
     scores, targets = _weighted_scores(record, "test")
-    np.testing.assert_allclose(emb.user_vectors @ emb.item_table.T, scores, rtol=1e-5, atol=1e-6)
+    assert emb.history is not None  # the members' terms, combined
+    np.testing.assert_allclose(_scores(emb), scores, rtol=1e-5, atol=1e-5)
     # the recorded validation value is what the loaded ensemble scores on validation
     valid = export_embeddings(out, "valid")
     import torch
 
     assert record["selection"]["value"] == pytest.approx(
-        metric_of(torch.from_numpy(valid.user_vectors @ valid.item_table.T), torch.from_numpy(valid.targets), "ndcg@10"), abs=1e-6)
-    np.testing.assert_array_equal(evaluate_arrays(emb.user_vectors, emb.item_table, targets, None).ranks,
+        metric_of(torch.from_numpy(_scores(valid)), torch.from_numpy(valid.targets), "ndcg@10"), abs=1e-6)
+    np.testing.assert_array_equal(evaluate_arrays(emb.user_vectors, emb.item_table, targets, None, history=emb.history).ranks,
                                   evaluate_arrays(np.eye(scores.shape[0], dtype=np.float32), scores.T.copy().astype(np.float32), targets, None).ranks)
 
 
@@ -167,10 +178,11 @@ def test_selection_under_history_exclusion_matches_eval_with_exclusion(runs, tmp
     out = tmp_path / "ens"
     record = build_ensemble([runs["sasrec"], runs["gru4rec"]], out, EnsembleOptions(method="equal", exclude_history=True))
     valid = export_embeddings(out, "valid")
-    expected = evaluate_arrays(valid.user_vectors, valid.item_table, valid.targets, valid.histories, exclude_history=True).metrics["ndcg@10"]
+    expected = evaluate_arrays(valid.user_vectors, valid.item_table, valid.targets, valid.histories, exclude_history=True,
+                               history=valid.history).metrics["ndcg@10"]
     assert record["selection"]["exclude_history"] is True
     assert record["selection"]["value"] == pytest.approx(expected, abs=1e-6)
-    kept = metric_of(torch.from_numpy(valid.user_vectors @ valid.item_table.T), torch.from_numpy(valid.targets), "ndcg@10")
+    kept = metric_of(torch.from_numpy(_scores(valid)), torch.from_numpy(valid.targets), "ndcg@10")
     assert kept <= expected  # removing the history never lowers a target's rank
 
 

@@ -49,13 +49,14 @@ def trained(tmp_path_factory, tiny_dataset):
         return str(path)
 
     def get(model: str = "sasrec", item_tower: str = "id", **kw):
-        key = (model, item_tower)
+        key = (model, item_tower, *sorted(kw.items()))
         if key not in cache:
+            name = "-".join([model, item_tower, *map(str, kw.values())])
             if item_tower != "id":
                 kw["stores"] = {"text": text_store()}
             cfg = TrainConfig.from_options(
                 dataset=str(tiny_dataset.path), item_tower=item_tower, model=model, hidden=16, layers=1, heads=2,
-                max_len=8, epochs=2, batch_size=16, runs_dir=str(runs), name=f"{model}-{item_tower}", seed=0, **kw,
+                max_len=8, epochs=2, batch_size=16, runs_dir=str(runs), name=name, seed=0, **kw,
             )
             cache[key] = fit(cfg, progress=False).run_dir
         return cache[key]

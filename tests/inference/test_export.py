@@ -58,9 +58,11 @@ def test_approximate_index_recall_is_measured(trained, tiny_dataset, tmp_path, i
     info = json.loads((tmp_path / "exp" / "index.json").read_text())
     assert info == m["index"] and info["kind"] == index and info["recall_queries"] == tiny_dataset.num_users
     rec = Recommender.from_export(tmp_path / "exp")
-    users = rec.encode_histories([[tiny_dataset.item_ids[i] for i in h] for h in tiny_dataset.split("test")[0]])
-    exact = R.topk_exact(users, rec.item_table, 5, backend="torch")
-    recall = R.recall_vs_exact(rec.topk(users, 5), exact).mean()
+    histories = tiny_dataset.split("test")[0]
+    users = rec.encode_histories([[tiny_dataset.item_ids[i] for i in h] for h in histories])
+    history = rec.encoder.history_scores(histories)  # the run's term, from the exported TorchScript module
+    exact = R.topk_exact(users, rec.item_table, 5, backend="torch", history=history)
+    recall = R.recall_vs_exact(rec.topk(users, 5, history=history), exact).mean()
     assert info["recall@5"] == pytest.approx(recall)
 
 

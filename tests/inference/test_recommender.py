@@ -17,14 +17,14 @@ def rec(trained):
 @pytest.mark.parametrize("exclude_history", [False, True])
 def test_topk_equals_the_evaluators_ranking(trained, rec, exclude_history):
     emb = load_embeddings(trained(), "test")  # what `recx eval` loads
-    histories, targets = emb.histories, emb.targets
+    histories, targets, history = emb.histories, emb.targets, emb.history  # history: the run's learned term for each user's own items
     if exclude_history:  # the evaluator never excludes the target itself: compare users whose target is new
         keep = [u for u, (h, t) in enumerate(zip(histories, targets)) if t not in set(h.tolist())]
-        histories, targets = [histories[u] for u in keep], targets[keep]
+        histories, targets, history = [histories[u] for u in keep], targets[keep], history.take(np.array(keep))
         users = emb.user_vectors[keep]
     else:
         users = emb.user_vectors
-    res = evaluate_arrays(users, emb.item_table, targets, histories, ks=(10,), exclude_history=exclude_history, with_topk=True)
+    res = evaluate_arrays(users, emb.item_table, targets, histories, ks=(10,), exclude_history=exclude_history, with_topk=True, history=history)
     top = rec.recommend_indices(histories, 10, exclude_history=exclude_history)
     np.testing.assert_array_equal(top.items, res.topk.items)
     np.testing.assert_allclose(top.scores, res.topk.scores, rtol=1e-6, atol=1e-7)

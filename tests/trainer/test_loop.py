@@ -166,14 +166,16 @@ def _as_format(run, version):
 def test_older_config_formats_migrate(tiny_dataset, tmp_path, version, weighting):
     """Format 1 (no loss_weighting: such runs trained each batch's mean alike) and format 2 (flat
     options, --amp) load as today's nested config, evaluate and resume."""
-    result = fit(config(tiny_dataset, tmp_path, epochs=2, precision="fp32"), run_dir=tmp_path / "run", progress=False, max_epochs_this_call=1)
+    # a run as those formats trained it: no history term (the 4 -> 5 migration says so)
+    result = fit(config(tiny_dataset, tmp_path, epochs=2, precision="fp32", history_term="off"), run_dir=tmp_path / "run", progress=False,
+                 max_epochs_this_call=1)
     _as_format(result.run_dir, version)
     cfg = load_run_config(result.run_dir)
     assert cfg.optim.loss_weighting == weighting and cfg.run.precision == "fp32" and cfg.model.hidden == 16
     model, _, _ = load_trained(result.run_dir, "best.pt")
     assert model.item_table().shape == (41, 16)
     fit(cfg, run_dir=result.run_dir, resume=True, progress=False)  # resumes, and rewrites config.json in the current format
-    assert json.loads((result.run_dir / "config.json").read_text())["run_format"] == 4
+    assert json.loads((result.run_dir / "config.json").read_text())["run_format"] == TrainConfig.FORMAT
 
 
 def test_a_moved_workspace_still_loads_its_runs(tiny_dataset, tmp_path):

@@ -75,7 +75,7 @@ def test_bad_sources_are_refused_by_name(frozen_run, tmp_path):
     with pytest.raises(WarmStartError, match="no best.pt"):
         warm_start(model, tmp_path / "empty", dataset.fingerprint)
     id_cfg = TrainConfig.from_options(dataset=str(dataset.path), item_tower="id", hidden=16, layers=1, heads=2, max_len=6, epochs=1, batch_size=8,
-                         loss="debiased_ce", runs_dir=str(tmp_path / "runs"), name="wide")
+                         loss="debiased_ce", runs_dir=str(tmp_path / "runs"), name="wide", history_term="off")
     wide = fit(id_cfg, progress=False).run_dir
     with pytest.raises(WarmStartError, match="no weight of it matches"):
         warm_start(model, wide, dataset.fingerprint)  # another width, and no fusion: nothing shared

@@ -19,8 +19,9 @@ __all__ = ["SequenceLoss", "BinaryCrossEntropy", "DebiasedCrossEntropy", "FullCr
 # name -> how to build it from the [loss] section and the run's context; one line per loss
 LOSS_BUILDERS: dict[str, Callable[..., SequenceLoss]] = {
     "bce": lambda c, counts, item_mask_fn, gather, seed: BinaryCrossEntropy(item_mask_fn, seed=seed),
-    "full_ce": lambda c, counts, item_mask_fn, gather, seed: FullCrossEntropy(c.temperature),
-    "debiased_ce": lambda c, counts, item_mask_fn, gather, seed: DebiasedCrossEntropy(counts, c.alpha, c.temperature, c.mask_scope, gather),
+    "full_ce": lambda c, counts, item_mask_fn, gather, seed: FullCrossEntropy(c.temperature, c.history_gradient),
+    "debiased_ce": lambda c, counts, item_mask_fn, gather, seed: DebiasedCrossEntropy(counts, c.alpha, c.temperature, c.mask_scope, gather,
+                                                                                      c.history_gradient),
     "sampled_softmax": lambda c, counts, item_mask_fn, gather, seed: SampledSoftmax(
         counts, c.num_negatives, c.negative_sampler, c.alpha, c.temperature, seed, gather),
 }

@@ -27,7 +27,8 @@ class BinaryCrossEntropy(SequenceLoss):
     def set_extra_state(self, state):
         self.negatives.load_state(state)
 
-    def forward(self, states: torch.Tensor, batch: Batch, items: ItemVectors) -> torch.Tensor:
+    def forward(self, states: torch.Tensor, batch: Batch, items: ItemVectors, history: torch.Tensor | None = None) -> torch.Tensor:
+        assert history is None, f"{type(self).__name__} does not score a history term"
         keep = target_positions(batch.targets)
         negatives = self.negatives.sample(batch.rows, tuple(batch.targets.shape)).to(batch.targets.device)
         h = states[keep]  # [P, D]

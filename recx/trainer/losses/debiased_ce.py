@@ -10,7 +10,8 @@ p_j is item j's share of the training interactions raised to ``alpha`` (renormal
 user's items (the whole batch row, or only the items up to position t with
 ``mask_scope="past"``) other than the target itself.  Padding is never a candidate and never
 a target.  Subtracting log p_j removes the popularity bias of in-batch sampling (items are
-candidates in proportion to how often they occur).
+candidates in proportion to how often they occur).  With a model's history term, the past
+items are candidates scored with it (losses/base.py history_cross_entropy).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from torch.nn import functional as F
 
 from recx.trainer.data import Batch
-from recx.trainer.losses.base import ItemVectors, SequenceLoss, similarity, target_positions
+from recx.trainer.losses.base import ItemVectors, SequenceLoss, history_cross_entropy, similarity, target_positions
 
 
 def log_popularity(counts: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
@@ -31,7 +32,8 @@ def log_popularity(counts: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
 
 
 class DebiasedCrossEntropy(SequenceLoss):
-    """In-batch softmax with logQ correction and masking of the user's own items.
+    """In-batch softmax with logQ correction and masking of the user's own items (the past
+    ones stay candidates, with the model's history term, when it has one).
 
     Args:
         item_counts: [N+1] training interaction counts per item.
@@ -41,6 +43,8 @@ class DebiasedCrossEntropy(SequenceLoss):
             to the predicting position.
         gather: optional hook that all-gathers (candidate ids, candidate vectors) across ranks
             so every rank uses the global candidate set; identity when None.
+        history_gradient: with a history term, what learns from the past items as candidates
+            (losses/base.py add_history_scores).
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class DebiasedCrossEntropy(SequenceLoss):
         temperature: float = 0.0,
         mask_scope: str = "sequence",
         gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        history_gradient: str = "term",
     ):
         super().__init__()
         if mask_scope not in ("sequence", "past"):
@@ -58,6 +63,7 @@ class DebiasedCrossEntropy(SequenceLoss):
         self.temperature = temperature
         self.mask_scope = mask_scope
         self.gather = gather
+        self.history_gradient = history_gradient
 
     def candidates(self, batch: Batch) -> torch.Tensor:
         """[C] distinct non-padding item ids of the (global) batch, sorted."""
@@ -67,7 +73,11 @@ class DebiasedCrossEntropy(SequenceLoss):
         ids = torch.unique(ids)
         return ids[ids > 0]
 
-    def forward(self, states: torch.Tensor, batch: Batch, items: ItemVectors) -> torch.Tensor:
+    def forward(self, states: torch.Tensor, batch: Batch, items: ItemVectors, history: torch.Tensor | None = None) -> torch.Tensor:
+        """states [B, L, D]; history [B, L, L] or None: the model's history term per prediction
+        position (recx/trainer/history.py), added to the logits of the row's past items, which
+        are then candidates instead of masked (``history_cross_entropy`` says what learns from
+        them)."""
         inputs, targets = batch.inputs, batch.targets  # [B, L]
         B, L = targets.shape
         cand = self.candidates(batch)  # [C]
@@ -81,16 +91,25 @@ class DebiasedCrossEntropy(SequenceLoss):
         # every row item is a candidate, so searchsorted gives its column; padding -> column C
         col_in = torch.where(inputs > 0, torch.searchsorted(cand, inputs.contiguous()), C)  # [B, L]
         col_tgt = torch.searchsorted(cand, targets[row, pos])  # [P]
-        if self.mask_scope == "sequence":
+        own = self.own_items(inputs, targets, cand, col_in, row, pos)  # [P, C]
+        own[torch.arange(len(row), device=cand.device), col_tgt] = False  # the target stays
+        if history is None:
+            return F.cross_entropy(logits.masked_fill(own, float("-inf")), col_tgt)
+        assert history.shape == (B, L, L), (tuple(history.shape), B, L)
+        seen = self.own_items(inputs, targets, cand, col_in, row, pos, scope="past")  # the term scores these: candidates
+        return history_cross_entropy(logits, col_tgt, own, own & ~seen, col_in[row], history[row, pos], self.history_gradient)
+
+    def own_items(self, inputs: torch.Tensor, targets: torch.Tensor, cand: torch.Tensor, col_in: torch.Tensor, row: torch.Tensor,
+                  pos: torch.Tensor, scope: str | None = None) -> torch.Tensor:
+        """[P, C] bool: the candidates that are the predicting user's own items (``scope``:
+        sequence = the whole row, past = its inputs up to the position; default mask_scope)."""
+        B, L = inputs.shape
+        C = cand.numel()
+        if (scope or self.mask_scope) == "sequence":
             own_rows = torch.zeros(B, C + 1, dtype=torch.bool, device=cand.device)
             own_rows.scatter_(1, col_in, True)
             own_rows.scatter_(1, torch.where(targets > 0, torch.searchsorted(cand, targets.contiguous()), C), True)
-            own = own_rows[row, :C]  # [P, C]
-        else:  # past: items at input positions <= t, the prefix that predicts the target at t
-            first = torch.full((B, C + 1), L, dtype=torch.long, device=cand.device)
-            positions = torch.arange(L, device=cand.device).expand(B, L)
-            first.scatter_reduce_(1, col_in, positions, reduce="amin")
-            own = first[row, :C] <= pos.unsqueeze(1)  # [P, C]
-        own[torch.arange(len(row), device=cand.device), col_tgt] = False  # the target stays
-        logits = logits.masked_fill(own, float("-inf"))
-        return F.cross_entropy(logits, col_tgt)
+            return own_rows[row, :C]
+        first = torch.full((B, C + 1), L, dtype=torch.long, device=cand.device)  # each candidate's first input position
+        first.scatter_reduce_(1, col_in, torch.arange(L, device=cand.device).expand(B, L), reduce="amin")
+        return first[row, :C] <= pos.unsqueeze(1)

@@ -51,7 +51,8 @@ class SampledSoftmax(SequenceLoss):
         """[N] negative item ids drawn from q (with replacement)."""
         return self.negatives.sample()
 
-    def forward(self, states: torch.Tensor, batch: Batch, items: ItemVectors) -> torch.Tensor:
+    def forward(self, states: torch.Tensor, batch: Batch, items: ItemVectors, history: torch.Tensor | None = None) -> torch.Tensor:
+        assert history is None, f"{type(self).__name__} does not score a history term"
         keep = target_positions(batch.targets)
         h = states[keep]  # [P, D]
         tgt = batch.targets[keep]  # [P]

@@ -127,6 +127,7 @@ class ReoLM(nn.Module):
     """
 
     causal = True  # one next-item target per row; the loop's seq2seq batches feed it
+    history_term = None  # no repeat-aware term (config.HISTORY_MODELS)
 
     def __init__(
         self,

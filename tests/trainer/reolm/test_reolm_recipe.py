@@ -253,5 +253,5 @@ def test_reo_options_are_checked_and_old_runs_keep_their_recipe(tmp_path):
     for key in ("item_text", "user_items", "attr_tokens", "stage", "lora_experts"):
         del old["reolm"][key]
     new = migrate({"run_format": 3, "config": old})
-    assert new["run_format"] == 4 and new["config"]["reolm"]["item_text"] == "text" and new["config"]["reolm"]["user_items"] == 0
+    assert new["run_format"] == TrainConfig.FORMAT and new["config"]["reolm"]["item_text"] == "text" and new["config"]["reolm"]["user_items"] == 0
     assert TrainConfig.from_dict(new["config"]).reolm.item_tokens == 16
