@@ -87,7 +87,7 @@ def test_synth_featurize_train_eval(tmp_path, monkeypatch):
 
     _, cfg, _ = load_trained(run_dir)
     options = cfg.options()
-    assert options["item_tower"] == "id+text" and options["whiten"] and options["stores"]["text"].endswith("minilm.h5")
+    assert options["item_tower"] == "id+text" and not options["whiten"] and options["stores"]["text"].endswith("minilm.h5")
 
     # the same command again (another name) trains the same weights: the same numbers, exactly
     invoke([*train, "--name", "text-run-again"])

@@ -15,7 +15,7 @@ def test_synth_then_info_end_to_end(tmp_path, monkeypatch):
     assert "users         30" in r.output
     ws = Workspace.find(tmp_path)
     assert ws.dataset_dir == tmp_path / "data"
-    assert ws.config["train"]["item_tower"] == "id+text" and ws.config["train"]["whiten"] is True
+    assert ws.config["train"]["item_tower"] == "id+text" and "whiten" not in ws.config["train"]
     meta = json.loads((tmp_path / "data" / "dataset.json").read_text())
     assert meta["counts"]["users"] == 30 and meta["source"]["seed"] == 2
 
