@@ -406,6 +406,13 @@ def build_index(
     return ApproxIndex(kind=kind, index=index, params=params, build_seconds=time.perf_counter() - t0, on_gpu=on_gpu)
 
 
+def _drop_listed(dist: np.ndarray, ids: np.ndarray, listed: np.ndarray, n_items: int) -> None:
+    """Set dist [B, K] to -inf in place where ids [B, K] is one of its row's ``listed`` [B, L]
+    item indices (0 = unused slot)."""
+    rows = np.arange(len(ids), dtype=np.int64)[:, None]
+    dist[np.isin(rows * (n_items + 1) + ids, (rows * (n_items + 1) + listed)[listed > 0])] = -np.inf
+
+
 def _search(
     index: ApproxIndex,
     user_vectors: np.ndarray,
@@ -429,7 +436,6 @@ def _search(
     items_out, scores_out = [], []
     for lo in range(0, len(u_np), batch_size):
         u = u_np[lo : lo + batch_size]
-        rows = np.arange(len(u), dtype=np.int64)[:, None]
         extra = int((padded[lo : lo + batch_size] > 0).sum(1).max()) if padded is not None else 0
         hist = history.rows(lo, lo + batch_size) if history is not None else None
         extra += int((hist.items > 0).sum(1).max()) if hist is not None and hist.items.size else 0
@@ -439,12 +445,10 @@ def _search(
         dist = np.where(ids > 0, dist, -np.inf).astype(np.float32)
         if hist is not None:  # the history items' own entries replace the index's
             assert item_table is not None, "history scores need the item table"
-            dist[np.isin(rows * (n_items + 1) + ids, (rows * (n_items + 1) + hist.items)[hist.items > 0])] = -np.inf
+            _drop_listed(dist, ids, hist.items, n_items)
             ids, dist = np.concatenate([ids, hist.items], 1), np.concatenate([dist, hist.dot(u, item_table)], 1)
         if padded is not None:
-            blk = padded[lo : lo + batch_size]
-            excl_keys = (rows * (n_items + 1) + blk)[blk > 0]
-            dist[np.isin(rows * (n_items + 1) + ids, excl_keys)] = -np.inf
+            _drop_listed(dist, ids, padded[lo : lo + batch_size], n_items)
         top = _canonical(ids, dist, width)
         items_out.append(top.items)
         scores_out.append(top.scores)

@@ -178,25 +178,27 @@ class TrainTask(Task):
     def pretrained_parameters(self) -> list[torch.nn.Parameter]:
         return self.model.pretrained_parameters()
 
+    @property
+    def term_apart(self) -> bool:
+        """The model's history term learns apart from the encoder (--history-gradient term): the
+        encoder trains exactly as without a term, and validation decides whether rankings add it."""
+        return self.model.history_term is not None and self.cfg.loss.history_gradient == "term"
+
     def clip_groups(self) -> list[list[torch.nn.Parameter]]:
-        """With --history-gradient term the encoder and the term learn from separate losses, so
-        each clips on its own: the term's gradients never shrink the encoder's step, and the
-        encoder trains exactly as it would without a term (``all``: one loss, one clip)."""
-        term = self.model.history_term
-        if term is None or self.cfg.loss.history_gradient == "all":
+        """A term learning apart clips on its own, so its gradients never shrink the encoder's
+        step (``all``: one loss, one clip)."""
+        if not self.term_apart:
             return super().clip_groups()
-        own = {id(p) for p in term.parameters()}
-        return [[p for p in self.model.parameters() if id(p) not in own], list(term.parameters())]
+        term = list(self.model.history_term.parameters())
+        own = {id(p) for p in term}
+        return [[p for p in self.model.parameters() if id(p) not in own], term]
 
     def reference_positions(self) -> float | None:
         return None if self.cfg.optim.loss_weighting == "batch" else self.model.targets_per_step(self.sequences, self.cfg.model.mask_ratio)
 
     def validate(self, amp_dtype: torch.dtype | None) -> dict[str, float]:
-        # --history-gradient term: the encoder trains as without a term, so whether rankings add the
-        # term is a choice validation makes (each checkpoint keeps its own)
-        choose = self.model.history_term is not None and self.cfg.loss.history_gradient == "term"
         return evaluate_split(self.model, self.dataset, "valid", self.cfg, ks=_ks_for(self.cfg.optim.metric), amp_dtype=amp_dtype,
-                              choose_term=choose)
+                              choose_term=self.term_apart)  # each checkpoint keeps its own choice
 
     def epoch_stats(self, seconds: float) -> dict[str, float]:
         stats = self.model.epoch_stats(seconds)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from recx.trainer.config import HISTORY_GRADIENTS
 from recx.trainer.data import Batch
 from recx.trainer.losses.similarity import rowwise_similarity, similarity
 
@@ -54,26 +55,29 @@ def add_history_scores(logits: torch.Tensor, columns: torch.Tensor, history: tor
     return wide.scatter_add(1, columns, history.to(logits.dtype))[:, :C]
 
 
-def history_cross_entropy(logits: torch.Tensor, target_columns: torch.Tensor, plain_mask: torch.Tensor, history_mask: torch.Tensor,
-                          columns: torch.Tensor, history: torch.Tensor, gradient: str) -> torch.Tensor:
+def history_cross_entropy(logits: torch.Tensor, target_columns: torch.Tensor, plain_mask: torch.Tensor | None,
+                          history_mask: torch.Tensor | None, columns: torch.Tensor, history: torch.Tensor, gradient: str) -> torch.Tensor:
     """The cross-entropy of a loss whose model has a history term.
 
     logits [P, C] (the model's scores of the candidates, before any term), target_columns [P];
     plain_mask [P, C]: what the loss masks without a term (the user's own items but the target);
     history_mask [P, C]: what it masks with one (the seen items are candidates, scored with the
-    term); columns / history [P, L]: as :func:`add_history_scores`.
+    term); None: nothing; columns / history [P, L]: as :func:`add_history_scores`.
 
     ``all``: one softmax in which the seen items are candidates, so the encoder learns from them
     as negatives too.  ``term``: the term-free loss, which alone trains the encoder (it learns
     exactly as without a term), plus the same softmax over the encoder's detached scores with
     the term added, which alone trains the term.  Returns the scalar loss.
     """
+    def masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return x if mask is None else x.masked_fill(mask, float("-inf"))
+
+    if gradient not in HISTORY_GRADIENTS:
+        raise ValueError(f"history gradient {gradient!r}: expected one of {', '.join(HISTORY_GRADIENTS)}")
     if gradient == "all":
-        return F.cross_entropy(add_history_scores(logits, columns, history).masked_fill(history_mask, float("-inf")), target_columns)
-    if gradient != "term":
-        raise ValueError(f"history gradient {gradient!r}: expected term or all")
-    plain = F.cross_entropy(logits.masked_fill(plain_mask, float("-inf")), target_columns)
-    term = F.cross_entropy(add_history_scores(logits.detach(), columns, history).masked_fill(history_mask, float("-inf")), target_columns)
+        return F.cross_entropy(masked(add_history_scores(logits, columns, history), history_mask), target_columns)
+    plain = F.cross_entropy(masked(logits, plain_mask), target_columns)
+    term = F.cross_entropy(masked(add_history_scores(logits.detach(), columns, history), history_mask), target_columns)
     return plain + term
 
 

@@ -28,5 +28,5 @@ class FullCrossEntropy(SequenceLoss):
             return F.cross_entropy(logits, target_columns)
         row, pos = keep.nonzero(as_tuple=True)  # history [B, L, L]; item i is column i - 1, padding column N
         columns = torch.where(batch.inputs > 0, batch.inputs - 1, table.shape[0])[row]  # [P, L]
-        nothing = torch.zeros_like(logits, dtype=torch.bool)  # the full softmax masks no item, with or without a term
-        return history_cross_entropy(logits, target_columns, nothing, nothing, columns, history[row, pos], self.history_gradient)
+        # the full softmax masks no item, with or without a term
+        return history_cross_entropy(logits, target_columns, None, None, columns, history[row, pos], self.history_gradient)
