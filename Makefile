@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= cpu,models,dev,lora
+EXTRAS ?= cpu,models,dev,lora,study,track
 STAMP := $(VENV)/.recx-installed
 
 .PHONY: demo test install clean

@@ -72,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     import dataclasses
 
-    spec = dataclasses.replace(DATASETS[args.dataset], image_encoder=None, tune_top=())
+    spec = dataclasses.replace(DATASETS[args.dataset], image_encoder=None)
     ws = args.work.resolve() / args.dataset
     prepare(spec, ws, args.threads)
     state: dict[str, Any] = {"dataset": args.dataset, "threads": args.threads, "cpu_flags": cpu_flags(),

@@ -108,7 +108,7 @@ def paired(run_a: Path, run_b: Path, key: str) -> dict[str, Any]:
 
 
 def run_dataset(name: str, args: argparse.Namespace, state: dict[str, Any]) -> None:
-    spec = dataclasses.replace(DATASETS[name], image_encoder=None, tune_top=())  # the text store is all these rows read
+    spec = dataclasses.replace(DATASETS[name], image_encoder=None)  # the text store is all these rows read
     ws = args.work / name
     entry = state.setdefault(name, {"rows": {}})
     entry["prepare_seconds"] = prepare(spec, ws, args.threads)
@@ -215,7 +215,7 @@ def report(state: dict[str, Any]) -> str:
              "two jobs side by side at 1 thread each for most rows, so seconds carry that contention (a run stopped and resumed counts only the resumed part). Precision `--precision auto` "
              "(bf16 autocast on this CPU's AVX512-BF16, losses in fp32).",
              "SASRec, `--loss debiased_ce`, seed 42, at most 100 epochs with early stopping on valid NDCG@10 (patience 10); "
-             "users per batch as in docs/results.md. Test split, full catalog, pessimistic ties, bootstrap 95% CIs over users. "
+             "users per batch as in benchmarks/study.py. Test split, full catalog, pessimistic ties, bootstrap 95% CIs over users. "
              "\"vs off\": the paired test of the row against the same tower without a history term "
              "(difference of mean NDCG@10, sign-flip permutation p).", ""]
     lines += defaults_section(state.get("defaults", {}))

@@ -18,6 +18,7 @@ from recx.evalrun.cli import eval_command
 from recx.featurize.cli import featurize_command, models_command
 from recx.inference.cli import export_command, recommend_command
 from recx.quickstart import quickstart_command
+from recx.study.cli import study_command
 from recx.trainer.cli import train_command
 from recx.trainer.reolm.cli import pretrain_command
 
@@ -38,6 +39,7 @@ app.command("eval")(eval_command)
 app.command("ensemble")(ensemble_command)
 app.command("recommend")(recommend_command)
 app.command("export")(export_command)
+app.command("study")(study_command)
 app.command("quickstart")(quickstart_command)
 
 

@@ -34,6 +34,7 @@ else:  # pragma: no cover
 
 from recx.errors import RecxError
 from recx.options import DEFAULT_SEED, PRECISION_HELP, PRECISIONS
+from recx.trainer.space import Choice, FloatRange, SearchRange
 
 SEQUENCE_MODELS = ("sasrec", "gru4rec", "bert4rec")
 LM_MODELS = ("reo-lm",)  # a language model as both towers (recx/trainer/reolm/)
@@ -53,6 +54,7 @@ HISTORY_TERMS = ("off", "bias", "recency", "item")  # recx/trainer/history.py
 HISTORY_MODELS = ("sasrec", "gru4rec")  # causal: position t's history is the row's items up to t
 HISTORY_LOSSES = ("debiased_ce", "full_ce")  # losses whose candidates include the history items
 HISTORY_GRADIENTS = ("term", "all")  # recx/trainer/losses/base.py history_cross_entropy
+TRACKERS = ("none", "tensorboard", "mlflow")  # recx/trainer/tracking.py
 DEFAULT_LM = "all-MiniLM-L6-v2"  # Reo-LM's backbone unless --lm names another
 # options a resumed run takes from the command line; every other option is the run's own
 RESUMABLE = ("epochs", "patience", "device")
@@ -105,14 +107,15 @@ ATTRIBUTE_TEXT = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.item_te
 
 
 def option(default: Any, help: str, *, choices: tuple[str, ...] = (), applies: Applies | None = None,
-           flag: str = "", path: bool = False, cli: str = "") -> Any:
+           flag: str = "", path: bool = False, cli: str = "", tune: SearchRange | None = None) -> Any:
     """A config field and everything its command-line option needs.
 
     flag: the option's name when it is not the field's (``--item-tower`` for tower.kind);
     path: a file or folder, made absolute on the command line and stored run-relative;
-    cli: the command-line spelling when it differs from the option name (``--store`` for stores).
+    cli: the command-line spelling when it differs from the option name (``--store`` for stores);
+    tune: the range `recx study` searches where the option applies (recx/trainer/space.py).
     """
-    meta = {"help": help, "choices": choices, "applies": applies, "flag": flag, "path": path, "cli": cli}
+    meta = {"help": help, "choices": choices, "applies": applies, "flag": flag, "path": path, "cli": cli, "tune": tune}
     if isinstance(default, dict):
         return field(default_factory=dict, metadata=meta)
     return field(default=default, metadata=meta)
@@ -121,10 +124,10 @@ def option(default: Any, help: str, *, choices: tuple[str, ...] = (), applies: A
 @dataclass
 class ModelConfig:
     name: str = option("sasrec", "Sequence encoder: sasrec | gru4rec | bert4rec | reo-lm (a language model as both towers).", choices=MODELS, flag="model")
-    hidden: int = option(64, "Hidden size.", applies=SEQUENCE)
+    hidden: int = option(64, "Hidden size.", applies=SEQUENCE, tune=Choice((32, 64, 128)))
     layers: int = option(2, "Transformer blocks (GRU layers for gru4rec).", applies=SEQUENCE)
     heads: int = option(2, "Attention heads.", applies=TRANSFORMERS)
-    dropout: float = option(0.5, "Dropout.", applies=SEQUENCE)
+    dropout: float = option(0.5, "Dropout.", applies=SEQUENCE, tune=FloatRange(0.1, 0.6, step=0.1))
     max_len: int = option(50, "Positions per sequence (reo-lm: the history window of a training row; --user-items is what a user reads).")
     mask_ratio: float = option(0.2, "bert4rec: share of items masked per training row.", applies=to_models("bert4rec"))
     # recency by default: on the four datasets of docs/repeats.md it beat off where repeats are rare and matched it where not
@@ -136,12 +139,14 @@ class ModelConfig:
 @dataclass
 class TowerConfig:
     kind: str = option("id", "Item tower: id | text | image | clip | topk | e2e | fusions like id+text.", flag="item_tower", applies=SEQUENCE)
-    adapter: str = option("linear", "Store -> hidden adapter: linear | mlp | moe.", choices=ADAPTERS, applies=FEATURE_TOWERS)
-    whiten: bool = option(False, "PCA-whiten frozen store features before the adapter.", applies=STORE_TOWERS)
+    adapter: str = option("linear", "Store -> hidden adapter: linear | mlp | moe.", choices=ADAPTERS, applies=FEATURE_TOWERS,
+                          tune=Choice(("linear", "mlp")))
+    whiten: bool = option(False, "PCA-whiten frozen store features before the adapter.", applies=STORE_TOWERS, tune=Choice((False, True)))
     fusion: str = option("add", "How a '+' tower combines parts: add | concat | gated.", choices=FUSIONS, applies=FUSED_TOWERS)
     encoder: str = option("", "e2e tower: encoder name or local folder (`recx models`).", applies=E2E)
     tune_blocks: int = option(1, "e2e tower / reo-lm --reo-tuning topk: top encoder blocks unfrozen.", applies=TUNED_BLOCKS)
-    encoder_lr: float = option(1e-4, "topk/e2e tower, reo-lm: learning rate of the pretrained encoder (reo-lm lora: of its adapters).", applies=TUNED_ENCODER)
+    encoder_lr: float = option(1e-4, "topk/e2e tower, reo-lm: learning rate of the pretrained encoder (reo-lm lora: of its adapters).",
+                               applies=TUNED_ENCODER, tune=FloatRange(1e-5, 1e-3, log=True))
     encoder_weight_decay: float = option(0.01, "topk/e2e tower, reo-lm: weight decay of the pretrained encoder.", applies=TUNED_ENCODER)
     grad_checkpointing: bool = option(False, "e2e tower, reo-lm: recompute activations in backward.", applies=GRAD_CHECKPOINTING)
 
@@ -151,7 +156,8 @@ class LossConfig:
     name: str = option("debiased_ce", "bce | sampled_softmax | full_ce | debiased_ce.", choices=LOSSES, flag="loss")
     alpha: float = option(1.0, "Popularity power of the logQ correction.", applies=to_losses("debiased_ce", "sampled_softmax"))
     temperature: float = option(0.0, ">0: cosine similarity / temperature; 0: raw inner product.", applies=Applies(
-        lambda c: c.model.name in LM_MODELS or c.loss.name != "bce", "--loss full_ce | debiased_ce | sampled_softmax and --model reo-lm"))
+        lambda c: c.model.name in LM_MODELS or c.loss.name != "bce", "--loss full_ce | debiased_ce | sampled_softmax and --model reo-lm"),
+        tune=Choice((0.0, 0.05, 0.1, 0.2)))
     mask_scope: str = option("sequence", "debiased_ce masks the user's whole sequence or only the past: sequence | past.",
                              choices=("sequence", "past"), applies=to_losses("debiased_ce"))
     num_negatives: int = option(256, "sampled_softmax: negatives per batch.", applies=to_losses("sampled_softmax"))
@@ -167,8 +173,8 @@ class LossConfig:
 class OptimConfig:
     epochs: int = option(200, "Maximum epochs.")
     batch_size: int = option(256, "Users per batch.")
-    lr: float = option(1e-3, "Learning rate (AdamW).")
-    weight_decay: float = option(0.0, "AdamW weight decay (not on biases/norms).")
+    lr: float = option(1e-3, "Learning rate (AdamW).", tune=FloatRange(1e-4, 1e-2, log=True))
+    weight_decay: float = option(0.0, "AdamW weight decay (not on biases/norms).", tune=Choice((0.0, 1e-4, 1e-3, 1e-2, 1e-1)))
     schedule: str = option("constant", "Learning-rate schedule after warmup: constant | cosine | linear (decay to 0 at the last epoch).", choices=SCHEDULES)
     warmup_steps: int = option(0, "Linear warmup steps.")
     grad_clip: float = option(1.0, "Gradient norm clip (0 = off).")
@@ -220,6 +226,10 @@ class RunConfig:
     precision: str = option("auto", PRECISION_HELP, choices=PRECISIONS)
     name: str = option("", "Run name (folder under the runs dir). [default: time-model-tower-loss]")
     runs_dir: str = option("runs", "Folder of the runs. [default: recx.toml's runs]", path=True)
+    log: str = option("none", "Experiment tracking: none | tensorboard (event files in <run>/tensorboard) | mlflow (params, "
+                      "per-epoch metrics and the curve); needs the track extra.", choices=TRACKERS)
+    log_uri: str = option("", "--log mlflow: tracking URI. [default: $MLFLOW_TRACKING_URI, else mlruns/ beside the runs folder]",
+                          applies=Applies(lambda c: c.run.log == "mlflow", "--log mlflow"))
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "tower": TowerConfig, "loss": LossConfig, "optim": OptimConfig,
@@ -240,6 +250,7 @@ class OptionSpec:
     applies: Applies | None
     path: bool
     cli: str
+    tune: SearchRange | None = None  # the range `recx study` searches (recx/trainer/space.py)
 
     @property
     def flag(self) -> str:
@@ -257,7 +268,7 @@ def option_specs(cls: type, section: str = "") -> dict[str, OptionSpec]:
             continue
         default = {} if f.default is dataclasses.MISSING else f.default
         out[m["flag"] or f.name] = OptionSpec(m["flag"] or f.name, section, f.name, default, hints[f.name], m["help"],
-                                              m["choices"], m["applies"], m["path"], m["cli"])
+                                              m["choices"], m["applies"], m["path"], m["cli"], m.get("tune"))
     return out
 
 
@@ -379,6 +390,11 @@ class TrainConfig:
             if "topk" in self.tower_parts:  # the cached trunk: the topk store, else the text or image one
                 wanted |= {next((m for m in ("topk", "text", "image") if stores.get(m)), "topk")}
         return {m: p for m, p in stores.items() if m in wanted}
+
+    def search_space(self) -> dict[str, SearchRange]:
+        """The tunable options (those declared with ``tune=``) that apply to this model, tower and
+        loss, by flat option name: what `recx study` searches."""
+        return {name: spec.tune for name, spec in OPTIONS.items() if spec.tune is not None and (spec.applies is None or spec.applies(self))}
 
     def inapplicable(self, given: set[str] | list[str]) -> list[str]:
         """One line for each of the ``given`` options that has no effect with this model / loss / tower."""

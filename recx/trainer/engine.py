@@ -42,6 +42,10 @@ class LoopError(RecxError):
     """Training cannot go on (diverged, or a checkpoint from another setup)."""
 
 
+class Diverged(LoopError):
+    """The loss became inf or NaN (a study counts such a trial as pruned, not as a failure)."""
+
+
 @dataclass
 class LoopSettings:
     """What the loop needs of a config (TrainConfig and PretrainConfig both give one)."""
@@ -113,6 +117,9 @@ class Task:
 
     def on_epoch_end(self, epoch: int, row: dict[str, Any], improved: bool) -> None:
         """Rank 0, after each epoch: write the task's own files (best weights, exports)."""
+
+    def after_checkpoint(self, epoch: int, row: dict[str, Any]) -> None:
+        """Rank 0, after the interval's metrics and checkpoint are written (the run can resume from it)."""
 
 
 @dataclass
@@ -264,7 +271,7 @@ def run_epochs(
             scheduler.step()
             value = res.loss.item()
             if not math.isfinite(value):
-                raise LoopError(f"{out}: training diverged in epoch {epoch}, step {step}: the loss is {value}; train again with "
+                raise Diverged(f"{out}: training diverged in epoch {epoch}, step {step}: the loss is {value}; train again with "
                                 f"a lower {s.lr_hint} (now {s.lr:g}), --grad-clip 1 (now {s.grad_clip:g}) or --precision fp32 (now {s.precision})")
             total, positions, n_steps = total + value * n, positions + n, n_steps + 1
             for k, v in res.parts.items():
@@ -318,6 +325,7 @@ def run_epochs(
             },
             path,
         )
+        task.after_checkpoint(epoch, row)
         if progress:
             shown = f"  valid {s.metric} {valid[s.metric]:.4f}{'  *' if improved else ''}" if valid is not None else ""
             extra = "".join(f"  {k} {row[k]:.4f}" for k in parts)

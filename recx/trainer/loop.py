@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -46,10 +46,17 @@ from recx.trainer.engine import LoopSettings, StepOutput, Task, adamw, check_wor
 from recx.trainer.losses import SequenceLoss, build_loss
 from recx.trainer.protocol import RecModel
 from recx.trainer.registry import build_model
+from recx.trainer.tracking import check_backend, open_tracker
 from recx.trainer.warm_start import warm_start
 from recx.workspace import run_finished
 
 __all__ = ["FitResult", "TrainStep", "TrainTask", "evaluate_split", "fit", "load_trained", "loss_scale", "make_optimizer", "settings"]
+
+
+EpochListener = Callable[[int, dict[str, Any]], None]
+"""Called on the main rank after each validation interval's metrics and checkpoint are written,
+with the interval and its metrics.jsonl row (``row["valid"]``: the validation metrics); may raise
+to stop the run (a study's pruner does), which stays resumable from that interval."""
 
 
 class TrainStep(torch.nn.Module):
@@ -147,9 +154,10 @@ def evaluate_split(
 class TrainTask(Task):
     """A RecModel and its loss over one dataset's training sequences (recx train)."""
 
-    def __init__(self, cfg: TrainConfig, model: RecModel, dataset: SequenceDataset, ctx: DistContext, run_dir: Path):
+    def __init__(self, cfg: TrainConfig, model: RecModel, dataset: SequenceDataset, ctx: DistContext, run_dir: Path,
+                 listeners: Sequence[EpochListener] = ()):
         device = ctx.device
-        self.cfg, self.dataset, self.run_dir = cfg, dataset, run_dir
+        self.cfg, self.dataset, self.run_dir, self.listeners = cfg, dataset, run_dir, list(listeners)
         self.model = model.to(device)
         self.sequences = SequenceBatches(dataset.train_sequences(), cfg.model.max_len, cfg.optim.batch_size, cfg.run.seed, ctx.rank,
                                          ctx.world_size, prefix_rows=cfg.optim.prefix_rows)
@@ -215,6 +223,10 @@ class TrainTask(Task):
         if improved:
             torch_save({"model": self.model.state_dict(), "epoch": epoch, "valid": row["valid"], "config": self.cfg.to_dict()}, self.run_dir / BEST)
 
+    def after_checkpoint(self, epoch: int, row: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            listener(epoch, row)
+
 
 def plot_curve(run_dir: Path, rows: list[dict[str, Any]], metric: str) -> None:
     """Training loss and validation metric per epoch -> curve.png."""
@@ -247,6 +259,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     max_epochs_this_call: int | None = None,
+    listeners: Sequence[EpochListener] = (),
 ) -> FitResult:
     """Train ``cfg`` into ``run_dir`` (default ``cfg.run.runs_dir/<name>``).
 
@@ -254,6 +267,8 @@ def fit(
         resume: continue the run in ``run_dir`` from its ``last.pt``.
         max_epochs_this_call: stop after this many epochs (the run stays resumable); used by
             tests to interrupt a run deterministically.
+        listeners: hear every validation interval (``recx study``'s pruning); ``--log`` adds the
+            run's tracker (recx/trainer/tracking.py).
     """
     cfg.validate()
     if run_dir is None:
@@ -273,6 +288,7 @@ def fit(
         raise RunError(f"{run_dir}: run directory exists; resume it with --resume --run {run_dir} or choose another --name")
     ctx.barrier()
 
+    check_backend(cfg)
     model = build_model(cfg, dataset)  # before the run dir exists: a run that cannot start leaves nothing behind
     if cfg.run.warm_start and not resume:  # a resumed run's last.pt already holds the warm-started weights
         seeded = warm_start(model, cfg.run.warm_start, dataset.fingerprint)
@@ -284,18 +300,24 @@ def fit(
         (run_dir / FINISHED).unlink(missing_ok=True)  # a resumed run that trains on is unfinished until it ends
         write_run_config(run_dir, cfg, {"dataset_fingerprint": dataset.fingerprint, "num_items": dataset.num_items,
                                         "world_size": ctx.world_size, "store_digests": digests})
+    tracker = open_tracker(cfg, run_dir, resume) if ctx.is_main else None
+    finished = False
     try:
-        task = TrainTask(cfg, model, dataset, ctx, run_dir)
+        task = TrainTask(cfg, model, dataset, ctx, run_dir, [*listeners, *([lambda _, row: tracker.log_epoch(row)] if tracker else [])])
         result = run_epochs(task, settings(cfg), run_dir, ctx, state_file=LAST, resume=resume, progress=progress,
                             max_epochs_this_call=max_epochs_this_call)
+        if ctx.is_main:
+            plot_curve(run_dir, result.history, cfg.optim.metric)
+            if result.finished:
+                mark_finished(run_dir, {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "stopped_early": result.stopped_early})
+        finished = result.finished
     except BaseException:
         if created and not (run_dir / LAST).is_file():  # failed or interrupted before its first epoch ended
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    if ctx.is_main:
-        plot_curve(run_dir, result.history, cfg.optim.metric)
-        if result.finished:
-            mark_finished(run_dir, {"best_epoch": result.best_epoch, "epochs_run": len(result.history), "stopped_early": result.stopped_early})
+    finally:
+        if tracker is not None:
+            tracker.close(finished)
     best_valid = next((r["valid"] for r in result.history if r["epoch"] == result.best_epoch), {})
     return FitResult(run_dir, result.best_epoch, best_valid, len(result.history), result.train_seconds)
 
