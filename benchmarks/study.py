@@ -173,7 +173,7 @@ def screenshot(name: str, out: Path) -> None:
     page = (KEPT / name / "report.html").resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={out}",
-                    "--window-size=1100,2600", page.as_uri()], check=True, capture_output=True)
+                    "--window-size=1100,1900", page.as_uri()], check=True, capture_output=True)
     print(f"wrote {out}")
 
 

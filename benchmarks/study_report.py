@@ -23,10 +23,12 @@ MISSREC_SCIENTIFIC = [
     ("MISSRec, text only (pre-trained)", 0.1278, 0.0658),
     ("MISSRec, ID + pre-trained", 0.1360, 0.0753),
 ]
-# the study's towers -> the hand-run rows of the same tower (whitened where the study chose it is not known up front)
-HAND_RUN_REPEATS = {"id": ["id--recency-term"], "text": ["text--recency-term"], "id+text": ["id+text-plain--recency-term", "id+text--recency-term"]}
-HAND_RUN_STUDY = {"id": ["sasrec-id-debiased_ce"], "text": ["sasrec-text-debiased_ce", "sasrec-textw-debiased_ce"],
-                  "id+text": ["sasrec-id+text-debiased_ce", "sasrec-id+textw-debiased_ce"]}
+# the study's towers -> the hand-run rows of the same tower, with their labels
+HAND_RUN_REPEATS = {"id": {"id--recency-term": "id"}, "text": {"text--recency-term": "text (whitened)"},
+                    "id+text": {"id+text-plain--recency-term": "id+text", "id+text--recency-term": "id+text (whitened)"}}
+HAND_RUN_STUDY = {"id": {"sasrec-id-debiased_ce": "id"},
+                  "text": {"sasrec-text-debiased_ce": "text", "sasrec-textw-debiased_ce": "text (whitened)"},
+                  "id+text": {"sasrec-id+text-debiased_ce": "id+text", "sasrec-id+textw-debiased_ce": "id+text (whitened)"}}
 
 
 def ci_text(metrics: dict[str, float], ci: dict[str, list[float]], key: str = "ndcg@10") -> str:
@@ -43,14 +45,31 @@ def hand_run_rows(name: str, results: dict[str, Any]) -> list[str]:
     for c in results["candidates"]:
         if c["model"] != "sasrec" or c["loss"] != "debiased_ce":
             continue
-        rep = "; ".join(f"{k.split('--')[0].replace('id+text', 'id+text (whitened)').replace('(whitened)-plain', '')}: "
-                        f"{ci_text(repeats[k]['test']['kept']['metrics'], repeats[k]['test']['kept']['ci95'])}"
-                        for k in HAND_RUN_REPEATS.get(c["tower"], []) if k in repeats)
-        before = "; ".join(f"{k.removeprefix('sasrec-').removesuffix('-debiased_ce').replace('textw', 'text (whitened)')}: "
-                           f"{ci_text(old[k]['test']['kept']['metrics'], old[k]['test']['kept']['ci95'])}"
-                           for k in HAND_RUN_STUDY.get(c["tower"], []) if k in old)
+        rep = "; ".join(f"{label}: {ci_text(repeats[k]['test']['kept']['metrics'], repeats[k]['test']['kept']['ci95'])}"
+                        for k, label in HAND_RUN_REPEATS.get(c["tower"], {}).items() if k in repeats)
+        before = "; ".join(f"{label}: {ci_text(old[k]['test']['kept']['metrics'], old[k]['test']['kept']['ci95'])}"
+                           for k, label in HAND_RUN_STUDY.get(c["tower"], {}).items() if k in old)
         lines.append(f"| {c['label']} | {ci_text(c['metrics'], c['ci95'])} | {rep or '-'} | {before or '-'} |")
     return lines
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def parallel_lines(folder: Path) -> list[str]:
+    """One process with 2 threads against 2 worker processes with 1 thread (benchmarks/study.py parallel)."""
+    path = folder / "parallel.json"
+    if not path.is_file():
+        return []
+    rows = json.loads(path.read_text())["rows"]
+    lines = ["Workers on this machine (`benchmarks/study.py parallel`: the same small study, towers id, each time in a new storage):", "",
+             "| processes x threads | wall | trials (complete + pruned) | trial training | test NDCG@10 (best trial) |", "|---|---:|---|---:|---:|"]
+    for r in rows:
+        t = r["trials"]
+        lines.append(f"| {r['workers']} x {r['threads_per_worker']} | {r['wall_seconds']:.0f} s | {t.get('COMPLETE', 0)} + {t.get('PRUNED', 0)} "
+                     f"| {r['trial_seconds']:.0f} s | {r['test_ndcg@10']:.4f} |")
+    return lines + [""]
 
 
 def dataset_section(name: str, folder: Path) -> list[str]:
@@ -61,9 +80,11 @@ def dataset_section(name: str, folder: Path) -> list[str]:
     lines = [f"## {name}", "", f"**Verdict.** {results['verdict']}", "", *[f"- {p['sentence']}" for p in results["pairs"]], "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER), *["| " + " | ".join(r) + " |" for r in table_rows(results)], ""]
     lines += [f"{trials} trials, {minutes:.0f} minutes of trial training in all (the search; seed replicas and tests come on top). "
-              + " ".join(f"`{c['command']}` ran {c['wall_seconds'] / 60:.0f} min wall with {c['workers']} process(es) of "
-                         f"{c['threads_per_worker']} torch thread(s) on a {c['machine']['cpus']}-core {c['machine']['processor']} "
-                         f"(started {c['started']})." for c in calls), ""]
+              "The calls, each `recx study` plus one `recx study --worker` beside it (benchmarks/study.py run --workers):", "",
+              *[f"- `{c['command']}`: {duration(c['wall_seconds'])} wall, {c['workers']} process(es) of {c['threads_per_worker']} "
+                f"torch thread(s), {c['machine']['cpus']}-core {c['machine']['processor']}, started {c['started']}"
+                + "".join(f"; {c[k]}" for k in ("killed", "note") if c.get(k)) + "." for c in calls], ""]
+    lines += parallel_lines(folder)
     lines += [f"Best trials: see docs/study/{name}/report.md; the rendered report: docs/study/{name}/report.html "
               f"(screenshot: ![report](img/study-{name}.png)).", ""]
     lines += ["Next to the hand-run numbers (test NDCG@10 [95% CI], history kept):", "", *hand_run_rows(name, results), ""]

@@ -19,7 +19,7 @@ from recx.artifacts import atomic_write_text
 from recx.study.candidates import Candidate, StudyError, varying_parts
 from recx.study.plan import StudyPlan
 from recx.study.search import candidate_space, search, wait_for_others
-from recx.study.storage import candidate_study, check_identity, open_storage, states, trial_seconds
+from recx.study.storage import candidate_study, check_identity, open_storage, spent_seconds, states, trial_seconds
 from recx.study.verdict import HEADLINE, Scored, compare, headline, replicate, score
 from recx.trainer.checkpoint import read_metrics
 
@@ -72,7 +72,17 @@ def run_study(plan: StudyPlan) -> dict[str, Any] | None:
         # a trial that was running elsewhere may have died and been queued again: search once more
         if not wait_for_others(plan, storage, plan.candidates, ident):
             break
+    results = verdict(plan, storage, ident)
+    results["call_seconds"] = time.time() - started
+    from recx.study.report import write_reports
 
+    atomic_write_text(plan.out / RESULTS, json.dumps(results, indent=1) + "\n")
+    write_reports(results, plan.out)
+    return results
+
+
+def verdict(plan: StudyPlan, storage: Any, ident: dict[str, Any]) -> dict[str, Any]:
+    """Each candidate's best trial replicated, tested and compared: results.json's content."""
     varying = varying_parts(plan.candidates)
     scored: list[Scored] = []
     searches: dict[str, dict[str, Any]] = {}
@@ -87,24 +97,18 @@ def run_study(plan: StudyPlan) -> dict[str, Any] | None:
         scored.append(score(cand, cand.label(varying), replicate(plan, cand, best_run)))
     ranked = sorted(scored, key=lambda s: -float(s.per_user[HEADLINE].mean()))
     rows = compare(ranked, N_BOOT, plan.seed)
-    results = {
+    return {
         "format": FORMAT,
         "dataset": ident["dataset_fingerprint"],
         "dataset_name": dataset_name(plan),
         "settings": {"trials": plan.trials, "seeds": plan.seed_list(), "budget_minutes": plan.budget_minutes,
                      "fixed": ident["fixed"], "storage": plan.storage, "stores": ident["stores"]},
         "machine": machine(),
-        "finalized_seconds": time.time() - started,
-        "candidates": [{"key": s.cand.key, "label": s.label, "model": s.cand.model, "tower": s.cand.tower, "loss": s.cand.loss, **searches[s.cand.key],
-                        **s.summary(N_BOOT, plan.seed)} for s in ranked],
+        "candidates": [{"key": s.cand.key, "label": s.label, "model": s.cand.model, "tower": s.cand.tower, "loss": s.cand.loss,
+                        **searches[s.cand.key], **s.summary(N_BOOT, plan.seed)} for s in ranked],
         "pairs": [{k: v for k, v in r.items() if k != "all"} for r in rows],
         "verdict": headline(ranked, rows),
     }
-    from recx.study.report import write_reports
-
-    atomic_write_text(plan.out / RESULTS, json.dumps(results, indent=1) + "\n")
-    write_reports(results, plan.out)
-    return results
 
 
 def search_summary(plan: StudyPlan, cand: Candidate, trials: list[Any], best: Any, best_run: Path) -> dict[str, Any]:
@@ -113,7 +117,7 @@ def search_summary(plan: StudyPlan, cand: Candidate, trials: list[Any], best: An
     return {
         "space": {name: rng.describe() for name, rng in candidate_space(plan, cand).items()},
         "trials": states(trials),
-        "search_seconds": sum(trial_seconds(t) for t in trials),
+        "search_seconds": spent_seconds(trials),
         "best_trial": {"number": best.number, "valid": best.value, "params": best.params, "run": os.path.relpath(best_run, plan.out),
                        "best_epoch": best.user_attrs.get("best_epoch"), "epochs_run": best.user_attrs.get("epochs_run")},
         "history": [{"number": t.number, "state": t.state.name, "value": t.value, "seconds": trial_seconds(t)}

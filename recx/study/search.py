@@ -15,13 +15,13 @@ from typing import Any, Callable
 
 from recx.study.candidates import Candidate
 from recx.study.plan import StudyPlan
-from recx.study.storage import candidate_study, states, trial_seconds
+from recx.study.storage import candidate_study, spent_seconds, states
 from recx.trainer.config import TrainConfig
 from recx.trainer.space import SearchRange, suggest
 
 POLL_S = 10  # how often a study waits for other workers' trials to end
 STARTUP_TRIALS = 5  # random trials before TPE models the search, and before the pruner judges
-WARMUP_EPOCHS = 5  # the pruner never stops a trial before this many validations
+WARMUP_EPOCHS = 5  # validations a trial always gets: the pruner first judges the one after them
 
 
 def candidate_space(plan: StudyPlan, cand: Candidate) -> dict[str, SearchRange]:
@@ -58,7 +58,7 @@ def search(plan: StudyPlan, storage: Any, cand: Candidate, identity: dict[str, A
         trials = study.get_trials(deepcopy=False)
         count = states(trials)
         finished = count.get("COMPLETE", 0) + count.get("PRUNED", 0)
-        spent = sum(trial_seconds(t) for t in trials)
+        spent = spent_seconds(trials)
         if finished + count.get("RUNNING", 0) >= plan.trials or (budget_s and spent >= budget_s):
             return
         sampler, pruner = sampler_and_pruner(plan, len(trials))

@@ -96,6 +96,13 @@ def trial_seconds(trial: Any) -> float:
     return (trial.datetime_complete - trial.datetime_start).total_seconds()
 
 
+def spent_seconds(trials: list[Any]) -> float:
+    """Training seconds a search has spent: its finished trials' durations.  A dead trial's own
+    duration would count the time until it was found dead; its retry resumes its run and counts
+    the rest, so the epochs it trained before dying go uncounted."""
+    return sum(trial_seconds(t) for t in trials if t.state.name in ("COMPLETE", "PRUNED"))
+
+
 def states(trials: list[Any]) -> dict[str, int]:
     """Trials by state name: ``{"COMPLETE": 12, "PRUNED": 5, ...}``."""
     out: dict[str, int] = {}

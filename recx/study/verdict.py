@@ -131,6 +131,16 @@ def headline(ranked: list[Scored], rows: list[dict[str, Any]]) -> str:
     tied = [r for r in rows if r["a"] == best.cand.key and r["p"] >= ALPHA]
     if not tied:
         return f"Use {best.label}: it scores the highest test {HEADLINE.upper()} and beats every other candidate (p < {ALPHA})."
-    names = ", ".join(next(s.label for s in ranked if s.cand.key == r["b"]) for r in tied)
-    return (f"{best.label} scores the highest test {HEADLINE.upper()}, but it does not beat {names} (p >= {ALPHA}): "
-            "either serves; prefer the cheaper one.")
+    peers = [next(s for s in ranked if s.cand.key == r["b"]) for r in tied]
+    cheapest = min([best, *peers], key=lambda s: cost(s.cand))
+    names = ", ".join(s.label for s in peers)
+    advice = (f"the cheapest of them, {cheapest.label}, serves as well" if cheapest is not best
+              else f"{best.label} is also the cheapest of them")
+    return f"{best.label} scores the highest test {HEADLINE.upper()}, but it does not beat {names} (p >= {ALPHA}): {advice}."
+
+
+def cost(cand: Candidate) -> tuple[int, int]:
+    """How much a tower costs to serve, for breaking a tie: encoders to run (an ID table needs
+    none, a modality its featurized store), then parts to combine."""
+    parts = cand.tower.split("+")
+    return sum(p != "id" for p in parts), len(parts)

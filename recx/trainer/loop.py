@@ -56,7 +56,9 @@ __all__ = ["FitResult", "TrainStep", "TrainTask", "evaluate_split", "fit", "load
 EpochListener = Callable[[int, dict[str, Any]], None]
 """Called on the main rank after each validation interval's metrics and checkpoint are written,
 with the interval and its metrics.jsonl row (``row["valid"]``: the validation metrics); may raise
-to stop the run (a study's pruner does), which stays resumable from that interval."""
+to stop the run (a study's pruner does), which stays resumable from that interval.  Only one
+process may raise (`recx study` trains each trial in one process): under torchrun the other
+ranks would wait for rank 0 at the next interval."""
 
 
 class TrainStep(torch.nn.Module):

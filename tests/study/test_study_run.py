@@ -36,7 +36,8 @@ def open_candidate(plan):
 
 
 def test_study_writes_verdict_and_reports_and_a_rerun_changes_nothing(workspace):
-    out = invoke(["study", "--towers", "id,id+text", "--trials", "2", "--seeds", "2", *FAST])
+    pytest.importorskip("tensorboard")
+    out = invoke(["study", "--towers", "id,id+text", "--trials", "2", "--seeds", "2", "--log", "tensorboard", *FAST])
     results = json.loads((workspace / "study" / "results.json").read_text())
     assert sorted(c["tower"] for c in results["candidates"]) == ["id", "id+text"]
     assert results["verdict"] in out and results["pairs"][0]["sentence"] in out
@@ -56,7 +57,9 @@ def test_study_writes_verdict_and_reports_and_a_rerun_changes_nothing(workspace)
     assert page.count("data:image/png;base64,") == 3 and "src=\"http" not in page  # self-contained
     assert results["verdict"] in (workspace / "study" / "report.md").read_text()
 
-    invoke(["study", "--towers", "id,id+text", "--trials", "2", "--seeds", "2", *FAST])  # the same command again
+    trial_runs = sorted((workspace / "study" / "runs").glob("*/trial-*"))
+    assert len(trial_runs) == 4 and all(any((run / "tensorboard").iterdir()) for run in trial_runs)  # one tracked run per trial
+    invoke(["study", "--towers", "id,id+text", "--trials", "2", "--seeds", "2", "--log", "tensorboard", *FAST])  # the same command again
     again = json.loads((workspace / "study" / "results.json").read_text())
     assert [c["trials"] for c in again["candidates"]] == [c["trials"] for c in results["candidates"]]  # no trial rerun
     assert [c["metrics"] for c in again["candidates"]] == [c["metrics"] for c in results["candidates"]]
