@@ -22,7 +22,7 @@ from recx.study.candidates import Candidate, StudyError
 HEARTBEAT_S = 15  # a running trial writes a heartbeat this often
 GRACE_S = 60  # and is taken for dead when none came for this long
 MAX_RETRY = 3  # a trial that dies this often stays failed
-OPEN_TRIES = 5
+OPEN_TRIES = 5  # workers started together race to create the schema; the losers try again
 ATTR = "recx"  # the study user attribute that holds its identity
 
 
