@@ -334,7 +334,9 @@ def markdown(rep: dict[str, Any]) -> str:
         "",
         f"Measured `torch.mm` peak on {m['threads']} threads: fp32 {peak['fp32_1024']:.1f} GFLOP/s at 1024^3, "
         f"{peak['fp32_2048']:.1f} GFLOP/s at 2048^3; bf16 {peak['bf16_1024']:.2f} GFLOP/s at 1024^3 "
-        f"({peak['fp32_1024'] / peak['bf16_1024']:.0f}x slower than fp32: this CPU has no avx512_bf16/AMX, so both sides train in fp32).",
+        + (f"({peak['bf16_1024'] / peak['fp32_1024']:.1f}x fp32: native bf16 on this CPU; both sides still train in fp32, as the script "
+           "pins, and docs/precision.md found bf16 autocast no faster at this width)." if peak["bf16_1024"] > peak["fp32_1024"] else
+           f"({peak['fp32_1024'] / peak['bf16_1024']:.0f}x slower than fp32: this CPU has no avx512_bf16/AMX, so both sides train in fp32)."),
         "",
         f"FLOPs counted analytically (multiply-add = 2, fwd+bwd = 3x forward; QKV/output/FFN linears and attention "
         f"for every encoded position, padding included, plus the full-softmax logits). "
