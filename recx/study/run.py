@@ -30,15 +30,15 @@ N_BOOT = 1000
 
 def identity(plan: StudyPlan) -> dict[str, Any]:
     """What a study's trials depend on besides their own options: the dataset, the stores any
-    candidate reads (by content) and the fixed options."""
+    candidate reads (by content) and the fixed options; also the dataset's name, for the report."""
     from recx.data.dataset import SequenceDataset
     from recx.featurize.store import store_digest
 
     cfgs = [plan.config(c, {}, "identity") for c in plan.candidates]
     stores = {m: p for cfg in cfgs for m, p in cfg.run.stores.items()}
-    fingerprint = SequenceDataset(cfgs[0].run.dataset).fingerprint
-    return {"dataset_fingerprint": fingerprint, "stores": {m: store_digest(p) for m, p in sorted(stores.items())},
-            "fixed": {k: plan.fixed[k] for k in sorted(plan.fixed)}}
+    dataset = SequenceDataset(cfgs[0].run.dataset)
+    return {"dataset_fingerprint": dataset.fingerprint, "stores": {m: store_digest(p) for m, p in sorted(stores.items())},
+            "fixed": {k: plan.fixed[k] for k in sorted(plan.fixed)}, "dataset_name": dataset.name}
 
 
 def check_candidates(plan: StudyPlan) -> None:
@@ -100,7 +100,7 @@ def verdict(plan: StudyPlan, storage: Any, ident: dict[str, Any]) -> dict[str, A
     return {
         "format": FORMAT,
         "dataset": ident["dataset_fingerprint"],
-        "dataset_name": dataset_name(plan),
+        "dataset_name": ident["dataset_name"],
         "settings": {"trials": plan.trials, "seeds": plan.seed_list(), "budget_minutes": plan.budget_minutes,
                      "fixed": ident["fixed"], "storage": plan.storage, "stores": ident["stores"]},
         "machine": machine(),
@@ -124,12 +124,6 @@ def search_summary(plan: StudyPlan, cand: Candidate, trials: list[Any], best: An
                     for t in trials if t.state.name in ("COMPLETE", "PRUNED")],
         "curve": [r["valid"][metric] for r in read_metrics(best_run) if "valid" in r],
     }
-
-
-def dataset_name(plan: StudyPlan) -> str:
-    from recx.data.dataset import SequenceDataset
-
-    return SequenceDataset(plan.config(plan.candidates[0], {}, "name").run.dataset).name
 
 
 def machine() -> dict[str, Any]:

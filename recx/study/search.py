@@ -16,7 +16,6 @@ from typing import Any, Callable
 from recx.study.candidates import Candidate
 from recx.study.plan import StudyPlan
 from recx.study.storage import candidate_study, spent_seconds, states
-from recx.trainer.config import TrainConfig
 from recx.trainer.space import SearchRange, suggest
 
 POLL_S = 10  # how often a study waits for other workers' trials to end
@@ -75,7 +74,6 @@ def objective(plan: StudyPlan, cand: Candidate, space: dict[str, SearchRange], s
         from recx.trainer.engine import Diverged
         from recx.trainer.loop import fit
 
-        metric = TrainConfig.resolve(plan.workspace, plan.fixed, source="--set").optim.metric
         params = suggest(trial, space)
         trials = study.get_trials(deepcopy=False)
         retried = retried_number(trials[trial.number])  # a trial whose process died: resume its run
@@ -83,6 +81,7 @@ def objective(plan: StudyPlan, cand: Candidate, space: dict[str, SearchRange], s
         resume = previous is not None and (Path(previous) / "last.pt").is_file()
         name = Path(previous).name if resume else f"trial-{trial.number:03d}"
         cfg = plan.config(cand, params, name)
+        metric = cfg.optim.metric
         run_dir = Path(cfg.run.runs_dir) / name
         if not resume and run_dir.exists():  # a trial killed before its first checkpoint: recx's own partial folder
             shutil.rmtree(run_dir)

@@ -79,8 +79,10 @@ class MlflowTracker:
         experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(EXPERIMENT, artifact_location=artifact_root(uri))
         run = self.client.create_run(experiment_id, run_name=run_dir.name, tags={"recx.run_dir": str(run_dir.resolve())})
         self.run_id = run.info.run_id
-        for name, value in cfg.options().items():
-            self.client.log_param(self.run_id, name, json.dumps(value) if isinstance(value, dict) else value)
+        from mlflow.entities import Param
+
+        params = [Param(name, json.dumps(value) if isinstance(value, dict) else str(value)) for name, value in cfg.options().items()]
+        self.client.log_batch(self.run_id, params=params)  # one write, not one per option
         atomic_write_text(saved, json.dumps({"mlflow_run_id": self.run_id, "tracking_uri": uri}) + "\n")
 
     def log_epoch(self, row: dict[str, Any]) -> None:
