@@ -59,7 +59,8 @@ def force_option(what: str = "an output that recx wrote before") -> Any:
 
 
 def run_option(help: str = "Run folder (default: the workspace's latest finished run).") -> Any:
-    return typer.Option(None, "--run", help=help)
+    # --run-dir: torchrun reads "--run" as an abbreviation of its own --run-path and stops there
+    return typer.Option(None, "--run", "--run-dir", help=help + " Under torchrun spell it --run-dir.")
 
 
 def dataset_option(help: str = "Dataset directory (default: the workspace's).") -> Any:

@@ -167,6 +167,14 @@ def write_dataset(
     return SequenceDataset(out)
 
 
+def user_sample(num_users: int, size: int, seed: int) -> np.ndarray | None:
+    """[size] sorted user indices, a seeded random sample without replacement; None (all
+    users) when ``size`` is 0 or not below ``num_users``."""
+    if size <= 0 or size >= num_users:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(num_users, size=size, replace=False))
+
+
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
     with open(path, encoding="utf-8") as f:

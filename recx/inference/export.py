@@ -10,7 +10,8 @@ Export dir layout::
     items.jsonl        items 1..N: {"index", "id", "title"}
     index.faiss        FAISS inner-product index over items 1..N (FAISS id j = item j+1)
     index.json         its kind and parameters, and its recall@K against exact top-K,
-                       measured at export time on the run's test users
+                       measured at export time on the run's test users (a seeded sample of
+                       CHECK_USERS where there are more)
     user_encoder.pt    TorchScript: left-padded item indices [B, L] int64 -> user vectors [B, D];
                        a run with a history term also has ``history_scores(padded [B, W])`` ->
                        (items, values) [B, W]: what each history item adds to its score
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 
 from recx.artifacts import EXPORT, PARTIAL_TAG, atomic_folder, check_replaceable, sha256_file
+from recx.data.dataset import user_sample
 from recx.errors import RecxError
 from recx.evaluate import retrieval as R
 from recx.inference.catalog import Catalog
@@ -53,6 +55,9 @@ INDEX = "index.faiss"
 INDEX_INFO = "index.json"
 ENCODER = "user_encoder.pt"
 ENCODER_ONNX = "user_encoder.onnx"
+# users of the encoder check and the index recall: 10,000 pin both to ~0.01; every test user of
+# a million-user catalog would rank the whole catalog four times (docs/scale.md)
+CHECK_USERS = 10_000
 
 
 class ExportError(RecxError, ValueError):
@@ -182,6 +187,9 @@ def export_run(
     catalog = Catalog.from_dataset(ds)
     name = str(run.config.get("name"))
     histories, _ = ds.split("test")
+    sample = user_sample(len(histories), CHECK_USERS, seed=0)
+    if sample is not None:
+        histories = [histories[u] for u in sample]
 
     with atomic_folder(out) as tmp:
         np.save(tmp / VECTORS_NPY, table)
@@ -201,6 +209,8 @@ def export_run(
             import faiss
 
             built, index_info = _index_recall(table, trained_users, index, dict(index_params or {}), k, trained_history)
+            if sample is not None:
+                index_info["recall_queries_from"] = f"a seeded sample of the run's {ds.num_users:,} test-split users"
             (tmp / INDEX).write_bytes(faiss.serialize_index(built.index).tobytes())
             index_info["file"] = INDEX
         elif index == "flat":

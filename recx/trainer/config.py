@@ -188,6 +188,8 @@ class OptimConfig:
                               "reo-lm); N = every prefix of each user's last N training items is its own row with one target.")
     metric: str = option("ndcg@10", "Validation metric for early stopping and the best checkpoint.")
     eval_batch_size: int = option(1024, "Users per validation batch.")
+    valid_users: int = option(0, "Validate on a fixed random sample of this many users (0 = all): at a million users a full-catalog "
+                              "validation costs more than an epoch (docs/scale.md).")
 
 
 @dataclass
@@ -432,8 +434,8 @@ class TrainConfig:
             raise ConfigError("--mask-scope past needs a causal model (sasrec, gru4rec)")
         if self.is_lm:
             self._validate_reolm()
-        if o.valid_per_epoch < 1 or o.prefix_rows < 0:
-            raise ConfigError("--valid-per-epoch must be >= 1 and --prefix-rows >= 0")
+        if o.valid_per_epoch < 1 or o.prefix_rows < 0 or o.valid_users < 0:
+            raise ConfigError("--valid-per-epoch must be >= 1, --prefix-rows and --valid-users >= 0")
         if o.lr <= 0:
             raise ConfigError("--lr must be > 0")
         if o.metric.split("@")[0] not in ("ndcg", "hr", "mrr"):

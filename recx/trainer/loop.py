@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 
 from recx.artifacts import atomic_write, torch_save
-from recx.data.dataset import SequenceDataset
+from recx.data.dataset import SequenceDataset, user_sample
 from recx.device import autocast
 from recx.distributed import DistContext, join
 from recx.errors import warn
@@ -122,15 +123,19 @@ def evaluate_split(
     exclude_history: bool = False,
     amp_dtype: torch.dtype | None = None,
     choose_term: bool = False,
+    users: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Full-catalog HR@K / NDCG@K / MRR of ``split`` (valid or test); ranks by exact scores,
     with the model's history term where it has an active one.
 
     ``choose_term``: rank with and without the term and keep the better on ``cfg.optim.metric``,
-    switching the term's ``active`` flag to match (validation under --history-gradient term)."""
+    switching the term's ``active`` flag to match (validation under --history-gradient term).
+    ``users``: [U'] the users to rank (default: all)."""
     model.eval()
     device = next(model.parameters()).device
     histories, targets = dataset.split(split)
+    if users is not None:
+        histories, targets = [histories[u] for u in users], targets[users]
     table = model.item_table().float()  # [N+1, D]
     # one call over the whole split: user_vectors sorts by history length globally, so its
     # batches of short histories are trimmed (per chunk, every chunk would hold a long one);
@@ -171,6 +176,8 @@ class TrainTask(Task):
         self.module = TrainStep(self.model, self.loss_fn)
         self.device = device
         self.mask_generator = torch.Generator().manual_seed(cfg.run.seed + 1)  # BERT4Rec cloze masks
+        # drawn once from the run's seed: every validation, and a resumed run, ranks the same users
+        self.valid_users = user_sample(dataset.num_users, cfg.optim.valid_users, cfg.run.seed)
 
     def batches(self, epoch: int):
         """The loop's ``epoch`` is a validation interval: part ``epoch % K`` of data epoch ``epoch // K``."""
@@ -208,7 +215,7 @@ class TrainTask(Task):
 
     def validate(self, amp_dtype: torch.dtype | None) -> dict[str, float]:
         return evaluate_split(self.model, self.dataset, "valid", self.cfg, ks=_ks_for(self.cfg.optim.metric), amp_dtype=amp_dtype,
-                              choose_term=self.term_apart)  # each checkpoint keeps its own choice
+                              choose_term=self.term_apart, users=self.valid_users)  # each checkpoint keeps its own choice
 
     def epoch_stats(self, seconds: float) -> dict[str, float]:
         stats = self.model.epoch_stats(seconds)

@@ -66,6 +66,26 @@ def test_approximate_index_recall_is_measured(trained, tiny_dataset, tmp_path, i
     assert info["recall@5"] == pytest.approx(recall)
 
 
+def test_checks_rank_a_seeded_sample_of_a_large_user_base(trained, tiny_dataset, tmp_path, monkeypatch):
+    """Above CHECK_USERS test users the encoder check and the recall use a seeded sample (a
+    million users would rank the whole catalog four times), and index.json says so."""
+    from recx.evaluate import retrieval as R
+    from recx.inference import export as E
+
+    monkeypatch.setattr(E, "CHECK_USERS", 7)
+    m = export_run(trained(), tmp_path / "exp", index="ivf", index_params={"nprobe": 1, "nlist": 4}, k=5)
+    info = m["index"]
+    assert m["user_encoder"]["check"]["users"] == 7 and info["recall_queries"] == 7
+    assert info["recall_queries_from"] == f"a seeded sample of the run's {tiny_dataset.num_users:,} test-split users"
+    sample = E.user_sample(tiny_dataset.num_users, 7, seed=0)
+    rec = Recommender.from_export(tmp_path / "exp")
+    histories = [tiny_dataset.split("test")[0][u] for u in sample]
+    users = rec.encode_histories([[tiny_dataset.item_ids[i] for i in h] for h in histories])
+    history = rec.encoder.history_scores(histories)
+    exact = R.topk_exact(users, rec.item_table, 5, backend="torch", history=history)
+    assert info["recall@5"] == pytest.approx(R.recall_vs_exact(rec.topk(users, 5, history=history), exact).mean())
+
+
 def test_an_export_refuses_another_datasets_ids(exported, tmp_path, make_tiny_dataset):
     other = make_tiny_dataset(tmp_path / "other", prefix="x")
     with pytest.raises(ExportError, match="ids would map to the wrong items"):

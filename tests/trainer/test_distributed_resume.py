@@ -59,3 +59,36 @@ def test_two_rank_resume_equals_an_uninterrupted_two_rank_run(dataset, tmp_path,
 
     with pytest.raises(LoopError, match=r"written by 2 process\(es\), resumed by 1"):
         fit(_config(dataset, runs, "cut", model), run_dir=runs / "cut", resume=True, progress=False)
+
+
+def _train_split_folders(rank: int, ds, runs_by_rank: list, name: str) -> None:
+    """Each rank resumes from its own copy of the runs folder (machines without a shared filesystem)."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    runs = runs_by_rank[rank]
+    fit(_config(ds, runs, name, "sasrec"), run_dir=runs / name, resume=True, progress=False, max_epochs_this_call=1)
+
+
+def test_ranks_resuming_from_unshared_folders_all_refuse(dataset, tmp_path, monkeypatch):
+    """On several machines every rank reads last.pt itself: a rank that lacks it, or reads an
+    older copy, must not train from other weights; all ranks refuse together (no hang)."""
+    import shutil
+
+    from torch.multiprocessing import ProcessRaisedException
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    shared, copy = tmp_path / "shared", tmp_path / "copy"
+    for sub in "abcd":
+        (tmp_path / sub).mkdir()
+    run_on_gloo_ranks(_train, (dataset, shared, "run", "sasrec", 1, False), tmp_path / "a")
+    shutil.copytree(shared, copy)
+    (copy / "run" / "last.pt").unlink()
+    with pytest.raises(ProcessRaisedException, match=r"found by 1 of 2 processes .* one shared filesystem"):
+        run_on_gloo_ranks(_train_split_folders, (dataset, [shared, copy], "run"), tmp_path / "b")
+
+    shutil.rmtree(copy)
+    shutil.copytree(shared, copy)  # the copy holds epoch 0; the shared folder goes on to epoch 1
+    run_on_gloo_ranks(_train, (dataset, shared, "run", "sasrec", 1, True), tmp_path / "c")
+    with pytest.raises(ProcessRaisedException, match=r"the ranks read different epochs"):
+        run_on_gloo_ranks(_train_split_folders, (dataset, [shared, copy], "run"), tmp_path / "d")
+    assert torch.load(shared / "run" / "last.pt", weights_only=False)["epoch"] == 1  # nothing was written by the refused call

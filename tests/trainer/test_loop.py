@@ -253,3 +253,21 @@ def test_fit_follows_the_schedule(tiny_dataset, tmp_path):
     assert steps == 2 * 4  # 60 users in batches of 16, two epochs
     assert [g["lr"] for g in state["optimizer"]["param_groups"]] == pytest.approx([0.0, 0.0], abs=1e-12)  # cosine ends at 0
     assert [g["initial_lr"] for g in state["optimizer"]["param_groups"]] == [2e-3, 2e-3]
+
+
+def test_validation_on_a_user_sample_ranks_the_same_users_every_time(tiny_dataset, tmp_path):
+    """--valid-users N: every validation of the run ranks one fixed sample of N users, and its
+    numbers are those of ranking exactly those users."""
+    from recx.data.dataset import user_sample
+    from recx.trainer.loop import evaluate_split
+
+    sample = user_sample(60, 25, seed=42)
+    assert len(sample) == 25 and np.array_equal(sample, np.unique(sample)) and np.array_equal(sample, user_sample(60, 25, seed=42))
+    assert user_sample(60, 0, 42) is None and user_sample(60, 60, 42) is None
+    cfg = config(tiny_dataset, tmp_path, epochs=2, valid_users=25, history_term="off", name="sampled")
+    run = fit(cfg, progress=False).run_dir
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    model, cfg_back, ds = load_trained(run, checkpoint="last.pt")
+    assert cfg_back.optim.valid_users == 25
+    assert evaluate_split(model, ds, "valid", cfg_back, users=sample) == pytest.approx(rows[-1]["valid"], abs=1e-9)
+    assert evaluate_split(model, ds, "valid", cfg_back) != pytest.approx(rows[-1]["valid"], abs=1e-9)  # all 60 users differ
