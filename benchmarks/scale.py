@@ -44,7 +44,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's recx
 
+from recx.artifacts import atomic_write_text  # noqa: E402
 from recx.data.scale_synth import write_csv_log  # noqa: E402
+from recx.featurize.store import partial_path  # noqa: E402
 
 DOCS = ROOT / "docs"
 MEMORY_GOAL_GIB = 8.0
@@ -111,7 +113,9 @@ def run_measured(args: list[str], cwd: Path, timeout: float | None = None) -> di
 def epoch_seconds(run: Path) -> dict[str, float]:
     """From the run's metrics.jsonl: the first epoch's training seconds and positions per second
     (the rest of the stage's wall time is start-up, validation and the checkpoint)."""
-    row = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    from recx.trainer.checkpoint import read_metrics
+
+    row = read_metrics(run)[0]
     return {"epoch_s": round(row["seconds"], 2), "positions_per_s": round(row["positions_per_s"]), "steps": row["steps"]}
 
 
@@ -160,7 +164,7 @@ def measure_size(size: int, work: Path, record, args) -> None:
         if out.is_file():
             return {"wall_s": 0.0, "kind": "featurized (MiniLM)"}
         t0 = time.perf_counter()
-        out.with_name(out.name + ".partial").unlink(missing_ok=True)
+        partial_path(out).unlink(missing_ok=True)
         random_store(folder / "data", out)
         return {"wall_s": round(time.perf_counter() - t0, 2), "kind": "random vectors (timing only)"}
 
@@ -191,7 +195,7 @@ def measure_size(size: int, work: Path, record, args) -> None:
 def _rows_done(store: Path) -> int:
     import h5py
 
-    for path in (store, store.with_name(store.name + ".partial")):
+    for path in (store, partial_path(store)):
         if path.is_file():
             with h5py.File(path, "r") as f:
                 return int(f.attrs["rows_done"])
@@ -215,17 +219,15 @@ class Record:
             self.data = json.loads(self.path.read_text())
         self.data["sizes"].setdefault(size, {})[stage] = result
         self.data["machine"] = machine()
-        tmp = self.path.with_suffix(".partial")
-        tmp.write_text(json.dumps(self.data, indent=1) + "\n")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.data, indent=1) + "\n")
 
 
 def machine() -> dict[str, Any]:
     import torch
 
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "native_bf16": any(f in flags for f in ("avx512_bf16", "amx_bf16")),
+    from recx.device import cpu_has_fast_bf16
+
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__, "native_bf16": cpu_has_fast_bf16(),
             "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
 
 

@@ -21,6 +21,7 @@ from typing import Iterable
 
 import numpy as np
 
+from recx.artifacts import atomic_write
 from recx.data.synth import ADJECTIVES, BRANDS, CATEGORIES, COLOURS, MATERIALS
 
 MEAN_LENGTH = 10
@@ -82,15 +83,16 @@ def _item_rows(num_items: int, seed: int) -> Iterable[str]:
 
 
 def _write_lines(path: Path, header: str, lines: Iterable[str]) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(header + "\n")
-        batch: list[str] = []
-        for line in lines:
-            batch.append(line)
-            if len(batch) == 1 << 16:
+    def write(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(header + "\n")
+            batch: list[str] = []
+            for line in lines:
+                batch.append(line)
+                if len(batch) == 1 << 16:
+                    f.write("\n".join(batch) + "\n")
+                    batch.clear()
+            if batch:
                 f.write("\n".join(batch) + "\n")
-                batch.clear()
-        if batch:
-            f.write("\n".join(batch) + "\n")
-    os.replace(tmp, path)
+
+    atomic_write(path, write)

@@ -28,6 +28,7 @@ def test_log_shape_skew_and_order():
 def test_csv_imports_every_row(tmp_path):
     counts = write_csv_log(tmp_path / "csv", 2_000, seed=0)
     assert not list((tmp_path / "csv").glob("*.partial"))
+    assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == [INTERACTIONS_FILE, ITEMS_FILE]  # no partial file of any name
     ds = import_csv(tmp_path / "csv" / INTERACTIONS_FILE, tmp_path / "data", items=tmp_path / "csv" / ITEMS_FILE)
     assert ds.meta["counts"]["interactions"] == counts["interactions"] and ds.num_users == counts["users"]
     assert ds.texts[1].startswith(tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) and " no. " in ds.texts[1]
