@@ -17,6 +17,8 @@ Rows (ROWS below; ``--rows`` picks them, in order, each after the rows it builds
                  then linear decay
   s2-frozen      + stage 2: s1-catalog's best weights, the item table frozen, the user side
                  trained on the full softmax over it
+  s2-window      stage 2 over window's best weights (fresh in-batch negatives in stage 1,
+                 instead of s1-catalog's table one epoch stale)
   prefix-rows    s1-catalog with every prefix of the last 50 items as a row and validation
                  every half epoch (ROMA's data volume: ~4x the steps of one row per user)
 
@@ -49,6 +51,7 @@ ROWS: dict[str, dict] = {
     "window": WINDOW,
     "s1-catalog": S1,
     "s2-frozen": dict(S1, reo_stage=2, epochs=3, warm_start="runs/s1-catalog"),
+    "s2-window": dict(S1, reo_stage=2, epochs=3, warm_start="runs/window"),
     "prefix-rows": dict(S1, prefix_rows=50, valid_per_epoch=2, epochs=2),
 }
 SASREC = "sasrec-id"  # `recx train` with its defaults: SASRec over an ID table, debiased CE

@@ -271,3 +271,33 @@ def test_validation_on_a_user_sample_ranks_the_same_users_every_time(tiny_datase
     assert cfg_back.optim.valid_users == 25
     assert evaluate_split(model, ds, "valid", cfg_back, users=sample) == pytest.approx(rows[-1]["valid"], abs=1e-9)
     assert evaluate_split(model, ds, "valid", cfg_back) != pytest.approx(rows[-1]["valid"], abs=1e-9)  # all 60 users differ
+
+
+def test_the_fused_adamw_steps_as_the_plain_one_and_marks_weights_changed():
+    """engine.adamw uses the fused kernel (one pass over a whole table); its steps equal the
+    per-tensor AdamW's, groups and weight decay included, and it bumps every parameter's version
+    counter (the kernel does not), which Reo-LM's cached item table reads to know it is stale."""
+    from recx.trainer.engine import LoopSettings, adamw
+
+    s = LoopSettings(epochs=1, lr=1e-2, weight_decay=0.1, pretrained_lr=1e-3, pretrained_weight_decay=0.01, seed=0)
+    torch.manual_seed(0)
+    fused_model = torch.nn.Sequential(torch.nn.Embedding(50, 8), torch.nn.Linear(8, 8))
+    plain_model = torch.nn.Sequential(torch.nn.Embedding(50, 8), torch.nn.Linear(8, 8))
+    plain_model.load_state_dict(fused_model.state_dict())
+    fused = adamw(fused_model, [fused_model[1].weight], s)
+    assert all(g["fused"] for g in fused.param_groups)
+    names = {id(p): n for n, p in fused_model.named_parameters()}
+    plain_params = dict(plain_model.named_parameters())
+    plain = torch.optim.AdamW([{"params": [plain_params[names[id(p)]] for p in g["params"]], "lr": g["lr"], "weight_decay": g["weight_decay"]}
+                               for g in fused.param_groups], lr=s.lr, foreach=False)
+    assert sorted((g["lr"], g["weight_decay"]) for g in plain.param_groups) == [(1e-3, 0.01), (1e-2, 0.0), (1e-2, 0.1)]
+    ids = torch.randint(1, 50, (6, 5), generator=torch.Generator().manual_seed(1))
+    for _ in range(5):
+        for model, opt in ((fused_model, fused), (plain_model, plain)):
+            opt.zero_grad()
+            model(ids).pow(2).mean().backward()
+            before = [p._version for p in model.parameters()]
+            opt.step()
+            assert all(p._version > v for p, v in zip(model.parameters(), before))
+    for (name, a), b in zip(fused_model.named_parameters(), plain_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
