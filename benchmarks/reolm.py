@@ -1,11 +1,13 @@
-"""Reo-LM's recipe, change by change, on amazon-scientific -> docs/reolm.json and the generated
-table at the top of docs/reolm.md.
+"""Reo-LM's recipe, change by change, per dataset -> docs/reolm.json and the generated table at
+the top of docs/reolm.md.
 
-Each row is one `recx train --model reo-lm` run in the workspace ``--work/ws`` (the row's name is
-its run name), ranked by `recx eval --compare SASREC ROW` (full catalog, history kept,
-pessimistic ties, bootstrap CIs, the paired test against SASRec ID trained in the same
-workspace).  A row whose run exists continues it (`recx train --resume`): kill the script at
-any time and run it again, each run resumes from its last finished validation interval.
+Each row is one `recx train --model reo-lm` run in the dataset's workspace ``--work/ws-DATASET``
+(the row's name is its run name), ranked by `recx eval --compare SASREC ROW` (full catalog,
+history kept, pessimistic ties, bootstrap CIs, the paired test against SASRec ID trained in the
+same workspace).  A row whose run exists continues it (`recx train --resume`): kill the script
+at any time and run it again, each run resumes from its last finished validation interval.
+docs/reolm.json keeps one record per (dataset, row): a call replaces the records of the rows it
+ran and keeps the others, each with the torch threads and the date it was measured with.
 
 Rows (ROWS below; ``--rows`` picks them, in order, each after the rows it builds on):
   old-recipe     recx's Reo-LM before this change: the joined text cut to 16 tokens, 8 items
@@ -21,8 +23,14 @@ Rows (ROWS below; ``--rows`` picks them, in order, each after the rows it builds
                  instead of s1-catalog's table one epoch stale)
   prefix-rows    s1-catalog with every prefix of the last 50 items as a row and validation
                  every half epoch (ROMA's data volume: ~4x the steps of one row per user)
+  pretrained     window fine-tuned from `recx pretrain` over every other domain of --data
+                 (ROMA's objective: next item + masked tokens of the user sequence at 0.1;
+                 --pretrain-steps batches, in resumable pieces)
+Where the dataset has images (ml-100k posters, hm-sample photos), every row reads an
+efficientnet-lite0 image store as its image token (``--reo-image store``).
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/reolm.py --rows s1-catalog,s2-frozen --work /tmp/reo
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reolm.py --dataset ml-100k --rows window,s2-window --work /tmp/reo
 """
 
 from __future__ import annotations
@@ -40,6 +48,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's recx, not an installed one
 
+# name -> (importer, folder under --data, image encoder of its image token or None)
+DATASETS: dict[str, tuple[str, str, str | None]] = {
+    "amazon-scientific": ("unisrec", "amazon-scientific", None),
+    "amazon-office": ("rechorus", "amazon-office", None),
+    "ml-100k": ("movielens", "ml-100k", "efficientnet-lite0"),
+    "hm-sample": ("hm", "hm-sample", "efficientnet-lite0"),
+    "mind-fragment": ("mind", "mind-fragment", None),  # pre-training text only: its histories point outside the fragment
+}
 COMMON = dict(model="reo-lm", reo_image="none", temperature=0.05, batch_size=32, lr=1e-3, encoder_lr=1e-4, weight_decay=0.0, patience=2)
 OLD = dict(COMMON, item_text="text", item_tokens=16, user_items=0, max_len=8, user_tokens=128, loss="debiased_ce", epochs=4)
 ATTRIBUTES = dict(OLD, item_text="attributes", attr_tokens=32, item_tokens=0)
@@ -53,8 +69,14 @@ ROWS: dict[str, dict] = {
     "s2-frozen": dict(S1, reo_stage=2, epochs=3, warm_start="runs/s1-catalog"),
     "s2-window": dict(S1, reo_stage=2, epochs=3, warm_start="runs/window"),
     "prefix-rows": dict(S1, prefix_rows=50, valid_per_epoch=2, epochs=2),
+    "pretrained": dict(WINDOW, init="PRETRAINED"),  # the checkpoint of pretrain() replaces the placeholder
 }
-SASREC = "sasrec-id"  # `recx train` with its defaults: SASRec over an ID table, debiased CE
+# SASRec over an ID table, debiased CE, without the repeat-aware history term: the tower
+# comparison of IDvs.MoRec (Reo-LM has no history term).  The term adds 0.013 test NDCG@10 on
+# amazon-scientific (docs/repeats.md), which is not the question here.
+SASREC = "sasrec-id"
+SASREC_SETTINGS = dict(history_term="off")
+PRETRAIN = dict(item_text="attributes", attr_tokens=32, user_items=9, max_len=9, batch_size=32, mlm_weight=0.1)
 
 
 def recx(*args: str, cwd: Path, capture: bool = False) -> str:
@@ -71,13 +93,43 @@ def flags(settings: dict) -> list[str]:
     return out
 
 
-def setup(data: Path, work: Path) -> Path:
-    """The workspace over amazon-scientific (imported with its attributes) -> its folder."""
-    ws = work / "ws"
+def workspace(work: Path, dataset: str) -> Path:
+    return work / f"ws-{dataset}"
+
+
+def prepare(data: Path, work: Path, dataset: str) -> tuple[Path, Path | None]:
+    """Import ``dataset`` into its workspace, and featurize its images where it has an image
+    encoder -> (dataset folder, image store or None)."""
+    fmt, folder, image_model = DATASETS[dataset]
+    ws = workspace(work, dataset)
+    out = work / "data" / dataset
     if not (ws / "recx.toml").is_file():
         ws.mkdir(parents=True, exist_ok=True)
-        recx("data", "import", "unisrec", str(data / "amazon-scientific"), "-o", str(work / "sci"), "--workspace", str(ws), cwd=ws)
-    return ws
+        recx("data", "import", fmt, str(data / folder), "-o", str(out), "--workspace", str(ws), cwd=ws)
+    store = None
+    if image_model:
+        store = ws / "stores" / f"{image_model}.h5"
+        if not store.is_file():
+            recx("featurize", "--model", image_model, "-o", str(store), "-q", cwd=ws)
+    return out, store
+
+
+def pretrain(data: Path, work: Path, target: str, steps: int, piece: int) -> Path:
+    """`recx pretrain` over every domain of DATASETS but ``target`` (their image stores as the
+    image token) for ``steps`` batches, in resumable epochs of ``piece`` batches -> its folder."""
+    others = [d for d in DATASETS if d != target]
+    dirs, stores = zip(*(prepare(data, work, d) for d in others))
+    out = work / f"pretrain-{target}"
+    epochs = max(1, -(-steps // piece))
+    done = len([line for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]) if (out / "metrics.jsonl").is_file() else 0
+    if done < epochs:
+        resume = ["--resume"] if (out / "state.pt").is_file() else []
+        images = [a for s in stores if s is not None for a in ("--image-store", str(s))]
+        t0 = time.perf_counter()
+        recx("pretrain", "--domains", *map(str, dirs), *images, "-o", str(out), *flags(PRETRAIN), "--epochs", str(epochs),
+             "--steps-per-epoch", str(piece), *resume, "-q", cwd=work)
+        print(f"pretrain-{target}: {time.perf_counter() - t0:.0f}s", flush=True)
+    return out
 
 
 def train(ws: Path, name: str, settings: dict, eval_only: bool = False) -> Path:
@@ -117,7 +169,7 @@ def compare(ws: Path, base: Path, run: Path) -> dict:
     return {"table": table.read_text(), "results": json.loads((run / "results.json").read_text()), "paired_ndcg@10": paired}
 
 
-def row_record(name: str, settings: dict, run: Path, cmp: dict) -> dict:
+def row_record(dataset: str, name: str, settings: dict, run: Path, cmp: dict) -> dict:
     from recx.trainer.checkpoint import read_metrics
 
     rows = read_metrics(run)
@@ -126,19 +178,25 @@ def row_record(name: str, settings: dict, run: Path, cmp: dict) -> dict:
     ci = (rec.get("ci95") or {}).get("ndcg@10")
     train_s = sum(r["seconds"] for r in rows)
     return {
-        "name": name, "settings": settings, "hr@10": m["hr@10"], "ndcg@10": m["ndcg@10"], "ndcg@10_ci95": ci, "mrr": m["mrr"],
-        "p_vs_sasrec_id": cmp["paired_ndcg@10"]["p_permutation"], "diff_vs_sasrec_id": cmp["paired_ndcg@10"]["diff"],
-        "train_seconds": train_s, "validations": len(rows), "finished": (run / "finished.json").is_file(), "best_epoch": max(rows, key=lambda r: r["valid"]["ndcg@10"])["epoch"],
-        "seconds_per_interval": train_s / max(len(rows), 1),
+        "dataset": dataset, "name": name, "settings": settings, "hr@10": m["hr@10"], "ndcg@10": m["ndcg@10"], "ndcg@10_ci95": ci,
+        "mrr": m["mrr"], "p_vs_sasrec_id": cmp["paired_ndcg@10"]["p_permutation"], "diff_vs_sasrec_id": cmp["paired_ndcg@10"]["diff"],
+        "train_seconds": train_s, "validations": len(rows), "finished": (run / "finished.json").is_file(),
+        "best_epoch": max(rows, key=lambda r: r["valid"]["ndcg@10"])["epoch"], "seconds_per_interval": train_s / max(len(rows), 1),
         "tokens_per_s": sum(r.get("tokens", 0) for r in rows) / max(train_s, 1e-9),
         "valid_curve": [round(r["valid"]["ndcg@10"], 5) for r in rows],
+        "threads": threads(), "measured": time.strftime("%Y-%m-%d"),
     }
 
 
-def bf16_peak() -> dict:
-    """Best bf16 and fp32 matmul GFLOP/s of this CPU (2048^2 x 2048, a few repeats)."""
+def threads() -> int:
+    return int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+
+
+def matmul_peak() -> dict:
+    """Best bf16 and fp32 matmul GFLOP/s of this CPU on every core (2048^2 x 2048, a few repeats)."""
     import torch
 
+    torch.set_num_threads(os.cpu_count() or 1)
     out = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
@@ -151,29 +209,48 @@ def bf16_peak() -> dict:
     return out
 
 
-def write_docs(records: list[dict], sasrec: dict, peak: dict) -> None:
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}"
-    payload = {"command": " ".join(["benchmarks/reolm.py", *sys.argv[1:]]), "machine": machine, "matmul_gflops": peak,
-               "sasrec_id": sasrec, "rows": records}
-    (ROOT / "docs" / "reolm.json").write_text(json.dumps(payload, indent=2) + "\n")
+def merged(path: Path, records: list[dict], sasrec: dict[str, dict]) -> dict:
+    """docs/reolm.json with this call's records replacing those of the same (dataset, row); the
+    matmul peak is measured once, on every core (a row's own threads are in its record)."""
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    keys = {(r["dataset"], r["name"]) for r in records}
+    rows = [r for r in old.get("rows", []) if (r["dataset"], r["name"]) not in keys] + records
+    order = {d: i for i, d in enumerate(DATASETS)}
+    rows.sort(key=lambda r: (order.get(r["dataset"], len(order)), list(ROWS).index(r["name"]) if r["name"] in ROWS else len(ROWS)))
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    return {"machine": machine, "cores": os.cpu_count() or 1, "matmul_gflops": old.get("matmul_gflops") or matmul_peak(),
+            "sasrec_id": {**old.get("sasrec_id", {}), **sasrec}, "rows": rows,
+            "command": "OMP_NUM_THREADS=T python benchmarks/reolm.py --dataset D --rows R (each row's threads and date are its own)"}
+
+
+def write_docs(payload: dict) -> None:
+    from recx.artifacts import atomic_write_text
+
+    atomic_write_text(ROOT / "docs" / "reolm.json", json.dumps(payload, indent=2) + "\n")
+    peak = payload["matmul_gflops"]
     # MiniLM-L6: 11.2 M weights outside the embeddings; forward + backward ~ 6 FLOPs per weight and token
     flops_per_token = 6 * 11.2e6
     lines = ["<!-- generated by benchmarks/reolm.py: begin -->", "## The ROMA recipe, measured (docs/reolm.json)", "",
-             f"Machine: {machine}; bf16 matmul peak {peak['bf16']:.0f} GFLOP/s, fp32 {peak['fp32']:.0f}. "
-             f"SASRec ID in the same workspace: test NDCG@10 {sasrec['ndcg@10']:.4f}, HR@10 {sasrec['hr@10']:.4f}.", "",
-             "| row | HR@10 | NDCG@10 [95% CI] | MRR | vs SASRec ID (p) | validations | train s | s / validation | tokens/s | share of bf16 peak |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in records:
-        ci = r["ndcg@10_ci95"] or [float("nan")] * 2
-        share = r["tokens_per_s"] * flops_per_token / (peak["bf16"] * 1e9)
-        lines.append(f"| {r['name']} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}] | {r['mrr']:.4f} | "
-                     f"{r['diff_vs_sasrec_id']:+.4f} ({r['p_vs_sasrec_id']:.3g}) | {r['validations']} | {r['train_seconds']:.0f} | "
-                     f"{r['seconds_per_interval']:.0f} | {r['tokens_per_s']:.0f} | {share:.1%} |")
-    unfinished = [r["name"] for r in records if not r["finished"]]
-    if unfinished:
-        lines += ["", f"Not trained to the end (ranked with the best checkpoint so far, `--eval-only`): {', '.join(unfinished)}."]
-    lines += ["", "Validation NDCG@10 per interval: " + "; ".join(f"{r['name']} {r['valid_curve']}" for r in records),
-              "<!-- generated by benchmarks/reolm.py: end -->"]
+             f"Machine: {payload['machine']}; matmul peak on every core, bf16 {peak['bf16']:.0f} GFLOP/s, fp32 {peak['fp32']:.0f}"
+             "; a row trained on fewer torch threads is held to its share of that peak (threads / cores).", ""]
+    for dataset in dict.fromkeys(r["dataset"] for r in payload["rows"]):
+        base = payload["sasrec_id"][dataset]
+        rows = [r for r in payload["rows"] if r["dataset"] == dataset]
+        lines += [f"**{dataset}**: SASRec ID in the same workspace (no history term), test NDCG@10 {base['ndcg@10']:.4f}, "
+                  f"HR@10 {base['hr@10']:.4f}.", "",
+                  "| row | HR@10 | NDCG@10 [95% CI] | MRR | vs SASRec ID (p) | validations | train s | s / validation | tokens/s | "
+                  "share of bf16 peak | threads | measured |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in rows:
+            ci = r["ndcg@10_ci95"] or [float("nan")] * 2
+            share = r["tokens_per_s"] * flops_per_token / (peak["bf16"] * 1e9 * r["threads"] / payload["cores"])
+            mark = "" if r["finished"] else " (unfinished)"
+            lines.append(f"| {r['name']}{mark} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}] | {r['mrr']:.4f} | "
+                         f"{r['diff_vs_sasrec_id']:+.4f} ({r['p_vs_sasrec_id']:.3g}) | {r['validations']} | {r['train_seconds']:.0f} | "
+                         f"{r['seconds_per_interval']:.0f} | {r['tokens_per_s']:.0f} | {share:.1%} | {r['threads']} | {r['measured']} |")
+        lines += ["", "Validation NDCG@10 per interval: " + "; ".join(f"{r['name']} {r['valid_curve']}" for r in rows), ""]
+    lines += ["Unfinished: stopped for the session's time and ranked with the best checkpoint so far (`--eval-only`); "
+              "the script resumes it.", "<!-- generated by benchmarks/reolm.py: end -->"]
     doc = ROOT / "docs" / "reolm.md"
     text = doc.read_text()
     begin, end = "<!-- generated by benchmarks/reolm.py: begin -->", "<!-- generated by benchmarks/reolm.py: end -->"
@@ -182,26 +259,34 @@ def write_docs(records: list[dict], sasrec: dict, peak: dict) -> None:
     else:
         head, _, rest = text.partition("\n\n")
         text = head + "\n\n" + "\n".join(lines) + "\n\n" + rest
-    doc.write_text(text)
+    atomic_write_text(doc, text)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=Path("/tmp/recx-reolm"))
+    ap.add_argument("--dataset", default="amazon-scientific", choices=[d for d in DATASETS if d != "mind-fragment"])
     ap.add_argument("--rows", default="s1-catalog,s2-frozen", help=f"comma-separated, from: {', '.join(ROWS)}")
     ap.add_argument("--eval-only", action="store_true", help="rank the runs as they stand (unfinished: their best checkpoint so far)")
+    ap.add_argument("--pretrain-steps", type=int, default=200, help="row pretrained: batches of `recx pretrain` over the other domains")
+    ap.add_argument("--pretrain-piece", type=int, default=50, help="row pretrained: batches per resumable pre-training epoch")
     args = ap.parse_args()
-    ws = setup(args.data, args.work)
-    base = train(ws, SASREC, {})
+    _, store = prepare(args.data, args.work, args.dataset)
+    ws = workspace(args.work, args.dataset)
+    base = train(ws, SASREC, SASREC_SETTINGS)
+    image = {"reo_image": "store", "store": f"image={store}"} if store else {}
     records = []
     for name in args.rows.split(","):
-        run = train(ws, name, ROWS[name], args.eval_only)
+        settings = {**ROWS[name], **image}
+        if name == "pretrained":
+            settings["init"] = str(pretrain(args.data, args.work, args.dataset, args.pretrain_steps, args.pretrain_piece))
+        run = train(ws, name, settings, args.eval_only)
         cmp = compare(ws, base, run)
-        records.append(row_record(name, ROWS[name], run, cmp))
+        records.append(row_record(args.dataset, name, settings, run, cmp))
         print(cmp["table"], flush=True)
-    base_res = json.loads((base / "results.json").read_text())["metrics"]
-    write_docs(records, base_res, bf16_peak())
+    sasrec = {args.dataset: json.loads((base / "results.json").read_text())["metrics"]}
+    write_docs(merged(ROOT / "docs" / "reolm.json", records, sasrec))
 
 
 if __name__ == "__main__":

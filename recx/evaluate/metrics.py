@@ -89,12 +89,13 @@ def target_ranks_indexed(
     """``target_ranks`` with the exclusions given as item indices instead of a dense mask.
 
     Same result as ``target_ranks(scores, targets, mask, ties)`` where ``mask`` marks every
-    index in ``excluded_index``, but it makes two passes over ``scores`` (count greater, count
-    equal) and corrects the counts afterwards, instead of building [B, N+1] masks: the cost
-    that dominates full-catalog ranking of large catalogs.
+    index in ``excluded_index``, but it makes one pass over ``scores`` (pessimistic: count >=;
+    expected: two, count > and ==) and corrects the counts afterwards, instead of building
+    [B, N+1] masks: the cost that dominates full-catalog ranking of large catalogs.
 
     Args:
-        scores: [B, N+1]; column 0 (padding) is ignored.
+        scores: [B, N+1] (any memory layout: ranks_matmul passes an [N+1, B] buffer's
+            transpose); column 0 (padding) is ignored.
         targets: [B] in 1..N.
         excluded_index: optional [B, L] int64 item indices, 0 = unused slot.  Each row must be
             free of duplicates; the target may appear (it is never excluded).
@@ -107,21 +108,32 @@ def target_ranks_indexed(
         raise ValueError(f"unknown tie rule {ties!r}; expected 'pessimistic' or 'expected'")
     scores = scores.float()
     t = scores.gather(1, targets.view(-1, 1))  # [B, 1]
-    if scores.device.type == "cpu":  # numpy counts a bool matrix ~5x faster than torch on CPU
-        s_np, t_np = scores.numpy(), t.numpy()
-        greater = torch.from_numpy(np.count_nonzero(s_np > t_np, axis=1).astype(np.int64))
-        equal = torch.from_numpy(np.count_nonzero(s_np == t_np, axis=1).astype(np.int64)) - 1
-    else:
-        greater = torch.count_nonzero(scores > t, dim=1)
-        equal = torch.count_nonzero(scores == t, dim=1) - 1  # the target itself
-    # column 0 is not an item
-    greater -= (scores[:, 0:1] > t).flatten().long()
-    equal -= (scores[:, 0:1] == t).flatten().long()
+    # pessimistic ranks count one relation (>=), expected ones two (> and ==), over the whole
+    # row; the target itself, column 0 and the excluded items are taken off after
+    live = None
     if excluded_index is not None and excluded_index.numel():
         ex = excluded_index.to(scores.device)
-        live = (ex > 0) & (ex != targets.view(-1, 1))
-        s_ex = scores.gather(1, ex)
-        greater -= ((s_ex > t) & live).sum(1)
-        equal -= ((s_ex == t) & live).sum(1)
-    g, e = greater.double(), equal.double()
-    return 1.0 + g + (e if ties == "pessimistic" else e / 2.0)
+        live, s_ex = (ex > 0) & (ex != targets.view(-1, 1)), scores.gather(1, ex)
+    counts = {}
+    for relation in ("ge",) if ties == "pessimistic" else ("gt", "eq"):
+        n = _count(scores, t, relation) - int(relation != "gt")  # the target itself: x >= x, x == x
+        n -= _compare(scores[:, 0:1], t, relation).flatten().long()  # column 0 is not an item
+        if live is not None:
+            n -= (_compare(s_ex, t, relation) & live).sum(1)
+        counts[relation] = n
+    if ties == "pessimistic":
+        return 1.0 + counts["ge"].double()
+    return 1.0 + counts["gt"].double() + counts["eq"].double() / 2.0
+
+
+def _compare(scores: torch.Tensor, t: torch.Tensor, relation: str) -> torch.Tensor:
+    return {"ge": torch.ge, "gt": torch.gt, "eq": torch.eq}[relation](scores, t)
+
+
+def _count(scores: torch.Tensor, t: torch.Tensor, relation: str) -> torch.Tensor:
+    """[B] int64: per row, the columns of ``scores`` [B, N+1] in ``relation`` to ``t`` [B, 1]."""
+    if scores.device.type != "cpu":
+        return torch.count_nonzero(_compare(scores, t, relation), dim=1)
+    # numpy counts a bool matrix ~5x faster than torch on CPU, in either memory layout
+    op = {"ge": np.greater_equal, "gt": np.greater, "eq": np.equal}[relation]
+    return torch.from_numpy(np.count_nonzero(op(scores.numpy(), t.numpy()), axis=1).astype(np.int64))

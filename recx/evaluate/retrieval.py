@@ -189,7 +189,11 @@ def exclusion_lists(histories: Sequence[np.ndarray], targets: np.ndarray) -> lis
 
 
 def _rows_per_block(n_cols: int, n_users: int) -> int:
-    return max(1, min(n_users, _BLOCK_ELEMENTS // max(1, n_cols)))
+    rows = max(1, _BLOCK_ELEMENTS // max(1, n_cols))
+    # a multiple of 64 users (or 16): the BLAS kernel runs the [N+1, B] product ~2x slower at
+    # B = 67 than at 64 (1M x 64 table, one thread)
+    align = 64 if rows >= 64 else 16 if rows >= 16 else 1
+    return min(n_users, rows - rows % align)
 
 
 def _canonical(items: np.ndarray, scores: np.ndarray, k: int) -> TopK:
@@ -306,9 +310,14 @@ def ranks_matmul(
     padded = pad_lists([np.unique(x) for x in exclude], len(u_np)) if exclude is not None else None
     rows = rows_per_block or _rows_per_block(t_np.shape[0], len(u_np))
     out = []
+    n_cols = t_np.shape[0]
     with torch.inference_mode():
+        buffer = torch.empty(min(rows, len(u_np)) * n_cols, device=dev)  # one block's scores, reused
         for lo in range(0, len(u_np), rows):
-            s = torch.from_numpy(u_np[lo : lo + rows]).to(dev) @ table.T
+            u = torch.from_numpy(u_np[lo : lo + rows]).to(dev)
+            # items x users: the tall product runs ~2x faster than users x items on a CPU BLAS
+            # (1M x 64 table, one thread), and the [B, N+1] view below is the same numbers
+            s = torch.mm(table, u.T, out=buffer[: n_cols * len(u)].view(n_cols, len(u))).T
             if history is not None:
                 history.add_to(s, lo)
             excl = torch.from_numpy(padded[lo : lo + rows]).to(dev) if padded is not None else None

@@ -98,6 +98,10 @@ def test_indexed_exclusions_equal_dense_mask(ties):
         mask[u, torch.from_numpy(x)] = True
     dense = target_ranks(scores, targets, mask, ties)
     np.testing.assert_array_equal(target_ranks_indexed(scores, targets, index, ties).numpy(), dense.numpy())
+    # the transposed view of an [N+1, B] buffer, as ranks_matmul passes it
+    transposed = scores.T.contiguous().T
+    assert not transposed.is_contiguous()
+    np.testing.assert_array_equal(target_ranks_indexed(transposed, targets, index, ties).numpy(), dense.numpy())
     np.testing.assert_array_equal(target_ranks_indexed(scores, targets, None, ties).numpy(), target_ranks(scores, targets, None, ties).numpy())
     ref = [brute_rank(scores[u].numpy(), int(targets[u]), set(lists[u].tolist()) - {int(targets[u])}, ties) for u in range(users)]
     np.testing.assert_array_equal(dense.numpy(), ref)

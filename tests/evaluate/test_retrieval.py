@@ -80,6 +80,21 @@ def test_ranks_matmul_hand_made():
     assert R.exclusion_lists(excl, targets)[0].tolist() == [1]
 
 
+@pytest.mark.parametrize("ties", ["pessimistic", "expected"])
+def test_ranks_matmul_equals_ranking_each_user_alone_for_any_block(ties):
+    """Blocks of users share one score buffer; the ranks do not depend on the block size, and a
+    user ranked alone gets the same rank (ties made on purpose: small integer vectors)."""
+    rng = np.random.default_rng(3)
+    table = rng.integers(-2, 3, size=(301, 4)).astype(np.float32)
+    uv = rng.integers(-2, 3, size=(150, 4)).astype(np.float32)
+    targets = rng.integers(1, 301, size=150)
+    excl = [rng.integers(1, 301, size=rng.integers(0, 6)) for _ in range(150)]
+    want = np.array([R.ranks_matmul(uv[u : u + 1], table, targets[u : u + 1], [excl[u]], ties)[0] for u in range(150)])
+    for rows in (None, 1, 16, 64, 150):
+        np.testing.assert_array_equal(R.ranks_matmul(uv, table, targets, excl, ties, rows_per_block=rows), want)
+    assert R._rows_per_block(1_000_001, 10**6) == 64 and R._rows_per_block(4_386, 10**6) % 64 == 0
+
+
 def test_exclusion_lists_drop_target_padding_and_duplicates():
     out = R.exclusion_lists([np.array([5, 0, 3, 5, 7]), np.array([2])], np.array([7, 9]))
     assert [x.tolist() for x in out] == [[3, 5], [2]]
