@@ -75,7 +75,7 @@ ROWS: dict[str, dict] = {
 # comparison of IDvs.MoRec (Reo-LM has no history term).  The term adds 0.013 test NDCG@10 on
 # amazon-scientific (docs/repeats.md), which is not the question here.
 SASREC = "sasrec-id"
-SASREC_SETTINGS = dict(history_term="off")
+SASREC_SETTINGS = dict(model="sasrec", item_tower="id", loss="debiased_ce", history_term="off")  # pinned: a workspace's [train] may say otherwise
 PRETRAIN = dict(item_text="attributes", attr_tokens=32, user_items=9, max_len=9, batch_size=32, mlm_weight=0.1)
 
 
