@@ -69,7 +69,7 @@ ROWS: dict[str, dict] = {
     "s2-frozen": dict(S1, reo_stage=2, epochs=3, warm_start="runs/s1-catalog"),
     "s2-window": dict(S1, reo_stage=2, epochs=3, warm_start="runs/window"),
     "prefix-rows": dict(S1, prefix_rows=50, valid_per_epoch=2, epochs=2),
-    "pretrained": dict(WINDOW, init="PRETRAINED"),  # the checkpoint of pretrain() replaces the placeholder
+    "pretrained": WINDOW,  # with --init: the checkpoint pretrain() writes (main adds it)
 }
 # SASRec over an ID table, debiased CE, without the repeat-aware history term: the tower
 # comparison of IDvs.MoRec (Reo-LM has no history term).  The term adds 0.013 test NDCG@10 on
@@ -117,12 +117,13 @@ def prepare(data: Path, work: Path, dataset: str) -> tuple[Path, Path | None]:
 def pretrain(data: Path, work: Path, target: str, steps: int, piece: int) -> Path:
     """`recx pretrain` over every domain of DATASETS but ``target`` (their image stores as the
     image token) for ``steps`` batches, in resumable epochs of ``piece`` batches -> its folder."""
+    from recx.trainer.checkpoint import read_metrics
+
     others = [d for d in DATASETS if d != target]
     dirs, stores = zip(*(prepare(data, work, d) for d in others))
     out = work / f"pretrain-{target}"
     epochs = max(1, -(-steps // piece))
-    done = len([line for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]) if (out / "metrics.jsonl").is_file() else 0
-    if done < epochs:
+    if len(read_metrics(out)) < epochs:
         resume = ["--resume"] if (out / "state.pt").is_file() else []
         images = [a for s in stores if s is not None for a in ("--image-store", str(s))]
         t0 = time.perf_counter()
@@ -192,21 +193,12 @@ def threads() -> int:
     return int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
 
 
-def matmul_peak() -> dict:
-    """Best bf16 and fp32 matmul GFLOP/s of this CPU on every core (2048^2 x 2048, a few repeats)."""
-    import torch
+def peak() -> dict:
+    """bf16 and fp32 matmul GFLOP/s of this CPU on every core (train_vs_recbole's measurement)."""
+    from train_vs_recbole import matmul_peak
 
-    torch.set_num_threads(os.cpu_count() or 1)
-    out = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
-        best = float("inf")
-        for _ in range(4):
-            t0 = time.perf_counter()
-            a @ b
-            best = min(best, time.perf_counter() - t0)
-        out[name] = 2 * 2048**3 / best / 1e9
-    return out
+    p = matmul_peak(os.cpu_count() or 1)
+    return {"fp32": p["fp32_2048"], "bf16": p["bf16_1024"]}
 
 
 def merged(path: Path, records: list[dict], sasrec: dict[str, dict]) -> dict:
@@ -218,7 +210,7 @@ def merged(path: Path, records: list[dict], sasrec: dict[str, dict]) -> dict:
     order = {d: i for i, d in enumerate(DATASETS)}
     rows.sort(key=lambda r: (order.get(r["dataset"], len(order)), list(ROWS).index(r["name"]) if r["name"] in ROWS else len(ROWS)))
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
-    return {"machine": machine, "cores": os.cpu_count() or 1, "matmul_gflops": old.get("matmul_gflops") or matmul_peak(),
+    return {"machine": machine, "cores": os.cpu_count() or 1, "matmul_gflops": old.get("matmul_gflops") or peak(),
             "sasrec_id": {**old.get("sasrec_id", {}), **sasrec}, "rows": rows,
             "command": "OMP_NUM_THREADS=T python benchmarks/reolm.py --dataset D --rows R (each row's threads and date are its own)"}
 

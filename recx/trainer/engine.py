@@ -166,14 +166,11 @@ def adamw(model: nn.Module, pretrained: list[nn.Parameter], s: LoopSettings) -> 
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in param_groups for p in g["params"])
     optimizer = torch.optim.AdamW(param_groups, lr=s.lr, fused=fused)
     if fused:
-        optimizer.register_step_post_hook(_mark_parameters_changed)
+        # the fused kernel writes parameters without bumping their autograd version counters, and
+        # caches keyed on those counters (Reo-LM's item table) must see that the weights changed
+        params = [p for g in param_groups for p in g["params"]]
+        optimizer.register_step_post_hook(lambda *_: increment_version(params))
     return optimizer
-
-
-def _mark_parameters_changed(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-    """The fused kernel writes parameters without bumping their autograd version counters, and
-    caches keyed on those counters (Reo-LM's item table) must see that the weights changed."""
-    increment_version([p for g in optimizer.param_groups for p in g["params"]])
 
 
 def lr_factor(s: LoopSettings, total_steps: int) -> Callable[[int], float]:
