@@ -29,11 +29,12 @@ from torch import nn
 from recx.errors import RecxError
 from recx.featurize.base import masked_mean
 from recx.trainer.data import Batch
-from recx.trainer.reolm.packing import Packed, Specials, collate, pack
+from recx.trainer.reolm.packing import Packed, Specials, collate, length_chunks, pack
 from recx.trainer.reolm.tokens import ItemTokens
 
 TUNINGS = ("full", "topk")
 EVAL_TOKENS = 16384  # tokens per no-grad batch when encoding users or the catalog
+CHUNK_COST_TOKENS = 64  # padded tokens one more forward pass is worth (encode's length chunks)
 
 
 class StepCatalog:
@@ -239,7 +240,18 @@ class ReoLM(nn.Module):
         return nn.functional.normalize(out, dim=-1) if self.normalize else out
 
     def encode(self, packed: Sequence[Packed]) -> torch.Tensor:
-        """Packed sequences -> float32 [B, D]."""
+        """Packed sequences -> float32 [B, D], in their order.  Sequences of mixed lengths (a
+        training batch's users: random prefixes of up to ``--user-items`` items) are encoded in
+        length-sorted chunks, each padded only to its longest (``length_chunks``)."""
+        chunks = length_chunks([len(p.input_ids) for p in packed], CHUNK_COST_TOKENS)
+        if len(chunks) == 1:
+            return self._encode_padded(packed)
+        out = torch.cat([self._encode_padded([packed[i] for i in idx]) for idx in chunks])  # [B, D] in chunk order
+        where = torch.from_numpy(np.argsort(np.concatenate(chunks), kind="stable")).to(out.device)
+        return out[where]
+
+    def _encode_padded(self, packed: Sequence[Packed]) -> torch.Tensor:
+        """Packed sequences, right-padded to the longest -> float32 [B, D]."""
         device = self.item_position.weight.device
         batch = {k: torch.from_numpy(v).to(device) for k, v in collate(packed, self.specials.pad).items()}
         if self.training:

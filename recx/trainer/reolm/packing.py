@@ -136,3 +136,32 @@ def collate(packed: Sequence[Packed], pad_id: int) -> dict[str, np.ndarray]:
         out["image_items"][b, :n] = p.image_items
         out["token_types"][b, :n] = p.token_types
     return out
+
+
+def length_chunks(lengths: Sequence[int], chunk_cost: int) -> list[np.ndarray]:
+    """Split sequences into chunks, each padded only to its own longest, that minimise the
+    padded tokens plus ``chunk_cost`` tokens per chunk (what one more forward pass costs).
+
+    Returns index arrays into ``lengths``, each sorted by length, together a permutation of
+    range(len(lengths)).  Exact by dynamic programming over the sorted lengths (a chunk is a
+    run of consecutive sorted sequences): n numpy steps of O(n), under a millisecond for a training
+    batch of 32, a few milliseconds for an evaluation batch of 1,024.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n = len(lengths)
+    order = np.argsort(lengths, kind="stable")
+    if n <= 1:
+        return [order]
+    ordered = lengths[order]
+    best = np.zeros(n + 1, dtype=np.int64)  # best[j]: cost of the first j sorted sequences
+    start = np.zeros(n + 1, dtype=np.int64)  # where best[j]'s last chunk starts
+    for j in range(1, n + 1):
+        i = np.arange(j)
+        cost = best[:j] + ordered[j - 1] * (j - i) + chunk_cost
+        start[j] = int(np.argmin(cost))
+        best[j] = cost[start[j]]
+    chunks, j = [], n
+    while j > 0:
+        chunks.append(order[start[j] : j])
+        j = start[j]
+    return chunks[::-1]

@@ -132,3 +132,26 @@ def test_gradient_checkpointing_gives_the_same_gradients(synth_dir, lm_dir):
     assert grads[0].keys() == grads[1].keys()
     for n in grads[0]:
         torch.testing.assert_close(grads[0][n], grads[1][n], rtol=1e-4, atol=1e-6, msg=n)
+
+
+def test_length_chunks_encode_as_one_padded_batch(synth_dir, lm_dir, monkeypatch):
+    """encode() splits users of mixed lengths into chunks: the same vectors and gradients as
+    padding them all to the longest."""
+    import recx.trainer.reolm.model as reolm_model
+
+    model = build_reolm(config(synth_dir, lm_dir), SequenceDataset(synth_dir)).eval()
+    users = torch.tensor([[0, 0, 0, 0, 5], [1, 2, 3, 4, 6], [0, 0, 0, 7, 8], [9, 10, 11, 12, 13], [0, 0, 0, 0, 14]])
+    results = []
+    for cost in (0, 10**9):  # chunks of one length each; one batch
+        monkeypatch.setattr(reolm_model, "CHUNK_COST_TOKENS", cost)
+        model.zero_grad()
+        vectors = model(users)[:, -1]  # [B, D]
+        (vectors * torch.arange(1.0, 6.0).unsqueeze(1)).sum().backward()
+        results.append((vectors.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    lengths = [len(p.input_ids) for p in model.pack_users([row[row > 0].tolist() for row in users])]
+    assert len(reolm_model.length_chunks(lengths, 0)) > 1
+    (a, grads_a), (b, grads_b) = results
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert grads_a.keys() == grads_b.keys()
+    for n in grads_a:
+        torch.testing.assert_close(grads_a[n], grads_b[n], rtol=1e-4, atol=1e-6, msg=n)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
-from recx.trainer.reolm.packing import Specials, collate, pack
+from recx.trainer.reolm.packing import Specials, collate, length_chunks, pack
 from recx.trainer.reolm.tokens import ItemTokens
 
 SP = Specials(cls=2, sep=3, slot=4, pad=0)
@@ -75,3 +77,27 @@ def test_collate_right_pads():
     assert out["attention_mask"][0].tolist() == [1] * len(a.input_ids) + [0] * (len(b.input_ids) - len(a.input_ids))
     assert (out["input_ids"][0, len(a.input_ids):] == 0).all()
     assert out["image_items"][1].tolist() == b.image_items.tolist()
+
+
+def padded_cost(lengths: np.ndarray, chunks: list[np.ndarray], chunk_cost: int) -> int:
+    return sum(int(lengths[c].max()) * len(c) + chunk_cost for c in chunks)
+
+
+@pytest.mark.parametrize("chunk_cost", [0, 5, 40, 10**6])
+def test_length_chunks_is_the_cheapest_split(chunk_cost):
+    rng = np.random.default_rng(chunk_cost)
+    for _ in range(20):
+        lengths = rng.integers(1, 60, size=int(rng.integers(1, 9)))
+        chunks = length_chunks(lengths.tolist(), chunk_cost)
+        assert sorted(np.concatenate(chunks).tolist()) == list(range(len(lengths)))  # a permutation
+        assert all((np.diff(lengths[c]) >= 0).all() for c in chunks)  # each chunk sorted by length
+        # brute force: every split of the sorted sequences into consecutive runs
+        ordered = np.sort(lengths)
+        best = min(
+            sum(int(run.max()) * len(run) + chunk_cost for run in np.split(ordered, list(cuts)))
+            for k in range(len(lengths))
+            for cuts in itertools.combinations(range(1, len(lengths)), k)
+        )
+        assert padded_cost(lengths, chunks, chunk_cost) == best
+    assert len(length_chunks([3, 90, 4, 88], 10**6)) == 1  # a dear pass: one padded batch
+    assert [sorted(c.tolist()) for c in length_chunks([3, 90, 4, 88], 10)] == [[0, 2], [1, 3]]
