@@ -14,11 +14,11 @@ from typing import Callable, Protocol
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from recx.trainer.config import HISTORY_GRADIENTS
 from recx.trainer.data import Batch
 from recx.trainer.losses.similarity import rowwise_similarity, similarity
+from recx.trainer.losses.softmax import softmax_cross_entropy
 
 __all__ = ["EmbedFn", "ItemVectors", "SequenceLoss", "add_history_scores", "history_cross_entropy", "rowwise_similarity", "similarity",
            "target_positions"]
@@ -75,9 +75,9 @@ def history_cross_entropy(logits: torch.Tensor, target_columns: torch.Tensor, pl
     if gradient not in HISTORY_GRADIENTS:
         raise ValueError(f"history gradient {gradient!r}: expected one of {', '.join(HISTORY_GRADIENTS)}")
     if gradient == "all":
-        return F.cross_entropy(masked(add_history_scores(logits, columns, history), history_mask), target_columns)
-    plain = F.cross_entropy(masked(logits, plain_mask), target_columns)
-    term = F.cross_entropy(masked(add_history_scores(logits.detach(), columns, history), history_mask), target_columns)
+        return softmax_cross_entropy(masked(add_history_scores(logits, columns, history), history_mask), target_columns)
+    plain = softmax_cross_entropy(masked(logits, plain_mask), target_columns)
+    term = softmax_cross_entropy(masked(add_history_scores(logits.detach(), columns, history), history_mask), target_columns)
     return plain + term
 
 

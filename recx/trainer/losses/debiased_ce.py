@@ -19,10 +19,10 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from torch.nn import functional as F
 
 from recx.trainer.data import Batch
 from recx.trainer.losses.base import ItemVectors, SequenceLoss, history_cross_entropy, similarity, target_positions
+from recx.trainer.losses.softmax import softmax_cross_entropy
 
 
 def log_popularity(counts: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
@@ -94,7 +94,7 @@ class DebiasedCrossEntropy(SequenceLoss):
         own = self.own_items(inputs, targets, cand, col_in, row, pos)  # [P, C]
         own[torch.arange(len(row), device=cand.device), col_tgt] = False  # the target stays
         if history is None:
-            return F.cross_entropy(logits.masked_fill(own, float("-inf")), col_tgt)
+            return softmax_cross_entropy(logits.masked_fill(own, float("-inf")), col_tgt)
         assert history.shape == (B, L, L), (tuple(history.shape), B, L)
         seen = self.own_items(inputs, targets, cand, col_in, row, pos, scope="past")  # the term scores these: candidates
         return history_cross_entropy(logits, col_tgt, own, own & ~seen, col_in[row], history[row, pos], self.history_gradient)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
 from recx.trainer.data import Batch
 from recx.trainer.losses.base import ItemVectors, SequenceLoss, history_cross_entropy, similarity, target_positions
+from recx.trainer.losses.softmax import softmax_cross_entropy
 
 
 class FullCrossEntropy(SequenceLoss):
@@ -25,7 +25,7 @@ class FullCrossEntropy(SequenceLoss):
         logits = similarity(h, table, self.temperature)  # [P, N] fp32
         target_columns = batch.targets[keep] - 1
         if history is None:
-            return F.cross_entropy(logits, target_columns)
+            return softmax_cross_entropy(logits, target_columns)
         row, pos = keep.nonzero(as_tuple=True)  # history [B, L, L]; item i is column i - 1, padding column N
         columns = torch.where(batch.inputs > 0, batch.inputs - 1, table.shape[0])[row]  # [P, L]
         # the full softmax masks no item, with or without a term

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
 from recx.trainer.data import Batch
 from recx.trainer.losses.base import ItemVectors, SequenceLoss, rowwise_similarity, similarity, target_positions
 from recx.trainer.losses.samplers import SharedNegatives, proposal
+from recx.trainer.losses.softmax import softmax_cross_entropy
 
 
 class SampledSoftmax(SequenceLoss):
@@ -63,4 +63,4 @@ class SampledSoftmax(SequenceLoss):
         neg_logits = similarity(h, items(neg), self.temperature) - self.log_q[neg]  # [P, N]
         neg_logits = neg_logits.masked_fill(neg.unsqueeze(0) == tgt.unsqueeze(1), float("-inf"))
         logits = torch.cat([pos_logit.unsqueeze(1), neg_logits], dim=1)
-        return F.cross_entropy(logits, torch.zeros(len(tgt), dtype=torch.long, device=tgt.device))
+        return softmax_cross_entropy(logits, torch.zeros(len(tgt), dtype=torch.long, device=tgt.device))
