@@ -137,6 +137,7 @@ def train(ws: Path, name: str, settings: dict, eval_only: bool = False) -> Path:
     """Train (or resume, or reuse) the run ``name``; returns its folder.  ``eval_only``: take the
     run as it stands (an unfinished run is ranked with its best checkpoint so far)."""
     run = ws / "runs" / name
+    check_warm_start(ws, run, settings)
     if (run / "finished.json").is_file() or (eval_only and (run / "best.pt").is_file()):
         return run
     # a resumed run keeps its own settings (recx refuses the flags it would ignore)
@@ -147,12 +148,37 @@ def train(ws: Path, name: str, settings: dict, eval_only: bool = False) -> Path:
     return run
 
 
+def check_warm_start(ws: Path, run: Path, settings: dict) -> None:
+    """A row warm-started from another row's best weights records their sha256 when it starts
+    (``WS/warm-starts/ROW.sha256``: recx train wants an empty run folder); if they have changed
+    since (the source trained on), the row is stale: stop with one line instead of reporting it
+    as if it had started from the new weights."""
+    from recx.artifacts import atomic_write_text, sha256_file
+
+    source = ws / settings.get("warm_start", "") / "best.pt"
+    if "warm_start" not in settings or not source.is_file():
+        return  # recx train says what is missing
+    stamp = ws / "warm-starts" / f"{run.name}.sha256"
+    digest = sha256_file(source)
+    if stamp.is_file() and stamp.read_text().strip() != digest:
+        sys.exit(f"{run}: warm-started from {source}, which has changed since ({stamp} holds the old sha256): "
+                 f"move {run} aside and delete {stamp} to train the row again over the new weights")
+    if not stamp.is_file() and (run / "config.json").is_file():
+        sys.exit(f"{run}: started before warm starts were stamped, so whether {source} changed since is unknown: "
+                 f"move {run} aside to train the row again")
+    if not stamp.is_file():
+        stamp.parent.mkdir(exist_ok=True)
+        atomic_write_text(stamp, digest + "\n")
+
+
 def compare(ws: Path, base: Path, run: Path) -> dict:
-    """`recx eval --compare base run` (cached): its table, results.json and the paired test."""
+    """`recx eval --compare base run`: its table, results.json and the paired test; cached, and
+    made again when either run's best checkpoint is newer than the cached table."""
     from recx.evaluate.stats import paired_test
 
     table, per_user = run / "compare-sasrec.txt", run / "compare-sasrec-per-user.csv"
-    if not table.is_file():
+    newest = max((r / "best.pt").stat().st_mtime_ns for r in (base, run))
+    if not table.is_file() or table.stat().st_mtime_ns < newest:
         per_user.unlink(missing_ok=True)  # from a call that died before writing its table
         t0 = time.perf_counter()
         text = recx("eval", "--compare", str(base), str(run), "--k", "10", "--no-baselines", "--per-user", str(per_user), cwd=ws, capture=True)

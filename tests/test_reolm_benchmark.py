@@ -1,0 +1,62 @@
+"""benchmarks/reolm.py never reports a row over inputs that changed under it: a warm-started row
+whose source trained on since it started, or a cached comparison older than a best checkpoint."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("reolm_benchmark", ROOT / "benchmarks" / "reolm.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_warm_started_row_stops_when_its_source_changed(bench, tmp_path):
+    source = tmp_path / "runs" / "window"
+    source.mkdir(parents=True)
+    (source / "best.pt").write_bytes(b"epoch 1")
+    run, settings = tmp_path / "runs" / "s2-window", {"warm_start": "runs/window"}
+    bench.check_warm_start(tmp_path, run, settings)  # a new row: stamps its source
+    assert (tmp_path / "warm-starts" / "s2-window.sha256").is_file()
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    bench.check_warm_start(tmp_path, run, settings)  # unchanged: goes on
+    (source / "best.pt").write_bytes(b"epoch 2")
+    with pytest.raises(SystemExit, match="has changed since"):
+        bench.check_warm_start(tmp_path, run, settings)
+    (tmp_path / "warm-starts" / "s2-window.sha256").unlink()  # a row started before stamps existed
+    with pytest.raises(SystemExit, match="move .* aside"):
+        bench.check_warm_start(tmp_path, run, settings)
+    bench.check_warm_start(tmp_path, tmp_path / "runs" / "window", {})  # no warm start: nothing to check
+
+
+def test_a_cached_comparison_older_than_a_best_checkpoint_is_made_again(bench, tmp_path, monkeypatch):
+    base, run = tmp_path / "runs" / "sasrec-id", tmp_path / "runs" / "window"
+    for r in (base, run):
+        r.mkdir(parents=True)
+        (r / "best.pt").write_bytes(b"weights")
+    (run / "results.json").write_text('{"metrics": {}}')
+    calls = []
+
+    def fake_recx(*args, cwd, capture=False):
+        calls.append(args)
+        (run / "compare-sasrec-per-user.csv").write_text("model,ndcg@10\nsasrec-id,0.5\nwindow,0.25\n")
+        return "the table\n"
+
+    monkeypatch.setattr(bench, "recx", fake_recx)
+    bench.compare(tmp_path, base, run)
+    bench.compare(tmp_path, base, run)
+    assert len(calls) == 1  # cached
+    later = (run / "compare-sasrec.txt").stat().st_mtime_ns + 10**9
+    os.utime(run / "best.pt", ns=(later, later))  # the run trained on
+    bench.compare(tmp_path, base, run)
+    assert len(calls) == 2
