@@ -172,7 +172,8 @@ class BudgetReached(Exception):
     """Raised after an epoch's metrics are written once the time budget is spent."""
 
 
-def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int, budget: float) -> dict[str, Any]:
+def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int, budget: float, seed: int | None = None) -> dict[str, Any]:
+    """Train recx's SASRec (the side of this comparison) in ``work``; ``seed`` None: recx's default."""
     import torch
 
     torch.set_num_threads(threads)
@@ -208,7 +209,8 @@ def run_recx(data: Path, work: Path, epochs: int, batch_size: int, threads: int,
     # no history term: RecBole's SASRec has none, and this compares the trainers on the same model
     cfg = TrainConfig.from_options(dataset=str(dataset_dir), item_tower="id", model="sasrec", hidden=HIDDEN, layers=LAYERS, heads=HEADS,
                       max_len=MAX_LEN, dropout=DROPOUT, loss="full_ce", lr=LR, batch_size=batch_size, patience=10, history_term="off",
-                      epochs=epochs, precision="fp32", device="cpu", name="sasrec-id-full_ce", runs_dir=str(work / "runs"))
+                      epochs=epochs, precision="fp32", device="cpu", name="sasrec-id-full_ce", runs_dir=str(work / "runs"),
+                      **({} if seed is None else {"seed": seed}))
     loop.evaluate_split, engine.write_metrics = timed_evaluate_split, write_metrics_with_budget
     budget_reached = False
     run_dir = Path(cfg.run.runs_dir) / cfg.run.name
