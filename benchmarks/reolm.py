@@ -155,18 +155,21 @@ def check_warm_start(ws: Path, run: Path, settings: dict) -> None:
     as if it had started from the new weights."""
     from recx.artifacts import atomic_write_text, sha256_file
 
-    source = ws / settings.get("warm_start", "") / "best.pt"
-    if "warm_start" not in settings or not source.is_file():
+    if "warm_start" not in settings:
+        return
+    source = ws / settings["warm_start"] / "best.pt"
+    if not source.is_file():
         return  # recx train says what is missing
     stamp = ws / "warm-starts" / f"{run.name}.sha256"
     digest = sha256_file(source)
-    if stamp.is_file() and stamp.read_text().strip() != digest:
-        sys.exit(f"{run}: warm-started from {source}, which has changed since ({stamp} holds the old sha256): "
-                 f"move {run} aside and delete {stamp} to train the row again over the new weights")
-    if not stamp.is_file() and (run / "config.json").is_file():
+    if stamp.is_file():
+        if stamp.read_text().strip() != digest:
+            sys.exit(f"{run}: warm-started from {source}, which has changed since ({stamp} holds the old sha256): "
+                     f"move {run} aside and delete {stamp} to train the row again over the new weights")
+    elif (run / "config.json").is_file():
         sys.exit(f"{run}: started before warm starts were stamped, so whether {source} changed since is unknown: "
                  f"move {run} aside to train the row again")
-    if not stamp.is_file():
+    else:
         stamp.parent.mkdir(exist_ok=True)
         atomic_write_text(stamp, digest + "\n")
 

@@ -1,5 +1,6 @@
-"""Softmax cross-entropy whose backward writes the gradient once: ``F.cross_entropy`` for the
-training losses, without its [P, C] zero-filled NLL gradient and second pass.
+"""Softmax cross-entropy whose backward writes the gradient once: ``F.cross_entropy`` for every
+training loss and Reo-LM pre-training head, without its [P, C] zero-filled NLL gradient and
+second pass.
 
 ``F.cross_entropy`` runs log_softmax, then NLL: its backward fills a [P, C] zero tensor, puts
 -1/P at the targets, and log_softmax's backward turns that into softmax - one-hot.  Here the

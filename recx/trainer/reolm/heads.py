@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from recx.trainer.losses.softmax import softmax_cross_entropy
+
 # BERT's MLM head in a transformers checkpoint: what the tied head's parameters are named there
 _BERT_HEAD = {
     "dense.weight": "cls.predictions.transform.dense.weight",
@@ -78,4 +80,4 @@ def alignment_loss(text: torch.Tensor, image: torch.Tensor, temperature: float) 
     i = F.normalize(image.float(), dim=-1)
     logits = t @ i.T / temperature
     labels = torch.arange(len(t), device=t.device)
-    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+    return 0.5 * (softmax_cross_entropy(logits, labels) + softmax_cross_entropy(logits.T, labels))

@@ -155,9 +155,9 @@ def length_chunks(lengths: Sequence[int], chunk_cost: int) -> list[np.ndarray]:
     ordered = lengths[order]
     best = np.zeros(n + 1, dtype=np.int64)  # best[j]: cost of the first j sorted sequences
     start = np.zeros(n + 1, dtype=np.int64)  # where best[j]'s last chunk starts
+    starts = np.arange(n)
     for j in range(1, n + 1):
-        i = np.arange(j)
-        cost = best[:j] + ordered[j - 1] * (j - i) + chunk_cost
+        cost = best[:j] + ordered[j - 1] * (j - starts[:j]) + chunk_cost
         start[j] = int(np.argmin(cost))
         best[j] = cost[start[j]]
     chunks, j = [], n

@@ -42,6 +42,7 @@ from recx.errors import RecxError
 from recx.trainer.engine import LoopSettings, StepOutput, Task, run_epochs, seed_everything
 from recx.trainer.data import Batch, SequenceBatches
 from recx.trainer.losses.debiased_ce import DebiasedCrossEntropy
+from recx.trainer.losses.softmax import softmax_cross_entropy
 from recx.trainer.reolm.backbone import load_backbone, load_tokenizer, locate_backbone, tokenizer_hash
 from recx.trainer.checkpoint import read_metrics
 from recx.trainer.reolm.checkpoint import CONFIG, STATE, WEIGHTS, backbone_signature, canonical_lm, read_config
@@ -226,7 +227,7 @@ class Pretrainer(nn.Module):
     def mlm_loss(self, hidden: torch.Tensor, input_ids: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
         """hidden [B, T, H] of the masked input, the true input_ids [B, T], chosen [B, T] bool -> CE."""
         logits = self.mlm_head(hidden[chosen], self.lm.backbone.get_input_embeddings().weight)  # [M, V]
-        return nn.functional.cross_entropy(logits.float(), input_ids[chosen])
+        return softmax_cross_entropy(logits.float(), input_ids[chosen])
 
     def align_loss(self, targets: torch.Tensor) -> torch.Tensor | None:
         """InfoNCE of text vs image over the distinct targets [B] that have an image (None: under 2)."""
