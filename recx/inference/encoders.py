@@ -92,7 +92,7 @@ class HistoryEncoder(nn.Module):
         if not self.causal:
             b, d = vectors.shape[0], vectors.shape[2]
             vectors = torch.cat([vectors[:, :-1], self.mask_vector.view(1, 1, d).expand(b, 1, d)], 1)
-        return self.encoder(vectors, padded > 0)[:, -1]
+        return self.encoder(vectors, padded > 0, True)[:, -1]
 
 
 class HistoryTermEncoder(HistoryEncoder):

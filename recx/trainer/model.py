@@ -31,8 +31,9 @@ class SequentialRecommender(nn.Module):
         self.causal = bool(encoder.causal)
         assert history_term is None or self.causal, "a history term needs a causal encoder (position t's history is the row up to t)"
 
-    def forward(self, inputs: torch.Tensor, masked: torch.Tensor | None = None, items=None) -> torch.Tensor:
-        """inputs [B, L] item indices (0 = padding) -> states [B, L, D].
+    def forward(self, inputs: torch.Tensor, masked: torch.Tensor | None = None, items=None, last_only: bool = False) -> torch.Tensor:
+        """inputs [B, L] item indices (0 = padding) -> states [B, L, D] ([B, 1, D]: the last
+        position's alone, when ``last_only``).
 
         masked [B, L] bool (bidirectional models): positions whose item is hidden behind the
         encoder's mask vector.  items: the ItemVectors to embed inputs with (default the tower;
@@ -41,7 +42,7 @@ class SequentialRecommender(nn.Module):
         vectors = (items or self.tower)(inputs)
         if masked is not None:
             vectors = torch.where(masked.unsqueeze(-1), self.encoder.mask_vector.to(vectors.dtype), vectors)
-        return self.encoder(vectors, inputs > 0)
+        return self.encoder(vectors, inputs > 0, last_only)
 
     def training_batch(self, batch: Batch, generator: torch.Generator) -> Batch:
         """The batch the loss sees: seq2seq from real inputs only for causal models, a cloze batch for BERT4Rec."""
@@ -111,7 +112,7 @@ class SequentialRecommender(nn.Module):
                 masked = torch.zeros_like(chunk, dtype=torch.bool)
                 masked[:, -1] = True
             with autocast() if autocast else torch.autocast(device.type, enabled=False):
-                out[idx.to(device)] = self(chunk, masked, items)[:, -1].float()
+                out[idx.to(device)] = self(chunk, masked, items, last_only=True)[:, -1].float()
         return out
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from recx.trainer.dropout import Dropout
+
 
 class ItemTower(nn.Module):
     """items [...] int64 (0 = padding) -> vectors [..., dim]; ``table()`` is every item's."""
@@ -63,7 +65,7 @@ class WhiteningExperts(nn.Module):
         nn.init.normal_(self.weight, std=0.02)
         self.gate = nn.Linear(in_dim, num_experts, bias=False)
         nn.init.zeros_(self.gate.weight)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [..., in] -> [..., out]."""
@@ -80,7 +82,7 @@ def make_adapter(kind: str, in_dim: int, out_dim: int, dropout: float = 0.1) -> 
         nn.init.zeros_(layer.bias)
         return layer
     if kind == "mlp":
-        mlp = nn.Sequential(nn.Linear(in_dim, 4 * out_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * out_dim, out_dim))
+        mlp = nn.Sequential(nn.Linear(in_dim, 4 * out_dim), nn.GELU(), Dropout(dropout), nn.Linear(4 * out_dim, out_dim))
         for m in mlp:
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, std=0.02)

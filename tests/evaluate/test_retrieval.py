@@ -92,7 +92,10 @@ def test_ranks_matmul_equals_ranking_each_user_alone_for_any_block(ties):
     want = np.array([R.ranks_matmul(uv[u : u + 1], table, targets[u : u + 1], [excl[u]], ties)[0] for u in range(150)])
     for rows in (None, 1, 16, 64, 150):
         np.testing.assert_array_equal(R.ranks_matmul(uv, table, targets, excl, ties, rows_per_block=rows), want)
-    assert R._rows_per_block(1_000_001, 10**6) == 64 and R._rows_per_block(4_386, 10**6) % 64 == 0
+    # small catalogs: a cache-sized block; larger ones: up to 256 users within 256 MB
+    assert R._rows_per_block(4_386, 10**6) == 448 and R._rows_per_block(4_386, 100) == 100
+    assert R._rows_per_block(50_001, 10**6) == 256
+    assert R._rows_per_block(1_000_001, 10**6) == 64 and R._rows_per_block(10_000_001, 10**6) == 6
 
 
 def test_exclusion_lists_drop_target_padding_and_duplicates():

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from recx.trainer.data import Batch
@@ -50,3 +51,23 @@ def test_bert4rec_is_bidirectional_and_masks_at_least_one_item():
     assert torch.equal(out.inputs, items)
     assert out.masked.any(1).all() and not (out.masked & (items == 0)).any()
     assert torch.equal(out.targets, torch.where(out.masked, items, 0))
+
+
+@pytest.mark.parametrize(
+    "encoder",
+    [SASRec(8, layers=2, heads=2, dropout=0.0, max_len=10), BERT4Rec(8, layers=2, heads=2, dropout=0.0, max_len=10), GRU4Rec(8, layers=2, dropout=0.0)],
+    ids=["sasrec", "bert4rec", "gru4rec"],
+)
+def test_last_only_is_the_last_state_of_the_full_output(encoder):
+    """Ranking reads one state per user: last_only must equal the full output's last position,
+    with left padding in the batch, and the scripted encoder (recx export) must agree."""
+    encoder = encoder.eval()
+    torch.manual_seed(1)
+    x = torch.randn(3, 6, 8)
+    pad = torch.tensor([[False, False, True, True, True, True], [True] * 6, [False] * 5 + [True]])
+    x = x * pad.unsqueeze(-1)
+    full = encoder(x, pad)
+    last = encoder(x, pad, last_only=True)
+    assert last.shape == (3, 1, 8)
+    torch.testing.assert_close(last, full[:, -1:], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.jit.script(encoder)(x, pad, True), last, rtol=1e-5, atol=1e-6)

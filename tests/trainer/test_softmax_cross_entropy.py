@@ -55,3 +55,13 @@ def test_logits_from_a_bf16_region():
         grads.append((loss.detach(), h.grad.clone()))
     torch.testing.assert_close(grads[1][0], grads[0][0])
     torch.testing.assert_close(grads[1][1], grads[0][1])
+
+
+def test_a_second_backward_fails_loudly():
+    """The backward turns its saved exponentials into the gradient in place: a second backward
+    through the same graph must raise, not return a wrong gradient."""
+    x = torch.randn(4, 6, requires_grad=True)
+    loss = softmax_cross_entropy(x, torch.tensor([0, 1, 2, 3]))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()

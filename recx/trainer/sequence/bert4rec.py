@@ -13,23 +13,20 @@ import torch
 from torch import nn
 
 from recx.trainer.data import Batch
-from recx.trainer.sequence.transformer import TransformerBlock, init_weights
+from recx.trainer.sequence.transformer import PositionalBlocks, init_weights
 
 if TYPE_CHECKING:
     from recx.trainer.config import ModelConfig
 
 
-class BERT4Rec(nn.Module):
-    """forward(item_vectors [B, L, D], padding [B, L] bool) -> states [B, L, D]."""
+class BERT4Rec(PositionalBlocks):
+    """forward(item_vectors [B, L, D], padding [B, L] bool) -> states [B, L, D]
+    (``last_only``: [B, 1, D], the last state alone)."""
 
     causal = False
 
     def __init__(self, dim: int, layers: int = 2, heads: int = 2, dropout: float = 0.2, max_len: int = 50, mask_ratio: float = 0.2):
-        super().__init__()
-        self.position = nn.Embedding(max_len, dim)
-        self.norm = nn.LayerNorm(dim, eps=1e-12)
-        self.dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, dropout) for _ in range(layers))
+        super().__init__(dim, layers, heads, dropout, max_len)
         self.mask_vector = nn.Parameter(torch.zeros(dim))
         self.mask_ratio = mask_ratio
         init_weights(self)
@@ -39,13 +36,10 @@ class BERT4Rec(nn.Module):
     def from_config(cls, m: "ModelConfig") -> "BERT4Rec":
         return cls(m.hidden, m.layers, m.heads, m.dropout, m.max_len, m.mask_ratio)
 
-    def forward(self, item_vectors: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+    def forward(self, item_vectors: torch.Tensor, padding: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         L = item_vectors.shape[1]
-        x = self.dropout(self.norm(item_vectors + self.position.weight[-L:]))
         allowed = (padding.unsqueeze(1) | torch.eye(L, dtype=torch.bool, device=padding.device)).unsqueeze(1)  # [B, 1, L, L]
-        for block in self.blocks:
-            x = block(x, allowed)
-        return x
+        return self.run_blocks(item_vectors, allowed, last_only)
 
     def mask_batch(self, batch: Batch, generator: torch.Generator) -> Batch:
         """Cloze batch from a seq2seq batch: the row's items, ``mask_ratio`` of them hidden.

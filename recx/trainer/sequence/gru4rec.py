@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from recx.trainer.dropout import Dropout
 from recx.trainer.sequence.transformer import init_weights
 
 if TYPE_CHECKING:
@@ -20,7 +21,8 @@ def _left_to_right_index(lengths: torch.Tensor, L: int) -> torch.Tensor:
 
 
 class GRU4Rec(nn.Module):
-    """forward(item_vectors [B, L, D], padding [B, L] bool) -> states [B, L, D].
+    """forward(item_vectors [B, L, D], padding [B, L] bool) -> states [B, L, D]
+    (``last_only``: [B, 1, D], the last state alone).
 
     GRU -> linear projection -> LayerNorm (the norm is recx's addition to RecBole's GRU4Rec).
 
@@ -33,7 +35,7 @@ class GRU4Rec(nn.Module):
 
     def __init__(self, dim: int, layers: int = 1, dropout: float = 0.3):
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.gru = nn.GRU(dim, dim, num_layers=layers, batch_first=True, bias=False)
         self.project = nn.Linear(dim, dim)
         # without it the states stay tiny against the tied N(0, 0.02) item table and training
@@ -47,7 +49,7 @@ class GRU4Rec(nn.Module):
     def from_config(cls, m: "ModelConfig") -> "GRU4Rec":
         return cls(m.hidden, m.layers, m.dropout)
 
-    def forward(self, item_vectors: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+    def forward(self, item_vectors: torch.Tensor, padding: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         B, L, D = item_vectors.shape
         lengths = padding.sum(1).clamp(min=1)
         to_left = _left_to_right_index(lengths, L)
@@ -57,4 +59,6 @@ class GRU4Rec(nn.Module):
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=L)
         to_right = (torch.arange(L, device=lengths.device).unsqueeze(0) - (L - lengths).unsqueeze(1)) % L
         out = out.gather(1, to_right.unsqueeze(-1).expand(B, L, D))
+        if last_only:
+            out = out[:, -1:]
         return self.norm(self.project(out))

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
-from recx.trainer.sequence.transformer import TransformerBlock, init_weights
+from recx.trainer.sequence.transformer import PositionalBlocks, init_weights
 
 if TYPE_CHECKING:
     from recx.trainer.config import ModelConfig
@@ -27,33 +26,23 @@ def causal_allowed(padding: torch.Tensor) -> torch.Tensor:
     return allowed.unsqueeze(1)
 
 
-class SASRec(nn.Module):
+class SASRec(PositionalBlocks):
     """Item vectors + learned positions -> LayerNorm -> dropout -> causal transformer blocks.
 
     forward(item_vectors [B, L, D], padding [B, L] bool) -> states [B, L, D]; the state at t
-    summarises items 0..t and predicts item t+1.
+    summarises items 0..t and predicts item t+1.  ``last_only``: [B, 1, D], the last state alone.
     """
 
     causal = True
     mask_vector = None  # causal: no masked positions
 
     def __init__(self, dim: int, layers: int = 2, heads: int = 2, dropout: float = 0.5, max_len: int = 50):
-        super().__init__()
-        self.position = nn.Embedding(max_len, dim)
-        self.norm = nn.LayerNorm(dim, eps=1e-12)
-        self.dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, dropout) for _ in range(layers))
+        super().__init__(dim, layers, heads, dropout, max_len)
         init_weights(self)
 
     @classmethod
     def from_config(cls, m: "ModelConfig") -> "SASRec":
         return cls(m.hidden, m.layers, m.heads, m.dropout, m.max_len)
 
-    def forward(self, item_vectors: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
-        L = item_vectors.shape[1]
-        pos = self.position.weight[-L:]  # left padding: the last position is always the newest item
-        x = self.dropout(self.norm(item_vectors + pos))
-        allowed = causal_allowed(padding)
-        for block in self.blocks:
-            x = block(x, allowed)
-        return x
+    def forward(self, item_vectors: torch.Tensor, padding: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        return self.run_blocks(item_vectors, causal_allowed(padding), last_only)
