@@ -29,6 +29,7 @@ from torch import nn
 from recx.errors import RecxError
 from recx.featurize.base import masked_mean
 from recx.trainer.data import Batch
+from recx.trainer.reolm.molora import routed_rows
 from recx.trainer.reolm.packing import Packed, Specials, collate, length_chunks, pack
 from recx.trainer.reolm.tokens import ItemTokens
 
@@ -234,6 +235,27 @@ class ReoLM(nn.Module):
         """Last hidden states [B, T, H]."""
         return self.backbone(inputs_embeds=self.embed(batch, input_ids), attention_mask=batch["attention_mask"]).last_hidden_state
 
+    def hidden_in_chunks(self, batch: dict[str, torch.Tensor], input_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """``hidden`` of a right-padded batch of mixed lengths, run in encode's length chunks:
+        [B, T, H], the same at every real token; a chunk's padding beyond its own longest is zero.
+        Pre-training reads it: its masked-token loss needs every token's state, not a pooled one."""
+        lengths = batch["attention_mask"].sum(1)  # [B]
+        chunks = length_chunks(lengths.tolist(), CHUNK_COST_TOKENS)
+        if len(chunks) == 1:
+            return self.hidden(batch, input_ids)
+        ids = batch["input_ids"] if input_ids is None else input_ids
+        out: torch.Tensor | None = None
+        for idx in chunks:
+            rows = torch.from_numpy(idx).to(ids.device)
+            width = int(lengths[rows].max())
+            part = {k: v[rows, :width] for k, v in batch.items()}
+            with routed_rows(self.backbone, rows):
+                h = self.hidden(part, ids[rows, :width])  # [b, width, H]
+            if out is None:
+                out = h.new_zeros(*ids.shape, h.shape[-1])
+            out[rows, :width] = h
+        return out
+
     def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """hidden [B, T, H], mask [B, T] -> float32 [B, H] (unit norm when ``normalize``)."""
         out = masked_mean(hidden, mask) if self.pooling == "mean" else hidden[:, 0].float()
@@ -246,7 +268,11 @@ class ReoLM(nn.Module):
         chunks = length_chunks([len(p.input_ids) for p in packed], CHUNK_COST_TOKENS)
         if len(chunks) == 1:
             return self._encode_padded(packed)
-        out = torch.cat([self._encode_padded([packed[i] for i in idx]) for idx in chunks])  # [B, D] in chunk order
+        parts = []
+        for idx in chunks:
+            with routed_rows(self.backbone, torch.from_numpy(idx)):  # pre-training routes experts per row
+                parts.append(self._encode_padded([packed[i] for i in idx]))
+        out = torch.cat(parts)  # [B, D] in chunk order
         where = torch.from_numpy(np.argsort(np.concatenate(chunks), kind="stable")).to(out.device)
         return out[where]
 

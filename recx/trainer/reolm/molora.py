@@ -36,8 +36,9 @@ adapter parameter name contains ``molora_``.
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -166,6 +167,24 @@ def set_domains(backbone: nn.Module, domains: torch.Tensor | None) -> None:
         raise RecxError(f"set_domains: expected domains [B] long, got {tuple(domains.shape)} {domains.dtype}")
     for a in found:
         a.domains = domains
+
+
+@contextmanager
+def routed_rows(backbone: nn.Module, rows: torch.Tensor) -> Iterator[None]:
+    """Forwards inside cover only ``rows`` [b] long of the batch :func:`set_domains` routed (one
+    length chunk of it), so each row keeps its own domain; nothing to do when nothing is routed."""
+    found = adapters(backbone)
+    domains = found[0].domains if found else None
+    if domains is None:
+        yield
+        return
+    for a in found:
+        a.domains = domains[rows.to(domains.device)]
+    try:
+        yield
+    finally:
+        for a in found:
+            a.domains = domains
 
 
 def load_adapters(model: nn.Module, ckpt: str | Path) -> list[str]:

@@ -205,7 +205,7 @@ class Pretrainer(nn.Module):
         try:
             with autocast(device, amp_dtype):
                 self.route(batch.targets[:, -1])  # a row's items all come from its user's domain
-                hidden = lm.hidden(users, ids)  # [B, T, H], one forward for the user vector and the MLM
+                hidden = lm.hidden_in_chunks(users, ids)  # [B, T, H], one forward for the user vector and the MLM
                 if lm.training:
                     lm.tokens_seen += int(users["attention_mask"].sum())
                 user = lm.pool(hidden, users["attention_mask"])  # [B, D]
@@ -236,12 +236,8 @@ class Pretrainer(nn.Module):
         ids = ids[(ids > 0) & lm.image_present[ids]]
         if len(ids) < 2:
             return None
-        packed = [pack([i], lm.tokens, lm.user_budget, lm.specials, image_slot=False) for i in ids.tolist()]
-        tb = {k: torch.from_numpy(v).to(ids.device) for k, v in collate(packed, lm.specials.pad).items()}
         self.route(ids)
-        text = lm.pool(lm.hidden(tb), tb["attention_mask"])
-        if lm.training:
-            lm.tokens_seen += int(tb["attention_mask"].sum())
+        text = lm.encode([pack([i], lm.tokens, lm.user_budget, lm.specials, image_slot=False) for i in ids.tolist()])  # [M, D], no image slot
         return alignment_loss(text, lm.image_proj(lm.image_features[ids]), self.cfg.temperature)
 
 

@@ -61,6 +61,15 @@ def spy(model) -> tuple[list, list]:
     return calls, forwards
 
 
+@pytest.fixture
+def one_chunk(monkeypatch):
+    """A step's users and items in one padded batch each, so its forwards can be counted and
+    replayed by hand (test_length_chunks_keep_each_rows_domain: chunks give the same step)."""
+    import recx.trainer.reolm.model as reolm_model
+
+    monkeypatch.setattr(reolm_model, "CHUNK_COST_TOKENS", 10**9)
+
+
 def store(synth_dir, tmp_path):
     from tiny_models import write_random_image_store
 
@@ -69,7 +78,7 @@ def store(synth_dir, tmp_path):
     return str(write_random_image_store(SequenceDataset(synth_dir), tmp_path / "img.h5"))
 
 
-def test_mlm_masks_only_the_user_sequences_text_and_the_user_vector_reads_the_masked_input(synth_dir, lm_dir, tmp_path):
+def test_mlm_masks_only_the_user_sequences_text_and_the_user_vector_reads_the_masked_input(synth_dir, lm_dir, tmp_path, one_chunk):
     cfg = pre_cfg([synth_dir], lm_dir, image_stores=[store(synth_dir, tmp_path)])  # image slots in the user sequence
     model, batch = pretrainer(cfg)
     lm = model.lm
@@ -127,7 +136,7 @@ def test_mlm_weight_scales_the_masked_token_term_exactly(synth_dir, lm_dir):
     assert loss.item() == pytest.approx(parts["next_item"], rel=1e-6)
 
 
-def test_alignment_is_not_computed_at_weight_zero(synth_dir, lm_dir, tmp_path):
+def test_alignment_is_not_computed_at_weight_zero(synth_dir, lm_dir, tmp_path, one_chunk):
     image = store(synth_dir, tmp_path)
     for weight, passes in ((0.0, 2), (1.0, 3)):
         model, batch = pretrainer(pre_cfg([synth_dir], lm_dir, image_stores=[image], align_weight=weight))
@@ -150,7 +159,7 @@ def test_options_are_validated():
     assert PretrainConfig().item_tokens == 0 and PretrainConfig().user_items == 9
 
 
-def test_molora_pretraining_routes_by_domain_resumes_exactly_and_fine_tunes(synth_dir, lm_dir, tmp_path):
+def test_molora_pretraining_routes_by_domain_resumes_exactly_and_fine_tunes(synth_dir, lm_dir, tmp_path, one_chunk):
     from recx.data.dataset import SequenceDataset
     from recx.data.synth import synthesize
 
@@ -200,3 +209,36 @@ def test_molora_pretraining_routes_by_domain_resumes_exactly_and_fine_tunes(synt
                                   temperature=0.05, reo_tuning="molora", lora_rank=4, lora_experts=2, init=str(straight))
     tuned = build_reolm(ft, SequenceDataset(synth_dir)).state_dict()
     assert all(torch.equal(tuned[k], v) for k, v in a.items() if ADAPTER in k)
+
+
+def test_length_chunks_keep_each_rows_domain(synth_dir, lm_dir, tmp_path, monkeypatch):
+    """Pre-training runs users (every token's state, for the masked tokens) and items in length
+    chunks: the loss and gradients equal one padded batch's, each chunk routed by its own rows'
+    domains (a chunk once got the whole batch's routing and stopped the step)."""
+    import numpy as np
+
+    import recx.trainer.reolm.model as reolm_model
+    from recx.data.synth import synthesize
+
+    other = synthesize(tmp_path / "other", num_items=40, num_users=60, seed=1, image_size=16).path
+    model, batch = pretrainer(pre_cfg([synth_dir, other], lm_dir, tuning="molora", lora_rank=4, lora_experts=2))
+    torch.manual_seed(0)
+    for name, p in model.named_parameters():
+        if ADAPTER in name and name.endswith(".up.weight"):
+            torch.nn.init.normal_(p, std=0.5)  # the experts differ (zero at init), so a misrouted row would show
+    splits = {"one batch": lambda lengths, cost: [np.arange(len(lengths))],
+              "one row a chunk, reversed": lambda lengths, cost: [np.array([i]) for i in reversed(range(len(lengths)))]}
+    results = []
+    for split in splits.values():
+        monkeypatch.setattr(reolm_model, "length_chunks", split)
+        model.zero_grad()
+        loss, parts = model(batch, torch.Generator().manual_seed(0), None)
+        loss.backward()
+        results.append((loss.detach(), parts, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (a, parts_a, grads_a), (b, parts_b, grads_b) = results
+    assert parts_a["mlm"] > 0
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    assert parts_b == pytest.approx(parts_a, rel=1e-5)
+    assert grads_a.keys() == grads_b.keys() and any(ADAPTER in n for n in grads_a)
+    for n in grads_a:
+        torch.testing.assert_close(grads_b[n], grads_a[n], rtol=1e-4, atol=1e-6, msg=n)
