@@ -205,7 +205,7 @@ class Pretrainer(nn.Module):
         try:
             with autocast(device, amp_dtype):
                 self.route(batch.targets[:, -1])  # a row's items all come from its user's domain
-                hidden = lm.hidden_in_chunks(users, ids)  # [B, T, H], one forward for the user vector and the MLM
+                hidden = lm.hidden_in_chunks(users, ids)  # [B, T, H]: the user vector and the MLM read the same states
                 if lm.training:
                     lm.tokens_seen += int(users["attention_mask"].sum())
                 user = lm.pool(hidden, users["attention_mask"])  # [B, D]
