@@ -2,11 +2,12 @@
 
 On CPU, ``nn.Dropout`` draws its mask with ``bernoulli_``, one generator call per element: at
 recx's default width (hidden 64) that was 12-14% of a SASRec training step, more than the
-attention (docs/step_profile.md, December 6; benchmarks/dropout_speed.py times both).  Here one 64-bit draw gives four elements their 16 bits, and
-an element is kept when its bits, read as a signed int16, reach a threshold.  The keep
-probability is therefore ``1 - p`` rounded to a multiple of 1/65536 (exact for p = 0.5 or 0.25;
-p = 0.2 keeps 0.800003), and kept values are scaled by its inverse, so the output's expectation
-is exactly the input.  Other devices keep torch's fused dropout.
+attention (docs/step_profile.md, December 6; benchmarks/dropout_speed.py times both). Here one
+64-bit draw gives four elements their 16 bits, and an element is kept when its bits, read as a
+signed int16, reach a threshold. The keep probability is therefore ``1 - p`` rounded to a
+multiple of 1/65536 (exact for p = 0.5 or 0.25; p = 0.2 keeps 0.800003), and kept values are
+scaled by its inverse, so the output's expectation is exactly the input. Other devices keep
+torch's fused dropout.
 """
 
 # no `from __future__ import annotations` here: TorchScript reads keep_scale's annotations
