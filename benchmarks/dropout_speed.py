@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's recx
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from _timing import interleaved_median_ms, machine_record  # noqa: E402
 from torch import nn  # noqa: E402
 
 from recx.trainer.dropout import Dropout  # noqa: E402
@@ -37,21 +36,19 @@ def main() -> None:
     for label, shape in shapes.items():
         x = torch.randn(shape, requires_grad=True)
         upstream = torch.randn(shape)
-        ms: dict[str, list[float]] = {name: [] for name in modules}
-        for _ in range(args.rounds):
-            for name, module in modules.items():
+
+        def step(module, x=x, upstream=upstream):
+            def run() -> None:
                 x.grad = None
-                t = time.perf_counter()
                 module(x).backward(upstream)
-                ms[name].append((time.perf_counter() - t) * 1e3)
-        median = {name: statistics.median(v) for name, v in ms.items()}
+            return run
+
+        median = interleaved_median_ms({name: step(m) for name, m in modules.items()}, args.rounds)
         results[label] = median
         print(f"  {label}: " + ", ".join(f"{name} {m:.2f} ms" for name, m in median.items())
               + f" ({median['nn.Dropout'] / median['recx Dropout']:.1f}x)")
     if args.json:
-        args.json.write_text(json.dumps({"p": args.p, "threads": torch.get_num_threads(), "rounds": args.rounds, "median_ms": results,
-                                         "machine": platform.machine(), "torch": torch.__version__,
-                                         "measured_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}, indent=1) + "\n")
+        args.json.write_text(json.dumps({"p": args.p, "rounds": args.rounds, "median_ms": results, **machine_record()}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def main() -> None:
     sys.path.insert(0, str(args.tree.resolve() / "benchmarks"))  # that tree's own recx side of the benchmark
     import train_vs_recbole
 
-    out: dict[str, Any] = {"tree": str(args.tree.resolve()), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "threads": args.threads}
+    out: dict[str, Any] = {"tree": os.path.relpath(args.tree.resolve(), Path.cwd()), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "threads": args.threads}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if not args.skip_sasrec:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's recx
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from _timing import interleaved_median_ms, machine_record  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from recx.trainer.losses.softmax import softmax_cross_entropy  # noqa: E402
@@ -34,23 +33,16 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(args.rows, args.columns, generator=g)
     targets = torch.randint(0, args.columns, (args.rows,), generator=g)
-    fns = {"F.cross_entropy": F.cross_entropy, "softmax_cross_entropy": softmax_cross_entropy}
-    ms: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(args.rounds):
-        for name, fn in fns.items():
-            x = logits.clone().requires_grad_()
-            t = time.perf_counter()
-            fn(x, targets).backward()
-            ms[name].append((time.perf_counter() - t) * 1e3)
-    median = {name: statistics.median(v) for name, v in ms.items()}
+    def step(fn):
+        return lambda: fn(logits.clone().requires_grad_(), targets).backward()
+
+    median = interleaved_median_ms({"F.cross_entropy": step(F.cross_entropy), "softmax_cross_entropy": step(softmax_cross_entropy)}, args.rounds)
     print(f"[{args.rows} x {args.columns}] fp32, {torch.get_num_threads()} thread(s), median of {args.rounds} rounds, forward + backward:")
     for name, m in median.items():
         print(f"  {name}: {m:.2f} ms")
     print(f"  saved: {1 - median['softmax_cross_entropy'] / median['F.cross_entropy']:.0%}")
     if args.json:
-        args.json.write_text(json.dumps({"shape": [args.rows, args.columns], "threads": torch.get_num_threads(), "rounds": args.rounds,
-                                         "median_ms": median, "machine": platform.machine(), "torch": torch.__version__,
-                                         "measured_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}, indent=1) + "\n")
+        args.json.write_text(json.dumps({"shape": [args.rows, args.columns], "rounds": args.rounds, "median_ms": median, **machine_record()}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

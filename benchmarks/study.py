@@ -63,8 +63,10 @@ def recx(*args: str) -> list[str]:
 
 
 def shown(cmd: list[str]) -> str:
-    """The command as a user types it (`recx ...`)."""
-    return shlex.join(["recx", *cmd[3:]] if cmd[:3] == recx() else cmd)
+    """The command as a user types it (`recx ...`), paths beside the checkout relative to it
+    (``../shared/data/...``), so a record names no machine's checkout path."""
+    args = ["recx", *cmd[3:]] if cmd[:3] == recx() else cmd
+    return shlex.join(os.path.relpath(a, REPO) if a.startswith(str(REPO.parent) + os.sep) else a for a in args)
 
 
 def thread_env(threads: int) -> dict[str, str]:

@@ -5,8 +5,9 @@ imports its own checkout.  Prints one line per run (training seconds per epoch, 
 per epoch) and, with ``--json``, the raw record and the median epoch over epochs 2.. of all rounds.
 
     git worktree add /tmp/recx-old 3896796
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/train_epoch_ab.py /tmp/recx-old . --run-config /tmp/tvr10/work/runs/sasrec-id-full_ce/config.json \\
-        --dataset /tmp/tvr10/work/recx-data --epochs 8 --rounds 3 --json docs/train_epoch_ab.json
+    W=/tmp/tvr10/work   # benchmarks/train_vs_recbole.py's --workdir: its recx run and dataset
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/train_epoch_ab.py /tmp/recx-old . --run-config $W/runs/sasrec-id-full_ce/config.json \\
+        --dataset $W/recx-data --epochs 8 --rounds 3 --json docs/train_epoch_ab.json
 """
 
 from __future__ import annotations
