@@ -6,7 +6,7 @@ import torch
 
 from recx.trainer.data import Batch
 from recx.trainer.losses.base import ItemVectors, SequenceLoss, history_cross_entropy, similarity, target_positions
-from recx.trainer.losses.softmax import softmax_cross_entropy
+from recx.trainer.losses.linear_softmax import linear_softmax_cross_entropy
 
 
 class FullCrossEntropy(SequenceLoss):
@@ -22,10 +22,10 @@ class FullCrossEntropy(SequenceLoss):
         keep = target_positions(batch.targets)  # [B, L]
         h = states[keep]  # [P, D]
         table = items.table()[1:]  # [N, D]; padding is never a candidate
-        logits = similarity(h, table, self.temperature)  # [P, N] fp32
         target_columns = batch.targets[keep] - 1
-        if history is None:
-            return softmax_cross_entropy(logits, target_columns)
+        if history is None:  # nothing to add to or mask in the logits: never build them whole
+            return linear_softmax_cross_entropy(h, table, target_columns, self.temperature)
+        logits = similarity(h, table, self.temperature)  # [P, N] fp32
         row, pos = keep.nonzero(as_tuple=True)  # history [B, L, L]; item i is column i - 1, padding column N
         columns = torch.where(batch.inputs > 0, batch.inputs - 1, table.shape[0])[row]  # [P, L]
         # the full softmax masks no item, with or without a term

@@ -11,17 +11,22 @@ import torch
 from torch import nn
 
 
+def similarity_operands(states: torch.Tensor, vectors: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """What the similarity multiplies: (states, vectors) in fp32, normalized when temperature > 0,
+    and the divisor of their product (the temperature, else 1)."""
+    states, vectors = states.float(), vectors.float()
+    if temperature > 0:
+        return nn.functional.normalize(states, dim=-1), nn.functional.normalize(vectors, dim=-1), temperature
+    return states, vectors, 1.0
+
+
 def similarity(states: torch.Tensor, vectors: torch.Tensor, temperature: float) -> torch.Tensor:
     """Logits in fp32: inner product, or cosine / temperature when temperature > 0.
 
     states [P, D], vectors [C, D] -> [P, C].
     """
-    states, vectors = states.float(), vectors.float()
-    if temperature > 0:
-        states = nn.functional.normalize(states, dim=-1)
-        vectors = nn.functional.normalize(vectors, dim=-1)
-        return states @ vectors.T / temperature
-    return states @ vectors.T
+    states, vectors, divisor = similarity_operands(states, vectors, temperature)
+    return states @ vectors.T / divisor if divisor != 1.0 else states @ vectors.T
 
 
 def rowwise_similarity(states: torch.Tensor, vectors: torch.Tensor, temperature: float) -> torch.Tensor:
