@@ -53,7 +53,7 @@ REO_LOSSES = ("debiased_ce", "full_ce", "sampled_softmax")  # bce scores no cata
 HISTORY_TERMS = ("off", "bias", "recency", "item")  # recx/trainer/history.py
 HISTORY_MODELS = ("sasrec", "gru4rec")  # causal: position t's history is the row's items up to t
 HISTORY_LOSSES = ("debiased_ce", "full_ce")  # losses whose candidates include the history items
-HISTORY_GRADIENTS = ("term", "all")  # recx/trainer/losses/base.py history_cross_entropy
+HISTORY_GRADIENTS = ("term", "all")  # recx/trainer/losses/linear_softmax.py TermScores
 TRACKERS = ("none", "tensorboard", "mlflow")  # recx/trainer/tracking.py
 DEFAULT_LM = "all-MiniLM-L6-v2"  # Reo-LM's backbone unless --lm names another
 # options a resumed run takes from the command line; every other option is the run's own

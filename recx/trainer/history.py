@@ -15,9 +15,8 @@ scalar, so every mode has a global bias):
 - ``item``: recency and count, plus a per-item repeat propensity.
 
 Items not in the history get nothing.  The term is trained inside the loss (the history items
-are candidates there: negatives unless they are the target; recx/trainer/losses/base.py
-history_cross_entropy)
-and applied on every ranking path through :meth:`HistoryTerm.scores`
+are candidates there: negatives unless they are the target; recx/trainer/losses/linear_softmax.py
+TermScores) and applied on every ranking path through :meth:`HistoryTerm.scores`
 (:class:`recx.evaluate.retrieval.HistoryScores`), so validation, ``recx eval``,
 ``recx recommend``, exports and ensembles rank the same way.  It reads the same window as the
 sequence model: the last ``window`` items.

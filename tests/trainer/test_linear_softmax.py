@@ -1,6 +1,7 @@
 """linear_softmax_cross_entropy equals the plain path (the whole [P, C] logits, then
-softmax_cross_entropy): loss and both gradients, across block boundaries, with cosine /
-temperature, with a frozen table, without grad, and inside a bf16 autocast region."""
+softmax_cross_entropy): loss and every gradient, across block boundaries, with cosine /
+temperature, offsets, masks and a history term (both gradients), with a frozen table, without
+grad, and inside a bf16 autocast region."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from recx.trainer.losses.linear_softmax import linear_softmax_cross_entropy
+from recx.trainer.losses.linear_softmax import TermScores, linear_softmax_cross_entropy
 from recx.trainer.losses.similarity import similarity
+from recx.trainer.losses.softmax import softmax_cross_entropy
 
 
 def inputs(rows: int, columns: int, width: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -90,3 +92,81 @@ def test_inside_autocast_its_matmuls_stay_fp32():
         results.append((loss.detach(), s.grad))
     torch.testing.assert_close(results[1][0], results[0][0])
     torch.testing.assert_close(results[1][1], results[0][1])
+
+
+# -- offsets, masks and a history term, against the whole logits ---------------------------------
+
+def whole_logits_loss(states, vectors, targets, temperature, offsets, mask, columns, values, term_mask, gradient):
+    """The reference: the [P, C] logits built whole, the term added with scatter_add into a
+    spare column C for padding, masked, then softmax_cross_entropy (``term``: the term-free loss
+    plus the term's loss over the detached logits; ``all``: the term's loss alone)."""
+    logits = similarity(states, vectors, temperature) + offsets
+    if columns is None:
+        return softmax_cross_entropy(logits.masked_fill(mask, float("-inf")), targets)
+
+    def with_term(x):
+        wide = torch.cat([x, x.new_zeros(len(x), 1)], dim=1).scatter_add(1, columns, values)
+        return wide[:, :-1].masked_fill(term_mask, float("-inf"))
+
+    if gradient == "all":
+        return softmax_cross_entropy(with_term(logits), targets)
+    return softmax_cross_entropy(logits.masked_fill(mask, float("-inf")), targets) + softmax_cross_entropy(with_term(logits.detach()), targets)
+
+
+def masked_problem(rows: int, columns: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    states, vectors, targets = inputs(rows, columns, seed=seed)
+    offsets = torch.randn(columns, generator=g)
+    mask = torch.rand(rows, columns, generator=g) < 0.3
+    mask[torch.arange(rows), targets] = False  # a target is never masked
+    term_columns = torch.randint(0, columns + 1, (rows, 6), generator=g)  # column C: padding
+    values = torch.randn(rows, 6, generator=g)
+    term_mask = mask & (torch.rand(rows, columns, generator=g) < 0.5)
+    return states, vectors, targets, offsets, mask, term_columns, values, term_mask
+
+
+@pytest.mark.parametrize("gradient", [None, "term", "all"])
+@pytest.mark.parametrize("temperature", [0.0, 0.1])
+@pytest.mark.parametrize("block_elements", [16 * 40, 1 << 18])
+def test_offsets_masks_and_a_history_term_equal_the_whole_logits(gradient, temperature, block_elements):
+    """37 rows over 40 candidates: blocks of 16 rows (16+16+5) or one block; an item may sit
+    twice in a row's columns (the term adds twice) and column C is padding."""
+    states, vectors, targets, offsets, mask, columns, values, term_mask = masked_problem(37, 40, seed=7)
+    results = []
+    for blocked in (False, True):
+        s, v, w = (x.clone().requires_grad_() for x in (states, vectors, values))
+        if blocked:
+            term = None if gradient is None else TermScores(columns, w, lambda a, b: term_mask[a:b], gradient)
+            loss = linear_softmax_cross_entropy(s, v, targets, temperature, offsets=offsets, mask=lambda a, b: mask[a:b].clone(), term=term,
+                                                block_elements=block_elements)
+        else:
+            loss = whole_logits_loss(s, v, targets, temperature, offsets, mask, None if gradient is None else columns, w, term_mask, gradient)
+        (loss * 1.5).backward()
+        results.append((loss.detach(), s.grad, v.grad, w.grad))
+    (ref, *ref_grads), (mine, *grads) = results
+    torch.testing.assert_close(mine, ref, rtol=1e-5, atol=1e-6)
+    for got, want in zip(grads, ref_grads):
+        if want is None:
+            assert got is None
+        else:
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    if gradient is not None:
+        assert grads[2].abs().sum() > 0 and (grads[2][columns == 40] == 0).all()  # the term learns; padding gets nothing
+
+
+def test_with_gradient_term_the_encoder_learns_as_without_a_term():
+    states, vectors, targets, offsets, mask, columns, values, term_mask = masked_problem(20, 30, seed=3)
+    grads = []
+    for term in (None, TermScores(columns, values.clone().requires_grad_(), lambda a, b: term_mask[a:b], "term")):
+        s, v = states.clone().requires_grad_(), vectors.clone().requires_grad_()
+        linear_softmax_cross_entropy(s, v, targets, 0.0, offsets=offsets, mask=lambda a, b: mask[a:b].clone(), term=term).backward()
+        grads.append((s.grad, v.grad))
+    torch.testing.assert_close(grads[1][0], grads[0][0], rtol=0, atol=0)
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=0, atol=0)
+
+
+def test_an_unknown_history_gradient_is_refused():
+    states, vectors, targets = inputs(3, 5)
+    term = TermScores(torch.zeros(3, 1, dtype=torch.long), torch.zeros(3, 1), None, "both")
+    with pytest.raises(ValueError, match="history gradient 'both'"):
+        linear_softmax_cross_entropy(states, vectors, targets, 0.0, term=term)

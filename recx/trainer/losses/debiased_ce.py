@@ -11,7 +11,9 @@ user's items (the whole batch row, or only the items up to position t with
 ``mask_scope="past"``) other than the target itself.  Padding is never a candidate and never
 a target.  Subtracting log p_j removes the popularity bias of in-batch sampling (items are
 candidates in proportion to how often they occur).  With a model's history term, the past
-items are candidates scored with it (losses/base.py history_cross_entropy).
+items are candidates scored with it (losses/linear_softmax.py TermScores).  The [P, C] logits
+are never built whole: linear_softmax_cross_entropy takes a block of rows at a time and asks
+for that block's masks.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from typing import Callable
 import torch
 
 from recx.trainer.data import Batch
-from recx.trainer.losses.base import ItemVectors, SequenceLoss, history_cross_entropy, similarity, target_positions
-from recx.trainer.losses.softmax import softmax_cross_entropy
+from recx.trainer.losses.base import ItemVectors, SequenceLoss, target_positions
+from recx.trainer.losses.linear_softmax import BlockMask, TermScores, linear_softmax_cross_entropy
 
 
 def log_popularity(counts: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
@@ -44,7 +46,7 @@ class DebiasedCrossEntropy(SequenceLoss):
         gather: optional hook that all-gathers (candidate ids, candidate vectors) across ranks
             so every rank uses the global candidate set; identity when None.
         history_gradient: with a history term, what learns from the past items as candidates
-            (losses/base.py add_history_scores).
+            (losses/linear_softmax.py TermScores).
     """
 
     def __init__(
@@ -76,7 +78,7 @@ class DebiasedCrossEntropy(SequenceLoss):
     def forward(self, states: torch.Tensor, batch: Batch, items: ItemVectors, history: torch.Tensor | None = None) -> torch.Tensor:
         """states [B, L, D]; history [B, L, L] or None: the model's history term per prediction
         position (recx/trainer/history.py), added to the logits of the row's past items, which
-        are then candidates instead of masked (``history_cross_entropy`` says what learns from
+        are then candidates instead of masked (``TermScores.gradient`` says what learns from
         them)."""
         inputs, targets = batch.inputs, batch.targets  # [B, L]
         B, L = targets.shape
@@ -85,31 +87,36 @@ class DebiasedCrossEntropy(SequenceLoss):
         keep = target_positions(targets)  # [B, L]
         row, pos = keep.nonzero(as_tuple=True)  # [P], [P]
 
-        logits = similarity(states[row, pos], items(cand), self.temperature)  # [P, C] fp32
-        logits = logits - self.log_p[cand]
-
         # every row item is a candidate, so searchsorted gives its column; padding -> column C
         col_in = torch.where(inputs > 0, torch.searchsorted(cand, inputs.contiguous()), C)  # [B, L]
         col_tgt = torch.searchsorted(cand, targets[row, pos])  # [P]
-        own = self.own_items(inputs, targets, cand, col_in, row, pos)  # [P, C]
-        own[torch.arange(len(row), device=cand.device), col_tgt] = False  # the target stays
-        if history is None:
-            return softmax_cross_entropy(logits.masked_fill(own, float("-inf")), col_tgt)
-        assert history.shape == (B, L, L), (tuple(history.shape), B, L)
-        seen = self.own_items(inputs, targets, cand, col_in, row, pos, scope="past")  # the term scores these: candidates
-        return history_cross_entropy(logits, col_tgt, own, own & ~seen, col_in[row], history[row, pos], self.history_gradient)
+        own_items = self.own_items(inputs, targets, cand, col_in, row, pos)
+
+        def own(start: int, stop: int) -> torch.Tensor:  # [b, C]: the target stays a candidate
+            mask = own_items(start, stop)
+            mask[torch.arange(stop - start, device=mask.device), col_tgt[start:stop]] = False
+            return mask
+
+        term = None
+        if history is not None:
+            assert history.shape == (B, L, L), (tuple(history.shape), B, L)
+            seen = self.own_items(inputs, targets, cand, col_in, row, pos, scope="past")  # the term scores these: candidates
+            term = TermScores(col_in[row], history[row, pos], lambda start, stop: own(start, stop) & ~seen(start, stop), self.history_gradient)
+        return linear_softmax_cross_entropy(states[row, pos], items(cand), col_tgt, self.temperature, offsets=-self.log_p[cand], mask=own,
+                                            term=term)
 
     def own_items(self, inputs: torch.Tensor, targets: torch.Tensor, cand: torch.Tensor, col_in: torch.Tensor, row: torch.Tensor,
-                  pos: torch.Tensor, scope: str | None = None) -> torch.Tensor:
-        """[P, C] bool: the candidates that are the predicting user's own items (``scope``:
-        sequence = the whole row, past = its inputs up to the position; default mask_scope)."""
+                  pos: torch.Tensor, scope: str | None = None) -> BlockMask:
+        """Prediction rows start..stop -> [b, C] bool (a new tensor): the candidates that are the
+        predicting user's own items (``scope``: sequence = the whole row, past = its inputs up to
+        the position; default mask_scope)."""
         B, L = inputs.shape
         C = cand.numel()
         if (scope or self.mask_scope) == "sequence":
             own_rows = torch.zeros(B, C + 1, dtype=torch.bool, device=cand.device)
             own_rows.scatter_(1, col_in, True)
             own_rows.scatter_(1, torch.where(targets > 0, torch.searchsorted(cand, targets.contiguous()), C), True)
-            return own_rows[row, :C]
+            return lambda start, stop: own_rows[row[start:stop], :C]
         first = torch.full((B, C + 1), L, dtype=torch.long, device=cand.device)  # each candidate's first input position
         first.scatter_reduce_(1, col_in, torch.arange(L, device=cand.device).expand(B, L), reduce="amin")
-        return first[row, :C] <= pos.unsqueeze(1)
+        return lambda start, stop: first[row[start:stop], :C] <= pos[start:stop].unsqueeze(1)

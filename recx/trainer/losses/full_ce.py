@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from recx.trainer.data import Batch
-from recx.trainer.losses.base import ItemVectors, SequenceLoss, history_cross_entropy, similarity, target_positions
-from recx.trainer.losses.linear_softmax import linear_softmax_cross_entropy
+from recx.trainer.losses.base import ItemVectors, SequenceLoss, target_positions
+from recx.trainer.losses.linear_softmax import TermScores, linear_softmax_cross_entropy
 
 
 class FullCrossEntropy(SequenceLoss):
@@ -20,13 +20,11 @@ class FullCrossEntropy(SequenceLoss):
 
     def forward(self, states: torch.Tensor, batch: Batch, items: ItemVectors, history: torch.Tensor | None = None) -> torch.Tensor:
         keep = target_positions(batch.targets)  # [B, L]
-        h = states[keep]  # [P, D]
         table = items.table()[1:]  # [N, D]; padding is never a candidate
         target_columns = batch.targets[keep] - 1
-        if history is None:  # nothing to add to or mask in the logits: never build them whole
-            return linear_softmax_cross_entropy(h, table, target_columns, self.temperature)
-        logits = similarity(h, table, self.temperature)  # [P, N] fp32
-        row, pos = keep.nonzero(as_tuple=True)  # history [B, L, L]; item i is column i - 1, padding column N
-        columns = torch.where(batch.inputs > 0, batch.inputs - 1, table.shape[0])[row]  # [P, L]
-        # the full softmax masks no item, with or without a term
-        return history_cross_entropy(logits, target_columns, None, None, columns, history[row, pos], self.history_gradient)
+        term = None
+        if history is not None:  # the full softmax masks no item, with or without a term
+            row, pos = keep.nonzero(as_tuple=True)  # history [B, L, L]; item i is column i - 1, padding column N
+            columns = torch.where(batch.inputs > 0, batch.inputs - 1, table.shape[0])[row]  # [P, L]
+            term = TermScores(columns, history[row, pos], None, self.history_gradient)
+        return linear_softmax_cross_entropy(states[keep], table, target_columns, self.temperature, term=term)
