@@ -110,9 +110,16 @@ class HistoryTerm(nn.Module):
         (all zero while the term is not ``active``)."""
         U, W = padded.shape
         idx = torch.arange(W, device=padded.device)
-        same = (padded.unsqueeze(2) == padded.unsqueeze(1)) & (padded > 0).unsqueeze(2)  # [U, p, p']
-        latest = ~(same & (idx.view(1, 1, W) > idx.view(1, W, 1))).any(2) & (padded > 0) & self.active  # [U, p]
-        value = self._value((W - 1 - idx).view(1, W).expand(U, W), same.long().sum(2), padded)
+        # sorted by item, each item's slots stay in order: a run per item, its last slot the
+        # latest; O(W log W) a history where comparing every pair of slots was O(W^2)
+        items_sorted, order = torch.sort(padded, dim=1, stable=True)  # [U, W]
+        differs = items_sorted[:, 1:] != items_sorted[:, :-1]  # [U, W-1]
+        run_end = torch.cat([differs, torch.ones_like(differs[:, :1])], dim=1)  # [U, W]
+        run = torch.cat([torch.zeros_like(differs[:, :1]), differs], dim=1).long().cumsum(1)  # [U, W] run index
+        run_size = torch.zeros_like(run).scatter_add_(1, run, torch.ones_like(run))  # [U, W] slots per run index
+        latest = torch.zeros_like(run_end).scatter_(1, order, run_end) & (padded > 0) & self.active  # [U, p]
+        count = torch.zeros_like(run).scatter_(1, order, run_size.gather(1, run))  # [U, p] occurrences of p's item
+        value = self._value((W - 1 - idx).view(1, W).expand(U, W), count, padded)
         items = torch.where(latest, padded, torch.zeros_like(padded))
         return items, torch.where(latest, value, torch.zeros_like(value))
 
