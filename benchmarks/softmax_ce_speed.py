@@ -69,5 +69,6 @@ def main() -> None:
                                          "median_ms": groups["logits"], "median_ms_from_states_and_table": groups["states_and_table"],
                                          **machine_record()}, indent=1) + "\n")
 
+
 if __name__ == "__main__":
     main()
