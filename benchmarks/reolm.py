@@ -298,6 +298,7 @@ def main() -> None:
     ap.add_argument("--pretrain-steps", type=int, default=200, help="row pretrained: batches of `recx pretrain` over the other domains")
     ap.add_argument("--pretrain-piece", type=int, default=50, help="row pretrained: batches per resumable pre-training epoch")
     args = ap.parse_args()
+    args.data, args.work = args.data.resolve(), args.work.resolve()  # recx runs in each workspace: relative paths would move
     _, store = prepare(args.data, args.work, args.dataset)
     ws = workspace(args.work, args.dataset)
     base = train(ws, SASREC, SASREC_SETTINGS)
