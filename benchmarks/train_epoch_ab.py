@@ -1,6 +1,6 @@
-"""One training epoch of two recx checkouts, alternated: the comparison's recx run of
-benchmarks/train_vs_recbole.py (its saved config.json: SASRec, full softmax, batch 256, fp32),
-``--epochs`` epochs per run, ``--rounds`` rounds of A then B, one process per run so each side
+"""One training epoch of two recx checkouts, alternated: any recx run's saved config.json (e.g.
+the recx run of benchmarks/train_vs_recbole.py: SASRec, full softmax, batch 256, fp32; or
+`recx train`'s defaults, docs/train_epoch_ab_default_recipe.json), ``--epochs`` epochs per run, ``--rounds`` rounds of A then B, one process per run so each side
 imports its own checkout.  Prints one line per run (training seconds per epoch, valid NDCG@10
 per epoch) and, with ``--json``, the raw record and the median epoch over epochs 2.. of all rounds.
 

@@ -96,17 +96,18 @@ def test_inside_autocast_its_matmuls_stay_fp32():
 
 # -- offsets, masks and a history term, against the whole logits ---------------------------------
 
-def whole_logits_loss(states, vectors, targets, temperature, offsets, mask, columns, values, term_mask, gradient):
+def whole_logits_loss(states, vectors, targets, temperature, offsets, mask, columns, values, unmask, gradient):
     """The reference: the [P, C] logits built whole, the term added with scatter_add into a
-    spare column C for padding, masked, then softmax_cross_entropy (``term``: the term-free loss
-    plus the term's loss over the detached logits; ``all``: the term's loss alone)."""
+    spare column C for padding, masked (with the term: what the loss masks but the term
+    unmasks), then softmax_cross_entropy (``term``: the term-free loss plus the term's loss over
+    the detached logits; ``all``: the term's loss alone)."""
     logits = similarity(states, vectors, temperature) + offsets
     if columns is None:
         return softmax_cross_entropy(logits.masked_fill(mask, float("-inf")), targets)
 
     def with_term(x):
         wide = torch.cat([x, x.new_zeros(len(x), 1)], dim=1).scatter_add(1, columns, values)
-        return wide[:, :-1].masked_fill(term_mask, float("-inf"))
+        return wide[:, :-1].masked_fill(mask & ~unmask, float("-inf"))
 
     if gradient == "all":
         return softmax_cross_entropy(with_term(logits), targets)
@@ -121,8 +122,8 @@ def masked_problem(rows: int, columns: int, seed: int):
     mask[torch.arange(rows), targets] = False  # a target is never masked
     term_columns = torch.randint(0, columns + 1, (rows, 6), generator=g)  # column C: padding
     values = torch.randn(rows, 6, generator=g)
-    term_mask = mask & (torch.rand(rows, columns, generator=g) < 0.5)
-    return states, vectors, targets, offsets, mask, term_columns, values, term_mask
+    unmask = torch.rand(rows, columns, generator=g) >= 0.5  # the term scores these masked candidates
+    return states, vectors, targets, offsets, mask, term_columns, values, unmask
 
 
 @pytest.mark.parametrize("gradient", [None, "term", "all"])
@@ -131,16 +132,16 @@ def masked_problem(rows: int, columns: int, seed: int):
 def test_offsets_masks_and_a_history_term_equal_the_whole_logits(gradient, temperature, block_elements):
     """37 rows over 40 candidates: blocks of 16 rows (16+16+5) or one block; an item may sit
     twice in a row's columns (the term adds twice) and column C is padding."""
-    states, vectors, targets, offsets, mask, columns, values, term_mask = masked_problem(37, 40, seed=7)
+    states, vectors, targets, offsets, mask, columns, values, unmask = masked_problem(37, 40, seed=7)
     results = []
     for blocked in (False, True):
         s, v, w = (x.clone().requires_grad_() for x in (states, vectors, values))
         if blocked:
-            term = None if gradient is None else TermScores(columns, w, lambda a, b: term_mask[a:b], gradient)
+            term = None if gradient is None else TermScores(columns, w, lambda a, b: unmask[a:b], gradient)
             loss = linear_softmax_cross_entropy(s, v, targets, temperature, offsets=offsets, mask=lambda a, b: mask[a:b].clone(), term=term,
                                                 block_elements=block_elements)
         else:
-            loss = whole_logits_loss(s, v, targets, temperature, offsets, mask, None if gradient is None else columns, w, term_mask, gradient)
+            loss = whole_logits_loss(s, v, targets, temperature, offsets, mask, None if gradient is None else columns, w, unmask, gradient)
         (loss * 1.5).backward()
         results.append((loss.detach(), s.grad, v.grad, w.grad))
     (ref, *ref_grads), (mine, *grads) = results
@@ -155,9 +156,9 @@ def test_offsets_masks_and_a_history_term_equal_the_whole_logits(gradient, tempe
 
 
 def test_with_gradient_term_the_encoder_learns_as_without_a_term():
-    states, vectors, targets, offsets, mask, columns, values, term_mask = masked_problem(20, 30, seed=3)
+    states, vectors, targets, offsets, mask, columns, values, unmask = masked_problem(20, 30, seed=3)
     grads = []
-    for term in (None, TermScores(columns, values.clone().requires_grad_(), lambda a, b: term_mask[a:b], "term")):
+    for term in (None, TermScores(columns, values.clone().requires_grad_(), lambda a, b: unmask[a:b], "term")):
         s, v = states.clone().requires_grad_(), vectors.clone().requires_grad_()
         linear_softmax_cross_entropy(s, v, targets, 0.0, offsets=offsets, mask=lambda a, b: mask[a:b].clone(), term=term).backward()
         grads.append((s.grad, v.grad))

@@ -101,7 +101,7 @@ class DebiasedCrossEntropy(SequenceLoss):
         if history is not None:
             assert history.shape == (B, L, L), (tuple(history.shape), B, L)
             seen = self.own_items(inputs, targets, cand, col_in, row, pos, scope="past")  # the term scores these: candidates
-            term = TermScores(col_in[row], history[row, pos], lambda start, stop: own(start, stop) & ~seen(start, stop), self.history_gradient)
+            term = TermScores(col_in[row], history[row, pos], seen, self.history_gradient)
         return linear_softmax_cross_entropy(states[row, pos], items(cand), col_tgt, self.temperature, offsets=-self.log_p[cand], mask=own,
                                             term=term)
 

@@ -26,6 +26,7 @@ import torch
 
 from recx.trainer.config import HISTORY_GRADIENTS
 from recx.trainer.losses.similarity import similarity_operands
+from recx.trainer.losses.softmax import exp_and_nll
 
 # logits per block: on a CPU 1 MiB of fp32, a core's share of cache (2^15-2^21 measured: 2^18
 # fastest); elsewhere all rows in one block up to 256 MiB, as before blocks (no GPU measured)
@@ -40,25 +41,24 @@ BlockMask = Callable[[int, int], torch.Tensor]  # rows start..stop -> [stop - st
 class TermScores:
     """A model's history term at each prediction (recx/trainer/history.py): ``values`` [P, L] fp32
     (trainable) added to the logit columns ``columns`` [P, L] long (C: no column, e.g. padding;
-    an item twice in a row adds twice); ``mask``: what the softmax with the term masks;
+    an item twice in a row adds twice); ``unmask``: of the loss's masked candidates, those the
+    term scores, so the softmax with the term keeps them (None: it masks what the loss masks);
     ``gradient``: ``term`` (the loss without the term trains states and vectors, the same
     softmax over their detached scores plus the term trains the term) or ``all`` (one softmax
     with the term trains everything)."""
 
     columns: torch.Tensor
     values: torch.Tensor
-    mask: BlockMask | None
+    unmask: BlockMask | None
     gradient: str
 
 
 def _cross_entropy_(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Sum over rows of -log softmax(logits)[row, target]; turns ``logits`` [b, C] (masked
     entries -inf, targets' finite) into softmax - one-hot in place."""
-    picked = logits.gather(1, targets.unsqueeze(1)).squeeze(1)  # [b] before exp_ overwrites it
-    top = logits.amax(1, keepdim=True)  # [b, 1]
-    sums = logits.sub_(top).exp_().sum(1, keepdim=True)  # [b, 1]
-    logits.div_(sums)[torch.arange(len(targets), device=logits.device), targets] -= 1.0
-    return (sums.log().squeeze(1) + top.squeeze(1) - picked).sum()
+    exp, sums, total = exp_and_nll(logits, targets, out=logits)
+    exp.div_(sums)[torch.arange(len(targets), device=logits.device), targets] -= 1.0
+    return total
 
 
 class _LinearSoftmaxCrossEntropy(torch.autograd.Function):
@@ -90,10 +90,11 @@ class _LinearSoftmaxCrossEntropy(torch.autograd.Function):
                 logits.div_(divisor)
             if offsets is not None:
                 logits.add_(offsets)
+            masked = None if mask is None else mask(start, stop)  # [b, C]
             if term is None or train_term_only:  # the loss without the term
                 plain = logits.clone() if term is not None else logits
-                if mask is not None:
-                    plain.masked_fill_(mask(start, stop), float("-inf"))
+                if masked is not None:
+                    plain.masked_fill_(masked, float("-inf"))
                 total += _cross_entropy_(plain, tgt)
                 if want[0] or want[1]:
                     encoder_grads(plain, rows, start)
@@ -103,8 +104,8 @@ class _LinearSoftmaxCrossEntropy(torch.autograd.Function):
                 columns = term.columns[start:stop]  # [b, L]
                 wide.scatter_add_(1, columns, values[start:stop])
                 scored = wide[:, :C]
-                if term.mask is not None:
-                    scored.masked_fill_(term.mask(start, stop), float("-inf"))
+                if masked is not None:
+                    scored.masked_fill_(masked if term.unmask is None else masked & ~term.unmask(start, stop), float("-inf"))
                 total += _cross_entropy_(scored, tgt)
                 wide[:, C] = 0.0
                 if want[2]:
@@ -126,7 +127,8 @@ def linear_softmax_cross_entropy(states: torch.Tensor, vectors: torch.Tensor, ta
     logits at a time (default: BLOCK_ELEMENTS of the device), where logits = similarity(states,
     vectors, temperature) + offsets, -inf where ``mask``; with a history term, the loss that
     TermScores.gradient defines (``term``: that loss plus the one over the detached logits with
-    the term added at its columns, -inf where ``term.mask``; ``all``: the latter alone).
+    the term added at its columns, -inf where ``mask`` but not ``term.unmask``; ``all``: the
+    latter alone).
 
     states [P, D], vectors [C, D] (either may be frozen), targets [P] long in [0, C) (never
     masked), offsets [C] (constant) -> scalar.

@@ -14,15 +14,23 @@ from __future__ import annotations
 import torch
 
 
+def exp_and_nll(logits: torch.Tensor, targets: torch.Tensor, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The one exponential pass: exp(logits - row max) [P, C] (written into ``out``, which may be
+    ``logits`` itself), its row sums [P, 1], and the sum over rows of -log softmax at the target
+    (a scalar).  logits [P, C] (masked entries -inf; a target's own logit is finite); targets [P]."""
+    picked = logits.gather(1, targets.unsqueeze(1)).squeeze(1)  # [P], before ``out`` may overwrite it
+    top = logits.amax(1, keepdim=True)  # [P, 1]; a row's target logit is finite, so is its max
+    exp = torch.sub(logits, top, out=out).exp_()  # [P, C]; exp(-inf) = 0 for masked logits
+    sums = exp.sum(1, keepdim=True)  # [P, 1]
+    return exp, sums, (sums.log().squeeze(1) + top.squeeze(1) - picked).sum()
+
+
 class _SoftmaxCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        top = logits.amax(1, keepdim=True)  # [P, 1]; a row's target logit is finite, so is its max
-        exp = torch.sub(logits, top).exp_()  # [P, C]; exp(-inf) = 0 for masked logits
-        total = exp.sum(1, keepdim=True)  # [P, 1]
+        exp, total, nll = exp_and_nll(logits, targets)
         ctx.save_for_backward(exp, total, targets)
-        log_z = total.log().add_(top).squeeze(1)  # [P] logsumexp
-        return (log_z - logits.gather(1, targets.unsqueeze(1)).squeeze(1)).mean()
+        return nll / len(targets)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
