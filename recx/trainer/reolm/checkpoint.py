@@ -65,8 +65,8 @@ def check_compatible(ckpt: str | Path, lm: str, signature: dict[str, Any], tok_h
 
 def load_shared_weights(model: nn.Module, ckpt: str | Path) -> list[str]:
     """Copy the checkpoint's weights into ``model`` where name and shape match (the backbone must
-    match whole); returns the names left at their fresh values (e.g. an image projection of
-    another store dimension)."""
+    match whole), the attribute types by attribute name; returns the names left at their fresh
+    values (e.g. an image projection of another store dimension)."""
     path = Path(ckpt) / WEIGHTS
     if not path.is_file():
         raise RecxError(f"{ckpt}: no {WEIGHTS} (pretraining has not finished an epoch)")
@@ -75,4 +75,7 @@ def load_shared_weights(model: nn.Module, ckpt: str | Path) -> list[str]:
     missing_backbone = [k for k in own if k.startswith("backbone.") and k not in state]
     if missing_backbone:
         raise CheckpointMismatchError(f"{path}: no weights for {missing_backbone[0]} (and {len(missing_backbone) - 1} more)")
-    return load_matching_weights(model, model.adapt_state(state))[1]
+    names = read_config(ckpt).get("packing", {}).get("attribute_names")
+    if names is None:  # written before the names were: its rows may mean other attributes than the model's
+        state.pop("attribute_type.weight", None)
+    return load_matching_weights(model, model.adapt_state(state, attribute_names=names or ()))[1]

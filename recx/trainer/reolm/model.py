@@ -199,15 +199,28 @@ class ReoLM(nn.Module):
         if grad_checkpointing:
             backbone.gradient_checkpointing_enable()
 
-    def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def adapt_state(self, state: dict[str, torch.Tensor], attribute_names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """Another Reo-LM's weights fitted to this one's shapes, for `--init` and `--warm-start`:
         a model that packs more items keeps the source's item positions and starts the new
-        ones fresh (zero); one that packs fewer keeps the first ones."""
+        ones fresh (zero); one that packs fewer keeps the first ones.  ``attribute_names``: the
+        attributes of the source's token-type rows 1.. (None: this catalog's own, as in a warm
+        start); each of this model's attributes takes the source's row of the same name, and one
+        the source never read starts fresh (zero)."""
+        state = dict(state)
         w, own = state.get("item_position.weight"), self.item_position.weight.detach()
-        if w is None or w.shape == own.shape or w.shape[1] != own.shape[1]:
-            return state
-        rows = min(len(w), len(own))
-        return {**state, "item_position.weight": torch.cat([w[:rows].to(own.dtype), own[rows:].cpu()])}
+        if w is not None and w.shape != own.shape and w.shape[1] == own.shape[1]:
+            rows = min(len(w), len(own))
+            state["item_position.weight"] = torch.cat([w[:rows].to(own.dtype), own[rows:].cpu()])
+        types = state.get("attribute_type.weight")
+        if attribute_names is not None and types is not None and self.attribute_type is not None:
+            source = {name: k + 1 for k, name in enumerate(attribute_names)}
+            mine = self.attribute_type.weight.detach().cpu().clone()
+            mine[0] = types[0]  # the special tokens' row
+            for k, name in enumerate(self.tokens.attributes):
+                if name in source:
+                    mine[k + 1] = types[source[name]]
+            state["attribute_type.weight"] = mine
+        return state
 
     # -- the LM over packed sequences ------------------------------------------------------
     def pretrained_parameters(self) -> list[nn.Parameter]:

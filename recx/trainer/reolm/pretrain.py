@@ -127,7 +127,7 @@ def tuning_config(cfg: PretrainConfig) -> dict[str, Any]:
 def checkpoint_config(cfg: PretrainConfig, backbone: nn.Module, folder: Path, tok_hash: str, domains: Domains, has_image: bool) -> dict[str, Any]:
     packing = {"item_text": cfg.item_text, "attr_tokens": cfg.attr_tokens, "item_tokens": cfg.item_tokens, "user_tokens": cfg.user_tokens,
                "user_items": cfg.user_items, "max_items": cfg.user_items or cfg.max_len, "attribute_types": attribute_types(domains.tokens),
-               "image_slot": has_image, "pooling": cfg.pooling}
+               "attribute_names": list(domains.tokens.attributes) if domains.tokens.types is not None else [], "image_slot": has_image, "pooling": cfg.pooling}
     return {
         "format": FORMAT,
         "backbone": {"name": cfg.lm, "canonical": canonical_lm(cfg.lm), "path": str(folder), "signature": backbone_signature(backbone)},

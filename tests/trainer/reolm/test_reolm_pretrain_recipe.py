@@ -191,6 +191,8 @@ def test_molora_pretraining_routes_by_domain_resumes_exactly_and_fine_tunes(synt
     assert saved["tuning"] == {"name": "molora", "rank": 4, "alpha": 16.0, "experts": 2}
     assert {k: saved["packing"][k] for k in ("item_text", "attr_tokens", "user_items", "max_items")} == \
         {"item_text": "attributes", "attr_tokens": 32, "user_items": 9, "max_items": 9}
+    names = saved["packing"]["attribute_names"]  # what `recx train --init` maps its type rows by
+    assert len(names) == saved["packing"]["attribute_types"] > 1 and "colour" in names
     # only the adapters trained (gates frozen: hard routing never reads them)
     fresh, _ = pretrainer(cfg())
     init = {f"lm.{k}": v for k, v in a.items()}

@@ -90,6 +90,35 @@ def test_packing_carries_types_and_the_model_embeds_them(attr_dir, lm_dir, tmp_p
     assert not torch.allclose(before[1], after[1]) and torch.allclose(before[3], after[3])
 
 
+def test_init_carries_attribute_types_by_name(attr_dir, lm_dir, tmp_path):
+    """A `recx pretrain` checkpoint read other catalogs' attributes: each row goes to the
+    attribute of the same name, never by position."""
+    from recx.trainer.reolm.checkpoint import load_shared_weights
+
+    def fresh():
+        return build_reolm(reo_config(attr_dir, lm_dir, tmp_path), SequenceDataset(attr_dir))
+
+    model = fresh()
+    assert model.tokens.attributes == ("title", "category")
+    dim = model.attribute_type.weight.shape[1]
+    types = torch.arange(1.0, 4 * dim + 1).reshape(4, dim)  # rows: special tokens, brand, category, text
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    torch.save({**model.state_dict(), "attribute_type.weight": types}, ckpt / "model.pt")
+    (ckpt / "config.json").write_text(json.dumps({"packing": {"attribute_names": ["brand", "category", "text"]}}))
+    carried = fresh()
+    assert load_shared_weights(carried, ckpt) == []
+    w = carried.attribute_type.weight.detach()
+    assert torch.equal(w[0], types[0]) and torch.equal(w[2], types[2])  # the special row; category by its name
+    assert torch.equal(w[1], torch.zeros(dim))  # title: the checkpoint never read it
+    # a checkpoint written before the names were: rows of the model's shape are not taken by position
+    torch.save({**model.state_dict(), "attribute_type.weight": types[:3]}, ckpt / "model.pt")
+    (ckpt / "config.json").write_text(json.dumps({"packing": {}}))
+    unnamed = fresh()
+    assert load_shared_weights(unnamed, ckpt) == ["attribute_type.weight"]
+    assert torch.equal(unnamed.attribute_type.weight.detach(), torch.zeros(3, dim))
+
+
 # -- the user window in items -------------------------------------------------------------------
 def test_the_window_keeps_the_newest_items_whole():
     toks = ItemTokens(np.arange(1, 31, dtype=np.int32), np.array([0, 0, 10, 20, 30]), 0)  # three items of 10 tokens
