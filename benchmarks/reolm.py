@@ -34,6 +34,8 @@ efficientnet-lite0 image store as its image token (``--reo-image store``).
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/reolm.py --rows s1-catalog,s2-frozen --work /tmp/reo
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reolm.py --dataset ml-100k --rows window,s2-window --work /tmp/reo
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reolm.py --dataset amazon-office --rows window:6 --work /tmp/reo
+(``NAME:EPOCHS`` trains a row to that many epochs: a finished run continues where it ended.)
 """
 
 from __future__ import annotations
@@ -141,14 +143,26 @@ def train(ws: Path, name: str, settings: dict, eval_only: bool = False) -> Path:
     run as it stands (an unfinished run is ranked with its best checkpoint so far)."""
     run = ws / "runs" / name
     check_warm_start(ws, run, settings)
-    if (run / "finished.json").is_file() or (eval_only and (run / "best.pt").is_file()):
+    epochs = settings.get("epochs")
+    if (eval_only and (run / "best.pt").is_file()) or finished_epochs(run, epochs):
         return run
-    # a resumed run keeps its own settings (recx refuses the flags it would ignore)
-    args = ["--resume", "--run", str(run)] if (run / "last.pt").is_file() else [*flags(settings), "--name", name]
+    # a resumed run keeps its own settings but --epochs (recx refuses the flags it would ignore)
+    resume = ["--resume", "--run", str(run), *(["--epochs", str(epochs)] if epochs else [])]
+    args = resume if (run / "last.pt").is_file() else [*flags(settings), "--name", name]
     t0 = time.perf_counter()
     recx("train", *args, "-q", cwd=ws)
     print(f"{name}: trained in {time.perf_counter() - t0:.0f}s", flush=True)
     return run
+
+
+def finished_epochs(run: Path, epochs: int | None) -> bool:
+    """Whether ``run`` has finished (``epochs``: that many epochs, or stopped early before them):
+    a row asked for more epochs than its finished run trained continues it."""
+    done = run / "finished.json"
+    if not done.is_file():
+        return False
+    record = json.loads(done.read_text())
+    return epochs is None or record.get("stopped_early", False) or record.get("epochs_run", epochs) >= epochs
 
 
 def check_warm_start(ws: Path, run: Path, settings: dict) -> None:
@@ -293,7 +307,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=Path("/tmp/recx-reolm"))
     ap.add_argument("--dataset", default="amazon-scientific", choices=[d for d in DATASETS if d != "mind-fragment"])
-    ap.add_argument("--rows", default="s1-catalog,s2-frozen", help=f"comma-separated, from: {', '.join(ROWS)}")
+    ap.add_argument("--rows", default="s1-catalog,s2-frozen",
+                    help=f"comma-separated NAME or NAME:EPOCHS (a finished run asked for more epochs trains on), from: {', '.join(ROWS)}")
     ap.add_argument("--eval-only", action="store_true", help="rank the runs as they stand (unfinished: their best checkpoint so far)")
     ap.add_argument("--pretrain-steps", type=int, default=200, help="row pretrained: batches of `recx pretrain` over the other domains")
     ap.add_argument("--pretrain-piece", type=int, default=50, help="row pretrained: batches per resumable pre-training epoch")
@@ -304,8 +319,9 @@ def main() -> None:
     base = train(ws, SASREC, SASREC_SETTINGS)
     image = {"reo_image": "store", "store": f"image={store}"} if store else {}
     records = []
-    for name in args.rows.split(","):
-        settings = {**ROWS[name], **image}
+    for row in args.rows.split(","):
+        name, _, epochs = row.partition(":")
+        settings = {**ROWS[name], **image, **({"epochs": int(epochs)} if epochs else {})}
         if name == "pretrained":
             settings["init"] = str(pretrain(args.data, args.work, args.dataset, args.pretrain_steps, args.pretrain_piece))
         run = train(ws, name, settings, args.eval_only)

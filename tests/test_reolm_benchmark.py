@@ -60,3 +60,22 @@ def test_a_cached_comparison_older_than_a_best_checkpoint_is_made_again(bench, t
     os.utime(run / "best.pt", ns=(later, later))  # the run trained on
     bench.compare(tmp_path, base, run)
     assert len(calls) == 2
+
+
+def test_a_finished_row_asked_for_more_epochs_trains_on(bench, tmp_path, monkeypatch):
+    run, base = tmp_path / "runs" / "window", tmp_path / "runs" / "sasrec-id"
+    for r in (run, base):
+        r.mkdir(parents=True)
+        (r / "last.pt").write_bytes(b"weights")
+    (run / "finished.json").write_text('{"epochs_run": 4, "stopped_early": false}')
+    (base / "finished.json").write_text("{}")
+    calls = []
+    monkeypatch.setattr(bench, "recx", lambda *args, cwd, capture=False: calls.append(args))
+    bench.train(tmp_path, "window", {"epochs": 4})
+    bench.train(tmp_path, "sasrec-id", {})  # no epochs asked: finished is enough
+    assert calls == []
+    bench.train(tmp_path, "window", {"epochs": 6})
+    assert calls == [("train", "--resume", "--run", str(run), "--epochs", "6", "-q")]
+    (run / "finished.json").write_text('{"epochs_run": 5, "stopped_early": true}')
+    bench.train(tmp_path, "window", {"epochs": 6})  # it stopped early: more epochs would not train
+    assert len(calls) == 1
