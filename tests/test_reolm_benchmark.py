@@ -79,3 +79,13 @@ def test_a_finished_row_asked_for_more_epochs_trains_on(bench, tmp_path, monkeyp
     (run / "finished.json").write_text('{"epochs_run": 5, "stopped_early": true}')
     bench.train(tmp_path, "window", {"epochs": 6})  # it stopped early: more epochs would not train
     assert len(calls) == 1
+
+
+def test_a_run_of_another_batch_is_not_reported_as_the_row(bench, tmp_path):
+    run = tmp_path / "runs" / "sasrec-id"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text('{"config": {"optim": {"batch_size": 256}}}')
+    bench.check_batch(run, {"batch_size": 256})
+    bench.check_batch(run, {})  # the row pins no batch
+    with pytest.raises(SystemExit, match="trained with batch 256, the row asks 32: move .* aside"):
+        bench.check_batch(run, {"batch_size": 32})
