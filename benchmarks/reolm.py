@@ -148,7 +148,7 @@ def train(ws: Path, name: str, settings: dict, eval_only: bool = False) -> Path:
     run as it stands (an unfinished run is ranked with its best checkpoint so far)."""
     run = ws / "runs" / name
     check_warm_start(ws, run, settings)
-    check_batch(run, settings)
+    check_settings(run, settings)
     epochs = settings.get("epochs")
     if (eval_only and (run / "best.pt").is_file()) or finished_epochs(run, epochs):
         return run
@@ -161,24 +161,37 @@ def train(ws: Path, name: str, settings: dict, eval_only: bool = False) -> Path:
     return run
 
 
-def check_batch(run: Path, settings: dict) -> None:
-    """A run trained with another batch than its row now asks (e.g. a baseline from before
-    SASREC_BATCH) stops the script with one line instead of being reported as the new row."""
-    config = run / "config.json"
-    if "batch_size" not in settings or not config.is_file():
+# Options check_settings leaves out: a resume may change the epochs (NAME:EPOCHS); paths are
+# spelled relative to the workspace here and to the run in its config (warm starts are checked
+# by their sha256 instead).
+UNCHECKED = {"epochs", "warm_start", "init", "store"}
+
+
+def check_settings(run: Path, settings: dict) -> None:
+    """A run trained with other options than its row now asks (a baseline from before
+    SASREC_BATCH, a row whose recipe changed since) stops the script with one line instead of
+    being reported as the row."""
+    from recx.trainer.checkpoint import read_run_config
+    from recx.trainer.config import TrainConfig
+    from recx.workspace import RUN_CONFIG
+
+    if not (run / RUN_CONFIG).is_file():
         return
-    trained = json.loads(config.read_text())["config"]["optim"]["batch_size"]
-    if trained != settings["batch_size"]:
-        sys.exit(f"{config}: trained with batch {trained}, the row asks {settings['batch_size']}: move {run} aside to train it again")
+    trained = TrainConfig.from_dict(read_run_config(run)["config"])
+    differ = [f"{k} {trained.get(k)!r}, the row asks {v!r}" for k, v in settings.items() if k not in UNCHECKED and trained.get(k) != v]
+    if differ:
+        sys.exit(f"{run / RUN_CONFIG}: trained with {'; '.join(differ)}: move {run} aside to train it again")
 
 
 def finished_epochs(run: Path, epochs: int | None) -> bool:
     """Whether ``run`` has finished (``epochs``: that many epochs, or stopped early before them):
     a row asked for more epochs than its finished run trained continues it."""
-    done = run / "finished.json"
-    if not done.is_file():
+    from recx.workspace import FINISHED, run_finished
+
+    if not run_finished(run):
         return False
-    record = json.loads(done.read_text())
+    done = run / FINISHED
+    record = json.loads(done.read_text()) if done.is_file() else {}  # a run from before the marker: finished as it is
     return epochs is None or record.get("stopped_early", False) or record.get("epochs_run", epochs) >= epochs
 
 

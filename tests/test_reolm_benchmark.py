@@ -39,11 +39,19 @@ def test_a_warm_started_row_stops_when_its_source_changed(bench, tmp_path):
     bench.check_warm_start(tmp_path, tmp_path / "runs" / "window", {})  # no warm start: nothing to check
 
 
+def make_runs(root: Path, *names: str, weights: str) -> list[Path]:
+    """Run folders ``root/runs/NAME``, each with a weights file ``weights``."""
+    runs = []
+    for name in names:
+        run = root / "runs" / name
+        run.mkdir(parents=True)
+        (run / weights).write_bytes(b"weights")
+        runs.append(run)
+    return runs
+
+
 def test_a_cached_comparison_older_than_a_best_checkpoint_is_made_again(bench, tmp_path, monkeypatch):
-    base, run = tmp_path / "runs" / "sasrec-id", tmp_path / "runs" / "window"
-    for r in (base, run):
-        r.mkdir(parents=True)
-        (r / "best.pt").write_bytes(b"weights")
+    base, run = make_runs(tmp_path, "sasrec-id", "window", weights="best.pt")
     (run / "results.json").write_text('{"metrics": {}}')
     calls = []
 
@@ -63,10 +71,7 @@ def test_a_cached_comparison_older_than_a_best_checkpoint_is_made_again(bench, t
 
 
 def test_a_finished_row_asked_for_more_epochs_trains_on(bench, tmp_path, monkeypatch):
-    run, base = tmp_path / "runs" / "window", tmp_path / "runs" / "sasrec-id"
-    for r in (run, base):
-        r.mkdir(parents=True)
-        (r / "last.pt").write_bytes(b"weights")
+    run, base = make_runs(tmp_path, "window", "sasrec-id", weights="last.pt")
     (run / "finished.json").write_text('{"epochs_run": 4, "stopped_early": false}')
     (base / "finished.json").write_text("{}")
     calls = []
@@ -81,11 +86,17 @@ def test_a_finished_row_asked_for_more_epochs_trains_on(bench, tmp_path, monkeyp
     assert len(calls) == 1
 
 
-def test_a_run_of_another_batch_is_not_reported_as_the_row(bench, tmp_path):
+def test_a_run_of_other_settings_is_not_reported_as_the_row(bench, tmp_path):
+    from recx.trainer.checkpoint import write_run_config
+    from recx.trainer.config import TrainConfig
+
     run = tmp_path / "runs" / "sasrec-id"
     run.mkdir(parents=True)
-    (run / "config.json").write_text('{"config": {"optim": {"batch_size": 256}}}')
-    bench.check_batch(run, {"batch_size": 256})
-    bench.check_batch(run, {})  # the row pins no batch
-    with pytest.raises(SystemExit, match="trained with batch 256, the row asks 32: move .* aside"):
-        bench.check_batch(run, {"batch_size": 32})
+    write_run_config(run, TrainConfig.from_options(model="sasrec", batch_size=256), {})
+    bench.check_settings(run, {"batch_size": 256})
+    bench.check_settings(run, {})  # the row pins no batch
+    bench.check_settings(run, {"batch_size": 256, "epochs": 9, "warm_start": "runs/x"})  # a resume's epochs; paths have their own check
+    with pytest.raises(SystemExit, match="trained with batch_size 256, the row asks 32: move .* aside"):
+        bench.check_settings(run, {"batch_size": 32})
+    with pytest.raises(SystemExit, match="config.json: trained with user_items 9, the row asks 3"):
+        bench.check_settings(run, {"model": "sasrec", "user_items": 3})

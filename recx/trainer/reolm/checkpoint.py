@@ -78,4 +78,4 @@ def load_shared_weights(model: nn.Module, ckpt: str | Path) -> list[str]:
     names = read_config(ckpt).get("packing", {}).get("attribute_names")
     if names is None:  # written before the names were: its rows may mean other attributes than the model's
         state.pop("attribute_type.weight", None)
-    return load_matching_weights(model, model.adapt_state(state, attribute_names=names or ()))[1]
+    return load_matching_weights(model, model.adapt_state(state, attribute_names=names))[1]
