@@ -100,3 +100,14 @@ def test_a_run_of_other_settings_is_not_reported_as_the_row(bench, tmp_path):
         bench.check_settings(run, {"batch_size": 32})
     with pytest.raises(SystemExit, match="config.json: trained with user_items 9, the row asks 3"):
         bench.check_settings(run, {"model": "sasrec", "user_items": 3})
+
+
+def test_every_row_is_a_valid_recx_train_command(bench):
+    """Each row's flags parse as `recx train` options: a boolean is a bare --flag / --no-flag."""
+    from recx.trainer.config import TrainConfig
+
+    assert bench.flags({"reo_item_ids": True, "batch_size": 32}) == ["--reo-item-ids", "--batch-size", "32"]
+    assert bench.flags({"reo_item_ids": False}) == ["--no-reo-item-ids"]
+    for name, settings in bench.ROWS.items():
+        options = {k: v for k, v in settings.items() if k not in ("warm_start", "init")}
+        TrainConfig.from_options(**options)  # raises on an unknown option or a bad combination

@@ -103,6 +103,7 @@ LORA = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.tuning in ("lora"
 MOLORA = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.tuning == "molora", "--model reo-lm --reo-tuning molora")
 HISTORY = Applies(lambda c: c.model.name in HISTORY_MODELS and c.loss.name in HISTORY_LOSSES,
                   f"--model {' | '.join(HISTORY_MODELS)} with --loss {' | '.join(HISTORY_LOSSES)}")
+REO_STAGE2 = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.stage == 2, "--model reo-lm --reo-stage 2")
 ATTRIBUTE_TEXT = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.item_text == "attributes", "--model reo-lm --item-text attributes")
 
 
@@ -215,6 +216,9 @@ class ReoLMConfig:
                               "items take, up to the backbone's positions).", applies=REOLM)
     stage: int = option(1, "reo-lm: 1 trains both towers; 2 freezes the item table (encoded once at the start, e.g. from a "
                         "stage-1 run given as --warm-start) and trains the user side on a softmax over it.", flag="reo_stage", applies=REOLM)
+    item_ids: bool = option(False, "reo-lm --reo-stage 2: add a learned vector per item (zero at the start) to the frozen text table, "
+                            "so the item side learns what the text does not say (a text + ID fusion; ROMA has none).",
+                            flag="reo_item_ids", applies=REO_STAGE2)
 
 
 @dataclass

@@ -68,6 +68,7 @@ def build_reolm(cfg: TrainConfig, dataset: SequenceDataset, load_init: bool = Tr
         attribute_types=len(tokens.attributes) if tokens.types is not None else 0,
         catalog_negatives=cfg.loss.name in ("full_ce", "sampled_softmax"),
         frozen_items=r.stage == 2,
+        item_ids=r.item_ids,
     )
     if init and load_init:
         skipped = load_shared_weights(model, init)

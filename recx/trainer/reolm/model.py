@@ -11,7 +11,9 @@
   interval), so ``--loss full_ce`` / ``sampled_softmax`` rank against the whole catalog at the
   cost of one no-grad pass over it; the step's targets are encoded with gradient.
 - Stage 2: the item table is encoded once (from the weights the run starts with) and frozen
-  into the model's state; the loss ranks against it and only the user side learns.
+  into the model's state; the loss ranks against it and only the user side learns.  With
+  ``item_ids`` a learned vector per item (zero at the start) is added to each frozen row: the
+  item side can then learn what an item's text does not say (a text + ID fusion, not ROMA's).
 
 The training loop (recx/trainer/loop.py) drives it through the interface SequentialRecommender
 has: ``training_batch``, ``forward`` -> states, ``tower`` (ItemVectors for the loss),
@@ -126,6 +128,8 @@ class ReoLM(nn.Module):
         catalog_negatives: the loss ranks against the whole catalog (full_ce, sampled_softmax):
             the step builds the no-grad catalog table once per epoch.
         frozen_items: stage 2, the item table is encoded once and frozen (``frozen_table``).
+        item_ids: stage 2 only, add a learned per-item vector [N+1, D] (zero at init, row 0
+            padding) to the frozen table.
     """
 
     causal = True  # one next-item target per row; the loop's seq2seq batches feed it
@@ -151,6 +155,7 @@ class ReoLM(nn.Module):
         attribute_types: int = 0,
         catalog_negatives: bool = False,
         frozen_items: bool = False,
+        item_ids: bool = False,
     ):
         super().__init__()
         if pooling not in ("mean", "cls"):
@@ -177,6 +182,12 @@ class ReoLM(nn.Module):
         if frozen_items:  # saved with the weights: evaluation and resume score against the same table
             self.register_buffer("frozen_table", torch.zeros(tokens.num_items + 1, self.dim))
             self.register_buffer("frozen_ready", torch.zeros((), dtype=torch.bool))
+        self.item_ids: nn.Embedding | None = None
+        if item_ids:
+            if not frozen_items:
+                raise ValueError("Reo-LM item_ids are added to the frozen table of stage 2 (frozen_items)")
+            self.item_ids = nn.Embedding(tokens.num_items + 1, self.dim, padding_idx=0)
+            nn.init.zeros_(self.item_ids.weight)  # stage 2 starts from the text table alone
         self._negatives: torch.Tensor | None = None
         feat_dim = image_dim if image_dim is not None else (None if image_features is None else int(image_features.shape[1]))
         self.has_image = feat_dim is not None
@@ -333,30 +344,34 @@ class ReoLM(nn.Module):
         """A new epoch (or validation interval): the stage-1 catalog table is encoded again."""
         self._negatives = None
 
-    @torch.no_grad()
     def negatives_table(self) -> torch.Tensor:
-        """[N+1, D] no-grad catalog vectors a step's loss ranks against: the frozen table (stage
-        2), else the table of the weights at the start of this epoch (the one validation just
-        encoded, so it costs nothing more), encoded without dropout."""
+        """[N+1, D] catalog vectors a step's loss ranks against: the frozen table (stage 2; with
+        gradient into ``item_ids`` when it has them), else the no-grad table of the weights at the
+        start of this epoch (the one validation just encoded, so it costs nothing more), encoded
+        without dropout."""
         if self.frozen_items:
             return self.item_table()
         if self._negatives is None:
-            was = self.training
-            self.eval()
-            try:
-                self._negatives = self.item_table()
-            finally:
-                self.train(was)
+            self._negatives = self._epoch_table()
         return self._negatives
+
+    @torch.no_grad()
+    def _epoch_table(self) -> torch.Tensor:
+        was = self.training
+        self.eval()
+        try:
+            return self.item_table()
+        finally:
+            self.train(was)
 
     def item_table(self) -> torch.Tensor:
         """[N+1, D] every catalog item encoded with the current weights (row 0 zeros), or the
-        frozen table in stage 2.  Cached until a weight changes; items sorted by token count so
-        each batch pads little."""
+        frozen table in stage 2 (plus ``item_ids``).  Cached until a weight changes; items sorted
+        by token count so each batch pads little."""
         if self.frozen_items:
             if not bool(self.frozen_ready):
                 self._freeze_table()
-            return self.frozen_table
+            return self.frozen_table if self.item_ids is None else self.frozen_table + self.item_ids.weight
         return self._encode_table()
 
     @torch.no_grad()

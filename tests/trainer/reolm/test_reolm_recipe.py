@@ -209,6 +209,33 @@ def test_stage_two_freezes_the_item_table_and_trains_the_user_side(attr_dir, lm_
     torch.testing.assert_close(again.item_table(), frozen)
 
 
+def test_stage_two_item_ids_train_on_top_of_the_frozen_text_table(attr_dir, lm_dir, tmp_path):
+    from recx.inference.encoders import ModelUserEncoder
+
+    ds = SequenceDataset(attr_dir)
+    plain = build_reolm(reo_config(attr_dir, lm_dir, tmp_path, loss="full_ce", reo_stage=2), ds)
+    model = build_reolm(reo_config(attr_dir, lm_dir, tmp_path, loss="full_ce", reo_stage=2, reo_item_ids=True), ds)
+    model.load_state_dict(plain.state_dict(), strict=False)  # the same weights; the ids start at zero
+    text = plain.item_table().clone()
+    torch.testing.assert_close(model.item_table(), text)
+    step = TrainStep(model, FullCrossEntropy(0.05))
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    step(_batch(), None).backward()
+    grad = model.item_ids.weight.grad
+    assert grad[1:].abs().sum(1).gt(0).all() and not grad[0].any()  # every item is a candidate; padding never
+    opt.step()
+    torch.testing.assert_close(model.frozen_table, text)  # the text rows stay frozen
+    torch.testing.assert_close(model.item_table().detach(), text + model.item_ids.weight.detach())
+    assert not model.item_ids.weight[0].any()
+    table = ModelUserEncoder(model, max_len=6).item_table()  # what eval and serving rank against
+    np.testing.assert_allclose(table, (text + model.item_ids.weight).detach().numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_item_ids_need_stage_two():
+    cfg = TrainConfig.from_options(model="reo-lm", reo_stage=1)
+    assert cfg.inapplicable({"reo_item_ids"}) == ["--reo-item-ids applies to --model reo-lm --reo-stage 2, not to --model reo-lm"]
+
+
 def test_stage_two_from_a_stage_one_run_resumes_exactly(attr_dir, lm_dir, tmp_path):
     one = fit(reo_config(attr_dir, lm_dir, tmp_path, loss="full_ce", epochs=1, name="s1"), progress=False)
     two = reo_config(attr_dir, lm_dir, tmp_path, loss="full_ce", reo_stage=2, epochs=2, warm_start=str(one.run_dir),
