@@ -69,6 +69,7 @@ def build_reolm(cfg: TrainConfig, dataset: SequenceDataset, load_init: bool = Tr
         catalog_negatives=cfg.loss.name in ("full_ce", "sampled_softmax"),
         frozen_items=r.stage == 2,
         item_ids=r.item_ids,
+        item_id_scale=cfg.loss.temperature if cfg.loss.temperature > 0 else 1.0,
     )
     if init and load_init:
         skipped = load_shared_weights(model, init)

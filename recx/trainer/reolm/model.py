@@ -12,8 +12,9 @@
   cost of one no-grad pass over it; the step's targets are encoded with gradient.
 - Stage 2: the item table is encoded once (from the weights the run starts with) and frozen
   into the model's state; the loss ranks against it and only the user side learns.  With
-  ``item_ids`` a learned vector per item (zero at the start) is added to each frozen row: the
-  item side can then learn what an item's text does not say (a text + ID fusion, not ROMA's).
+  ``item_ids`` a learned vector per item (zero at the start), times ``item_id_scale``, is added
+  to each frozen row: the item side can then learn what an item's text does not say (a text + ID
+  fusion, not ROMA's).
 
 The training loop (recx/trainer/loop.py) drives it through the interface SequentialRecommender
 has: ``training_batch``, ``forward`` -> states, ``tower`` (ItemVectors for the loss),
@@ -129,7 +130,9 @@ class ReoLM(nn.Module):
             the step builds the no-grad catalog table once per epoch.
         frozen_items: stage 2, the item table is encoded once and frozen (``frozen_table``).
         item_ids: stage 2 only, add a learned per-item vector [N+1, D] (zero at init, row 0
-            padding) to the frozen table.
+            padding), times ``item_id_scale``, to the frozen table.  build_reolm passes the
+            loss temperature as the scale: an ID then adds u.w to a logit, an unscaled dot
+            product as in an ID table, not u.w / temperature (at 0.05, 20 times the step).
     """
 
     causal = True  # one next-item target per row; the loop's seq2seq batches feed it
@@ -156,6 +159,7 @@ class ReoLM(nn.Module):
         catalog_negatives: bool = False,
         frozen_items: bool = False,
         item_ids: bool = False,
+        item_id_scale: float = 1.0,
     ):
         super().__init__()
         if pooling not in ("mean", "cls"):
@@ -187,6 +191,7 @@ class ReoLM(nn.Module):
             if not frozen_items:
                 raise ValueError("Reo-LM item_ids are added to the frozen table of stage 2 (frozen_items)")
             self.item_ids = nn.Embedding(tokens.num_items + 1, self.dim, padding_idx=0)
+            self.item_id_scale = float(item_id_scale)
             nn.init.zeros_(self.item_ids.weight)  # stage 2 starts from the text table alone
         self._negatives: torch.Tensor | None = None
         feat_dim = image_dim if image_dim is not None else (None if image_features is None else int(image_features.shape[1]))
@@ -371,7 +376,7 @@ class ReoLM(nn.Module):
         if self.frozen_items:
             if not bool(self.frozen_ready):
                 self._freeze_table()
-            return self.frozen_table if self.item_ids is None else self.frozen_table + self.item_ids.weight
+            return self.frozen_table if self.item_ids is None else self.frozen_table + self.item_id_scale * self.item_ids.weight
         return self._encode_table()
 
     @torch.no_grad()

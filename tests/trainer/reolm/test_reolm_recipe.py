@@ -225,10 +225,11 @@ def test_stage_two_item_ids_train_on_top_of_the_frozen_text_table(attr_dir, lm_d
     assert grad[1:].abs().sum(1).gt(0).all() and not grad[0].any()  # every item is a candidate; padding never
     opt.step()
     torch.testing.assert_close(model.frozen_table, text)  # the text rows stay frozen
-    torch.testing.assert_close(model.item_table().detach(), text + model.item_ids.weight.detach())
+    assert model.item_id_scale == 0.05  # the temperature: an ID adds u.w to a logit, unscaled
+    torch.testing.assert_close(model.item_table().detach(), text + 0.05 * model.item_ids.weight.detach())
     assert not model.item_ids.weight[0].any()
     table = ModelUserEncoder(model, max_len=6).item_table()  # what eval and serving rank against
-    np.testing.assert_allclose(table, (text + model.item_ids.weight).detach().numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(table, (text + 0.05 * model.item_ids.weight).detach().numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_item_ids_need_stage_two():
