@@ -261,6 +261,8 @@ def row_record(dataset: str, name: str, settings: dict, run: Path, cmp: dict) ->
     return {
         "dataset": dataset, "name": name, "settings": settings, "hr@10": m["hr@10"], "ndcg@10": m["ndcg@10"], "ndcg@10_ci95": ci,
         "mrr": m["mrr"], "p_vs_sasrec_id": cmp["paired_ndcg@10"]["p_permutation"], "diff_vs_sasrec_id": cmp["paired_ndcg@10"]["diff"],
+        "sasrec_id_ndcg@10": cmp["paired_ndcg@10"]["mean_a"],  # each session retrains the baseline: the one this row was paired with
+        "warm_start_validations": len(read_metrics(run.parent.parent / settings["warm_start"])) if settings.get("warm_start") else None,
         "train_seconds": train_s, "validations": len(rows), "finished": (run / "finished.json").is_file(),
         "best_epoch": max(rows, key=lambda r: r["valid"]["ndcg@10"])["epoch"], "seconds_per_interval": train_s / max(len(rows), 1),
         "tokens_per_s": sum(r.get("tokens", 0) for r in rows) / max(train_s, 1e-9),
@@ -286,7 +288,10 @@ def merged(path: Path, records: list[dict], sasrec: dict[str, dict]) -> dict:
     matmul peak is measured once, on every core (a row's own threads are in its record)."""
     old = json.loads(path.read_text()) if path.is_file() else {}
     keys = {(r["dataset"], r["name"]) for r in records}
-    rows = [r for r in old.get("rows", []) if (r["dataset"], r["name"]) not in keys] + records
+    kept = [r for r in old.get("rows", []) if (r["dataset"], r["name"]) not in keys]
+    for r in kept:  # a record from before the baseline was kept per row was paired with the dataset's baseline of its time
+        r.setdefault("sasrec_id_ndcg@10", old.get("sasrec_id", {}).get(r["dataset"], {}).get("ndcg@10"))
+    rows = kept + records
     order = {d: i for i, d in enumerate(DATASETS)}
     rows.sort(key=lambda r: (order.get(r["dataset"], len(order)), list(ROWS).index(r["name"]) if r["name"] in ROWS else len(ROWS)))
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
@@ -309,16 +314,17 @@ def write_docs(payload: dict, docs: Path) -> None:
         base = payload["sasrec_id"][dataset]
         rows = [r for r in payload["rows"] if r["dataset"] == dataset]
         lines += [f"**{dataset}**: SASRec ID in the same workspace (no history term), test NDCG@10 {base['ndcg@10']:.4f}, "
-                  f"HR@10 {base['hr@10']:.4f}.", "",
-                  "| row | HR@10 | NDCG@10 [95% CI] | MRR | vs SASRec ID (p) | validations | train s | s / validation | tokens/s | "
+                  f"HR@10 {base['hr@10']:.4f} (the latest retraining; each row is paired with the baseline named in its row).", "",
+                  "| row | HR@10 | NDCG@10 [95% CI] | MRR | vs SASRec ID: diff vs its NDCG@10 (p) | validations | train s | s / validation | tokens/s | "
                   "share of bf16 peak | threads | measured |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in rows:
             ci = r["ndcg@10_ci95"] or [float("nan")] * 2
             share = r["tokens_per_s"] * flops_per_token / (peak["bf16"] * 1e9 * r["threads"] / payload["cores"])
-            mark = "" if r["finished"] else " (unfinished)"
+            mark = ("" if r["finished"] else " (unfinished)") + (
+                f" (stage 1: {r['warm_start_validations']} validations)" if r.get("warm_start_validations") else "")
             lines.append(f"| {r['name']}{mark} | {r['hr@10']:.4f} | {r['ndcg@10']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}] | {r['mrr']:.4f} | "
-                         f"{r['diff_vs_sasrec_id']:+.4f} ({r['p_vs_sasrec_id']:.3g}) | {r['validations']} | {r['train_seconds']:.0f} | "
+                         f"{r['diff_vs_sasrec_id']:+.4f} vs {r['sasrec_id_ndcg@10']:.4f} ({r['p_vs_sasrec_id']:.3g}) | {r['validations']} | {r['train_seconds']:.0f} | "
                          f"{r['seconds_per_interval']:.0f} | {r['tokens_per_s']:.0f} | {share:.1%} | {r['threads']} | {r['measured']} |")
         lines += ["", "Validation NDCG@10 per interval: " + "; ".join(f"{r['name']} {r['valid_curve']}" for r in rows), ""]
     if not all(r["finished"] for r in payload["rows"]):

@@ -111,3 +111,27 @@ def test_every_row_is_a_valid_recx_train_command(bench):
     for name, settings in bench.ROWS.items():
         options = {k: v for k, v in settings.items() if k not in ("warm_start", "init")}
         TrainConfig.from_options(**options)  # raises on an unknown option or a bad combination
+
+
+def test_each_row_keeps_the_baseline_it_was_paired_with(bench, tmp_path):
+    """A new session retrains SASRec ID: rows recorded before keep the baseline of their time."""
+    import json
+
+    def record(name, diff, **extra):
+        return {"dataset": "amazon-scientific", "name": name, "settings": {}, "hr@10": 0.1, "ndcg@10": 0.05, "ndcg@10_ci95": [0.04, 0.06],
+                "mrr": 0.04, "p_vs_sasrec_id": 0.5, "diff_vs_sasrec_id": diff, "train_seconds": 10.0, "validations": 1, "finished": True,
+                "best_epoch": 0, "seconds_per_interval": 10.0, "tokens_per_s": 100.0, "valid_curve": [0.05], "threads": 1,
+                "measured": "2026-12-07", **extra}
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    peak = {"fp32": 100.0, "bf16": 200.0}
+    old = {"matmul_gflops": peak, "sasrec_id": {"amazon-scientific": {"ndcg@10": 0.0584, "hr@10": 0.1}}, "rows": [record("window", -0.0034)]}
+    (docs / "reolm.json").write_text(json.dumps(old))
+    new = record("s2-ids", 0.001, **{"sasrec_id_ndcg@10": 0.0592, "warm_start_validations": 3})
+    payload = bench.merged(docs / "reolm.json", [new], {"amazon-scientific": {"ndcg@10": 0.0592, "hr@10": 0.1}})
+    assert {r["name"]: r["sasrec_id_ndcg@10"] for r in payload["rows"]} == {"window": 0.0584, "s2-ids": 0.0592}
+    bench.write_docs(payload, docs)
+    text = (docs / "reolm.md").read_text()
+    assert "| window | 0.1000 | 0.0500 [0.0400, 0.0600] | 0.0400 | -0.0034 vs 0.0584 (0.5) |" in text
+    assert "| s2-ids (stage 1: 3 validations) | 0.1000 | 0.0500 [0.0400, 0.0600] | 0.0400 | +0.0010 vs 0.0592 (0.5) |" in text
