@@ -22,8 +22,9 @@ Rows (ROWS below; ``--rows`` picks them, in order, each after the rows it builds
   s2-window      stage 2 over window's best weights (fresh in-batch negatives in stage 1,
                  instead of s1-catalog's table one epoch stale); 4 epochs (3 until December 7:
                  its validation still rose 0.0025 in the third)
-  s2-ids         s2-window with a learned vector per item added to the frozen text table
-                 (--reo-item-ids: a text + ID fusion of the item side; ROMA has none)
+  s2-ids         s2-window with a learned vector per item (zero at the start, times the loss
+                 temperature) added to the frozen text table (--reo-item-ids: a text + ID fusion
+                 of the item side; ROMA has none)
   prefix-rows    window with every prefix of the last 50 items as a row, warmup 100 steps then
                  linear decay, and validation every half epoch (ROMA's data volume: ~4x the
                  steps of one row per user; over window, not s1-catalog, since window's in-batch
@@ -355,6 +356,7 @@ def main() -> None:
     ap.add_argument("--pretrain-piece", type=int, default=50, help="row pretrained: batches per resumable pre-training epoch")
     args = ap.parse_args()
     args.data, args.work = args.data.resolve(), args.work.resolve()  # recx runs in each workspace: relative paths would move
+    args.docs.mkdir(parents=True, exist_ok=True)
     _, store = prepare(args.data, args.work, args.dataset)
     ws = workspace(args.work, args.dataset)
     base = train(ws, SASREC, {**SASREC_SETTINGS, "batch_size": SASREC_BATCH.get(args.dataset, 256)})
