@@ -216,8 +216,9 @@ class ReoLMConfig:
                               "items take, up to the backbone's positions).", applies=REOLM)
     stage: int = option(1, "reo-lm: 1 trains both towers; 2 freezes the item table (encoded once at the start, e.g. from a "
                         "stage-1 run given as --warm-start) and trains the user side on a softmax over it.", flag="reo_stage", applies=REOLM)
-    item_ids: bool = option(False, "reo-lm --reo-stage 2: add a learned vector per item (zero at the start) to the frozen text table, "
-                            "so the item side learns what the text does not say (a text + ID fusion; ROMA has none).",
+    item_ids: bool = option(False, "reo-lm --reo-stage 2: add a learned vector per item (zero at the start, times --temperature: an ID adds "
+                            "an unscaled dot product to a score) to the frozen text table, so the item side learns what the text does not "
+                            "say (a text + ID fusion; ROMA has none).",
                             flag="reo_item_ids", applies=REO_STAGE2)
 
 
