@@ -53,6 +53,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's recx, not an installed one
 
@@ -226,11 +228,27 @@ def check_warm_start(ws: Path, run: Path, settings: dict) -> None:
         atomic_write_text(stamp, digest + "\n")
 
 
+def per_user_ndcg(run: Path, model: str) -> np.ndarray:
+    """[U] test NDCG@10 of ``model`` per user, in the user order of ``run``'s comparison CSV
+    (the same order in every run of a workspace)."""
+    path = run / "compare-sasrec-per-user.csv"
+    if not path.is_file():
+        sys.exit(f"{path}: missing; rank the row first (benchmarks/reolm.py --rows {run.name} --eval-only)")
+    with path.open() as f:
+        return np.asarray([float(row["ndcg@10"]) for row in csv.DictReader(f) if row["model"] == model])
+
+
+def paired_ndcg(a: np.ndarray, b: np.ndarray) -> dict:
+    """The paired test of b - a on per-user NDCG@10: the CLI's own (same resamples and seed), on
+    the CSV's 6-digit values."""
+    from recx.evaluate.stats import paired_test
+
+    return paired_test({"ndcg@10": a}, {"ndcg@10": b}, 1000, seed=42)["ndcg@10"]
+
+
 def compare(ws: Path, base: Path, run: Path) -> dict:
     """`recx eval --compare base run`: its table, results.json and the paired test; cached, and
     made again when either run's best checkpoint is newer than the cached table."""
-    from recx.evaluate.stats import paired_test
-
     table, per_user = run / "compare-sasrec.txt", run / "compare-sasrec-per-user.csv"
     newest = max((r / "best.pt").stat().st_mtime_ns for r in (base, run))
     if not table.is_file() or table.stat().st_mtime_ns < newest:
@@ -239,16 +257,18 @@ def compare(ws: Path, base: Path, run: Path) -> dict:
         text = recx("eval", "--compare", str(base), str(run), "--k", "10", "--no-baselines", "--per-user", str(per_user), cwd=ws, capture=True)
         table.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("wrote ")))
         print(f"{run.name}: eval {time.perf_counter() - t0:.0f}s", flush=True)
-    import numpy as np
-
-    ndcg: dict[str, list[float]] = {}  # model name -> per-user NDCG@10, in the CSV's user order
-    with per_user.open() as f:
-        for row in csv.DictReader(f):
-            ndcg.setdefault(row["model"], []).append(float(row["ndcg@10"]))
-    a, b = (np.asarray(ndcg[p.name]) for p in (base, run))
-    # the CLI's own test (same resamples and seed) on the CSV's 6-digit values
-    paired = paired_test({"ndcg@10": a}, {"ndcg@10": b}, 1000, seed=42)["ndcg@10"]
+    paired = paired_ndcg(per_user_ndcg(run, base.name), per_user_ndcg(run, run.name))
     return {"table": table.read_text(), "results": json.loads((run / "results.json").read_text()), "paired_ndcg@10": paired}
+
+
+def pair_rows(ws: Path, pairs: str) -> None:
+    """Print the paired test of each ``A:B`` (rows already ranked against SASRec ID): B - A on
+    per-user test NDCG@10, from their comparison CSVs (SASRec ID's values from the other row's)."""
+    for pair in pairs.split(","):
+        a, b = (ws / "runs" / name for name in pair.split(":"))
+        r = paired_ndcg(per_user_ndcg(b if a.name == SASREC else a, a.name), per_user_ndcg(b, b.name))
+        print(f"{b.name} - {a.name}: {r['mean_b']:.4f} - {r['mean_a']:.4f} = {r['diff']:+.4f} "
+              f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}], p {r['p_permutation']:.3g}", flush=True)
 
 
 def row_record(dataset: str, name: str, settings: dict, run: Path, cmp: dict) -> dict:
@@ -351,11 +371,14 @@ def main() -> None:
     ap.add_argument("--rows", default="s1-catalog,s2-frozen",
                     help=f"comma-separated NAME or NAME:EPOCHS (a finished run asked for more epochs trains on), from: {', '.join(ROWS)}")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs", help="folder of reolm.json and reolm.md (another one for a trial run)")
+    ap.add_argument("--pairs", default="", help="A:B,...: only print the paired test of row B against row A (both ranked)")
     ap.add_argument("--eval-only", action="store_true", help="rank the runs as they stand (unfinished: their best checkpoint so far)")
     ap.add_argument("--pretrain-steps", type=int, default=200, help="row pretrained: batches of `recx pretrain` over the other domains")
     ap.add_argument("--pretrain-piece", type=int, default=50, help="row pretrained: batches per resumable pre-training epoch")
     args = ap.parse_args()
     args.data, args.work = args.data.resolve(), args.work.resolve()  # recx runs in each workspace: relative paths would move
+    if args.pairs:
+        return pair_rows(workspace(args.work, args.dataset), args.pairs)
     args.docs.mkdir(parents=True, exist_ok=True)
     _, store = prepare(args.data, args.work, args.dataset)
     ws = workspace(args.work, args.dataset)

@@ -110,7 +110,8 @@ def test_every_row_is_a_valid_recx_train_command(bench):
     assert bench.flags({"reo_item_ids": False}) == ["--no-reo-item-ids"]
     for name, settings in bench.ROWS.items():
         options = {k: v for k, v in settings.items() if k not in ("warm_start", "init")}
-        TrainConfig.from_options(**options)  # raises on an unknown option or a bad combination
+        cfg = TrainConfig.from_options(**options)  # raises on an unknown option or a bad combination
+        assert cfg.inapplicable(set(options)) == [], name  # `recx train` refuses an option that does not apply
 
 
 def test_each_row_keeps_the_baseline_it_was_paired_with(bench, tmp_path):
@@ -135,3 +136,28 @@ def test_each_row_keeps_the_baseline_it_was_paired_with(bench, tmp_path):
     text = (docs / "reolm.md").read_text()
     assert "| window | 0.1000 | 0.0500 [0.0400, 0.0600] | 0.0400 | -0.0034 vs 0.0584 (0.5) |" in text
     assert "| s2-ids (stage 1: 3 validations) | 0.1000 | 0.0500 [0.0400, 0.0600] | 0.0400 | +0.0010 vs 0.0592 (0.5) |" in text
+
+
+def test_rows_are_paired_from_their_comparison_csvs(bench, tmp_path, capsys):
+    """--pairs A:B tests B - A on the per-user NDCG@10 the rows' `recx eval --compare` wrote;
+    SASRec ID's values come from the other row's CSV."""
+    import numpy as np
+
+    from recx.evaluate.stats import paired_test
+
+    rng = np.random.default_rng(0)
+    base, a, b = (np.round(rng.random(40), 5) for _ in range(3))  # what the CSV holds exactly
+    for name, values in (("window", a), ("s2-ids", b)):
+        run = tmp_path / "runs" / name
+        run.mkdir(parents=True)
+        lines = ["model,user,user_id,target,rank,ndcg@10"]
+        lines += [f"{model},{u},u{u},1,1,{v:.6g}" for model, vals in (("sasrec-id", base), (name, values)) for u, v in enumerate(vals)]
+        (run / "compare-sasrec-per-user.csv").write_text("\n".join(lines) + "\n")
+    np.testing.assert_array_equal(bench.per_user_ndcg(tmp_path / "runs" / "window", "sasrec-id"), base)
+    bench.pair_rows(tmp_path, "window:s2-ids,sasrec-id:s2-ids")
+    out = capsys.readouterr().out.splitlines()
+    for line, (x, y) in zip(out, ((a, b), (base, b))):
+        r = paired_test({"ndcg@10": x}, {"ndcg@10": y}, 1000, seed=42)["ndcg@10"]
+        assert f"= {r['diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}], p {r['p_permutation']:.3g}" in line
+    with pytest.raises(SystemExit, match="runs/missing/compare-sasrec-per-user.csv: missing; rank the row first"):
+        bench.pair_rows(tmp_path, "missing:s2-ids")

@@ -357,15 +357,17 @@ class ReoLM(nn.Module):
         if self.frozen_items:
             return self.item_table()
         if self._negatives is None:
-            self._negatives = self._epoch_table()
+            self._negatives = self._encode_table_eval()
         return self._negatives
 
     @torch.no_grad()
-    def _epoch_table(self) -> torch.Tensor:
+    def _encode_table_eval(self) -> torch.Tensor:
+        """[N+1, D] the catalog encoded by the current weights without dropout or gradient (the
+        stage-1 negatives table, stage 2's frozen table)."""
         was = self.training
         self.eval()
         try:
-            return self.item_table()
+            return self._encode_table()
         finally:
             self.train(was)
 
@@ -381,12 +383,7 @@ class ReoLM(nn.Module):
 
     @torch.no_grad()
     def _freeze_table(self) -> None:
-        was = self.training
-        self.eval()
-        try:
-            self.frozen_table.copy_(self._encode_table())
-        finally:
-            self.train(was)
+        self.frozen_table.copy_(self._encode_table_eval())
         self.frozen_ready.fill_(True)
 
     def _encode_table(self) -> torch.Tensor:
