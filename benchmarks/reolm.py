@@ -24,7 +24,10 @@ Rows (ROWS below; ``--rows`` picks them, in order, each after the rows it builds
                  its validation still rose 0.0025 in the third)
   s2-ids         s2-window with a learned vector per item (zero at the start, times the loss
                  temperature) added to the frozen text table (--reo-item-ids: a text + ID fusion
-                 of the item side; ROMA has none)
+                 of the item side; ROMA has none); 3 epochs
+  s2-both-ids    s2-ids with a second learned vector per item added to the input embeddings of
+                 that item's tokens in a user's sequence (--reo-history-ids: the user side reads
+                 which items a history holds, as SASRec's ID tower does)
   prefix-rows    window with every prefix of the last 50 items as a row, warmup 100 steps then
                  linear decay, and validation every half epoch (ROMA's data volume: ~4x the
                  steps of one row per user; over window, not s1-catalog, since window's in-batch
@@ -78,7 +81,8 @@ ROWS: dict[str, dict] = {
     "s1-catalog": S1,
     "s2-frozen": dict(S1, reo_stage=2, epochs=3, warm_start="runs/s1-catalog"),
     "s2-window": dict(S1, reo_stage=2, epochs=4, warm_start="runs/window"),
-    "s2-ids": dict(S1, reo_stage=2, epochs=4, warm_start="runs/window", reo_item_ids=True),
+    "s2-ids": dict(S1, reo_stage=2, epochs=3, warm_start="runs/window", reo_item_ids=True),
+    "s2-both-ids": dict(S1, reo_stage=2, epochs=3, warm_start="runs/window", reo_item_ids=True, reo_history_ids=True),
     "prefix-rows": dict(WINDOW, schedule="linear", warmup_steps=100, prefix_rows=50, valid_per_epoch=2, epochs=2),
     "pretrained": WINDOW,  # with --init: the checkpoint pretrain() writes (main adds it)
 }

@@ -220,6 +220,9 @@ class ReoLMConfig:
                             "an unscaled dot product to a score) to the frozen text table, so the item side learns what the text does not "
                             "say (a text + ID fusion; ROMA has none).",
                             flag="reo_item_ids", applies=REO_STAGE2)
+    history_ids: bool = option(False, "reo-lm --reo-stage 2: add a learned vector per item (zero at the start) to the input embedding "
+                               "of that item's tokens in a user's sequence, so the user side reads which items a history holds, not "
+                               "only their text (ROMA has none).", flag="reo_history_ids", applies=REO_STAGE2)
 
 
 @dataclass

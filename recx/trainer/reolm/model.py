@@ -14,7 +14,10 @@
   into the model's state; the loss ranks against it and only the user side learns.  With
   ``item_ids`` a learned vector per item (zero at the start), times ``item_id_scale``, is added
   to each frozen row: the item side can then learn what an item's text does not say (a text + ID
-  fusion, not ROMA's).
+  fusion, not ROMA's).  With ``history_ids`` another learned vector per item (zero at the start)
+  is added to the input embedding of every token of that item in a user's packed sequence, so
+  the user side reads which items the history holds, not only their text.  Stage 2 never
+  encodes an item again (its table was frozen before any ID moved), so only users read them.
 
 The training loop (recx/trainer/loop.py) drives it through the interface SequentialRecommender
 has: ``training_batch``, ``forward`` -> states, ``tower`` (ItemVectors for the loss),
@@ -133,6 +136,8 @@ class ReoLM(nn.Module):
             padding), times ``item_id_scale``, to the frozen table.  build_reolm passes the
             loss temperature as the scale: an ID then adds u.w to a logit, an unscaled dot
             product as in an ID table, not u.w / temperature (at 0.05, 20 times the step).
+        history_ids: stage 2 only, add a learned per-item vector [N+1, H] (zero at init, row 0
+            padding) to the input embedding of each token of that item in a packed user.
     """
 
     causal = True  # one next-item target per row; the loop's seq2seq batches feed it
@@ -160,6 +165,7 @@ class ReoLM(nn.Module):
         frozen_items: bool = False,
         item_ids: bool = False,
         item_id_scale: float = 1.0,
+        history_ids: bool = False,
     ):
         super().__init__()
         if pooling not in ("mean", "cls"):
@@ -193,6 +199,12 @@ class ReoLM(nn.Module):
             self.item_ids = nn.Embedding(tokens.num_items + 1, self.dim, padding_idx=0)
             self.item_id_scale = float(item_id_scale)
             nn.init.zeros_(self.item_ids.weight)  # stage 2 starts from the text table alone
+        self.history_ids: nn.Embedding | None = None
+        if history_ids:
+            if not frozen_items:  # an item encoded with gradient would read its own ID: another model
+                raise ValueError("Reo-LM history_ids are read by the user side of stage 2 (frozen_items)")
+            self.history_ids = nn.Embedding(tokens.num_items + 1, self.dim, padding_idx=0)
+            nn.init.zeros_(self.history_ids.weight)  # stage 2 starts from the users' text alone
         self._negatives: torch.Tensor | None = None
         feat_dim = image_dim if image_dim is not None else (None if image_features is None else int(image_features.shape[1]))
         self.has_image = feat_dim is not None
@@ -244,7 +256,8 @@ class ReoLM(nn.Module):
         return list(self.backbone.parameters())
 
     def embed(self, batch: dict[str, torch.Tensor], input_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Input embeddings [B, T, H]: word embeddings, image slots replaced, item positions added."""
+        """Input embeddings [B, T, H]: word embeddings, image slots replaced, item positions (and
+        attribute types, history IDs when the model has them) added."""
         ids = batch["input_ids"] if input_ids is None else input_ids
         emb = self.backbone.get_input_embeddings()(ids)
         if self.has_image:
@@ -258,6 +271,8 @@ class ReoLM(nn.Module):
         emb = emb + self.item_position(batch["item_positions"].clamp(max=self.max_items)).to(emb.dtype)
         if self.attribute_type is not None:
             emb = emb + self.attribute_type(batch["token_types"].clamp(max=self.attribute_type.num_embeddings - 1)).to(emb.dtype)
+        if self.history_ids is not None:
+            emb = emb + self.history_ids(batch["token_items"]).to(emb.dtype)
         return emb
 
     def hidden(self, batch: dict[str, torch.Tensor], input_ids: torch.Tensor | None = None) -> torch.Tensor:

@@ -124,9 +124,11 @@ def user_token_budget(tokens: ItemTokens, max_items: int, image_slot: bool, max_
 
 def collate(packed: Sequence[Packed], pad_id: int) -> dict[str, np.ndarray]:
     """Right-pad packed sequences to the longest: input_ids, attention_mask, item_positions,
-    image_items, token_types, each [B, T] int64."""
+    image_items, token_types and token_items (the catalog index of each token's item, 0 for
+    special tokens and padding), each [B, T] int64."""
     width = max(len(p.input_ids) for p in packed)
-    out = {k: np.zeros((len(packed), width), dtype=np.int64) for k in ("input_ids", "attention_mask", "item_positions", "image_items", "token_types")}
+    keys = ("input_ids", "attention_mask", "item_positions", "image_items", "token_types", "token_items")
+    out = {k: np.zeros((len(packed), width), dtype=np.int64) for k in keys}
     out["input_ids"].fill(pad_id)
     for b, p in enumerate(packed):
         n = len(p.input_ids)
@@ -135,6 +137,7 @@ def collate(packed: Sequence[Packed], pad_id: int) -> dict[str, np.ndarray]:
         out["item_positions"][b, :n] = p.item_positions
         out["image_items"][b, :n] = p.image_items
         out["token_types"][b, :n] = p.token_types
+        out["token_items"][b, :n] = np.where(p.item_positions > 0, p.items[np.maximum(p.item_positions - 1, 0)], 0) if len(p.items) else 0
     return out
 
 

@@ -79,6 +79,14 @@ def test_collate_right_pads():
     assert out["image_items"][1].tolist() == b.image_items.tolist()
 
 
+def test_collate_names_the_item_of_every_token():
+    a, b = pack([1, 2, 3], TOK, 64, SP), pack([2], TOK, 64, SP)
+    out = collate([a, b], pad_id=0)
+    #                                    CLS  item 3  item 2        item 1    SEP
+    assert out["token_items"][0].tolist() == [0, 3, 3, 2, 2, 2, 2, 1, 1, 1, 0]
+    assert out["token_items"][1].tolist() == [0, 2, 2, 2, 2, 0] + [0] * 5  # CLS, item 2, SEP, padding
+
+
 def padded_cost(lengths: np.ndarray, chunks: list[np.ndarray], chunk_cost: int) -> int:
     return sum(int(lengths[c].max()) * len(c) + chunk_cost for c in chunks)
 

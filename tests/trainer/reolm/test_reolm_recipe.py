@@ -232,9 +232,33 @@ def test_stage_two_item_ids_train_on_top_of_the_frozen_text_table(attr_dir, lm_d
     np.testing.assert_allclose(table, (text + 0.05 * model.item_ids.weight).detach().numpy(), rtol=1e-6, atol=1e-6)
 
 
-def test_item_ids_need_stage_two():
+def test_stage_two_history_ids_let_the_user_side_read_its_items(attr_dir, lm_dir, tmp_path):
+    ds = SequenceDataset(attr_dir)
+    plain = build_reolm(reo_config(attr_dir, lm_dir, tmp_path, loss="full_ce", reo_stage=2), ds).eval()
+    model = build_reolm(reo_config(attr_dir, lm_dir, tmp_path, loss="full_ce", reo_stage=2, reo_history_ids=True), ds)
+    model.load_state_dict(plain.state_dict(), strict=False)  # the same weights; the ids start at zero
+    model.eval()
+    text = plain.item_table().clone()
+    torch.testing.assert_close(model.item_table(), text)
+    torch.testing.assert_close(model(_batch().inputs), plain(_batch().inputs))  # zero ids: plain stage 2
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    TrainStep(model, FullCrossEntropy(0.05))(_batch(), None).backward()
+    rows = model.history_ids.weight.grad.abs().sum(1).gt(0).nonzero().flatten().tolist()
+    assert rows == [4, 5, 6, 7, 8]  # the items the histories hold: not the targets (9, 10), not padding
+    opt.step()
+    model.eval()
+    torch.testing.assert_close(model.item_table(), text)  # the item side stays the frozen table
+    moved = model(_batch().inputs)[:, -1]
+    assert not torch.allclose(moved, plain(_batch().inputs)[:, -1])
+    history = [np.array([4, 5]), np.array([6, 7, 8])]
+    torch.testing.assert_close(model.user_vectors(history, max_len=6), moved)  # eval and serving read the ids too
+
+
+@pytest.mark.parametrize("flag", ["reo_item_ids", "reo_history_ids"])
+def test_ids_need_stage_two(flag):
     cfg = TrainConfig.from_options(model="reo-lm", reo_stage=1)
-    assert cfg.inapplicable({"reo_item_ids"}) == ["--reo-item-ids applies to --model reo-lm --reo-stage 2, not to --model reo-lm"]
+    assert cfg.inapplicable({flag}) == [f"--{flag.replace('_', '-')} applies to --model reo-lm --reo-stage 2, not to --model reo-lm"]
 
 
 def test_stage_two_from_a_stage_one_run_resumes_exactly(attr_dir, lm_dir, tmp_path):
