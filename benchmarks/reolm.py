@@ -28,6 +28,9 @@ Rows (ROWS below; ``--rows`` picks them, in order, each after the rows it builds
   s2-both-ids    s2-ids with a second learned vector per item added to the input embeddings of
                  that item's tokens in a user's sequence (--reo-history-ids: the user side reads
                  which items a history holds, as SASRec's ID tower does)
+  s2-both-ids-seed7  s2-both-ids again with another seed (7; every row's is recx's 42)
+  s2-ids-drop    s2-both-ids with dropout 0.5 on the history IDs in training (SASRec's input
+                 dropout, --reo-history-id-dropout)
   prefix-rows    window with every prefix of the last 50 items as a row, warmup 100 steps then
                  linear decay, and validation every half epoch (ROMA's data volume: ~4x the
                  steps of one row per user; over window, not s1-catalog, since window's in-batch
@@ -83,6 +86,9 @@ ROWS: dict[str, dict] = {
     "s2-window": dict(S1, reo_stage=2, epochs=4, warm_start="runs/window"),
     "s2-ids": dict(S1, reo_stage=2, epochs=3, warm_start="runs/window", reo_item_ids=True),
     "s2-both-ids": dict(S1, reo_stage=2, epochs=3, warm_start="runs/window", reo_item_ids=True, reo_history_ids=True),
+    "s2-both-ids-seed7": dict(S1, reo_stage=2, epochs=3, warm_start="runs/window", reo_item_ids=True, reo_history_ids=True, seed=7),
+    "s2-ids-drop": dict(S1, reo_stage=2, epochs=3, warm_start="runs/window", reo_item_ids=True, reo_history_ids=True,
+                        reo_history_id_dropout=0.5),
     "prefix-rows": dict(WINDOW, schedule="linear", warmup_steps=100, prefix_rows=50, valid_per_epoch=2, epochs=2),
     "pretrained": WINDOW,  # with --init: the checkpoint pretrain() writes (main adds it)
 }
@@ -232,14 +238,15 @@ def check_warm_start(ws: Path, run: Path, settings: dict) -> None:
         atomic_write_text(stamp, digest + "\n")
 
 
-def per_user_ndcg(run: Path, model: str) -> np.ndarray:
-    """[U] test NDCG@10 of ``model`` per user, in the user order of ``run``'s comparison CSV
-    (the same order in every run of a workspace)."""
+def per_user_ndcg(run: Path, baseline: bool = False) -> np.ndarray:
+    """[U] test NDCG@10 per user of ``run``'s own model (``baseline``: of SASRec ID), in the user
+    order of its comparison CSV (the same order in every run of a workspace).  The row is the CSV's
+    model that is not SASRec ID, so a run folder moved aside keeps its numbers."""
     path = run / "compare-sasrec-per-user.csv"
     if not path.is_file():
         sys.exit(f"{path}: missing; rank the row first (benchmarks/reolm.py --rows {run.name} --eval-only)")
     with path.open() as f:
-        return np.asarray([float(row["ndcg@10"]) for row in csv.DictReader(f) if row["model"] == model])
+        return np.asarray([float(row["ndcg@10"]) for row in csv.DictReader(f) if (row["model"] == SASREC) == baseline])
 
 
 def paired_ndcg(a: np.ndarray, b: np.ndarray) -> dict:
@@ -261,7 +268,7 @@ def compare(ws: Path, base: Path, run: Path) -> dict:
         text = recx("eval", "--compare", str(base), str(run), "--k", "10", "--no-baselines", "--per-user", str(per_user), cwd=ws, capture=True)
         table.write_text("".join(line for line in text.splitlines(keepends=True) if not line.startswith("wrote ")))
         print(f"{run.name}: eval {time.perf_counter() - t0:.0f}s", flush=True)
-    paired = paired_ndcg(per_user_ndcg(run, base.name), per_user_ndcg(run, run.name))
+    paired = paired_ndcg(per_user_ndcg(run, baseline=True), per_user_ndcg(run))
     return {"table": table.read_text(), "results": json.loads((run / "results.json").read_text()), "paired_ndcg@10": paired}
 
 
@@ -270,7 +277,7 @@ def pair_rows(ws: Path, pairs: str) -> None:
     per-user test NDCG@10, from their comparison CSVs (SASRec ID's values from the other row's)."""
     for pair in pairs.split(","):
         a, b = (ws / "runs" / name for name in pair.split(":"))
-        r = paired_ndcg(per_user_ndcg(b if a.name == SASREC else a, a.name), per_user_ndcg(b, b.name))
+        r = paired_ndcg(per_user_ndcg(b, baseline=True) if a.name == SASREC else per_user_ndcg(a), per_user_ndcg(b))
         print(f"{b.name} - {a.name}: {r['mean_b']:.4f} - {r['mean_a']:.4f} = {r['diff']:+.4f} "
               f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}], p {r['p_permutation']:.3g}", flush=True)
 

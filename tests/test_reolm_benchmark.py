@@ -140,21 +140,21 @@ def test_each_row_keeps_the_baseline_it_was_paired_with(bench, tmp_path):
 
 def test_rows_are_paired_from_their_comparison_csvs(bench, tmp_path, capsys):
     """--pairs A:B tests B - A on the per-user NDCG@10 the rows' `recx eval --compare` wrote;
-    SASRec ID's values come from the other row's CSV."""
+    SASRec ID's values come from the other row's CSV; a run folder moved aside keeps its row's."""
     import numpy as np
 
     from recx.evaluate.stats import paired_test
 
     rng = np.random.default_rng(0)
     base, a, b = (np.round(rng.random(40), 5) for _ in range(3))  # what the CSV holds exactly
-    for name, values in (("window", a), ("s2-ids", b)):
-        run = tmp_path / "runs" / name
+    for folder, name, values in (("window-3ep", "window", a), ("s2-ids", "s2-ids", b)):
+        run = tmp_path / "runs" / folder
         run.mkdir(parents=True)
         lines = ["model,user,user_id,target,rank,ndcg@10"]
         lines += [f"{model},{u},u{u},1,1,{v:.6g}" for model, vals in (("sasrec-id", base), (name, values)) for u, v in enumerate(vals)]
         (run / "compare-sasrec-per-user.csv").write_text("\n".join(lines) + "\n")
-    np.testing.assert_array_equal(bench.per_user_ndcg(tmp_path / "runs" / "window", "sasrec-id"), base)
-    bench.pair_rows(tmp_path, "window:s2-ids,sasrec-id:s2-ids")
+    np.testing.assert_array_equal(bench.per_user_ndcg(tmp_path / "runs" / "window-3ep", baseline=True), base)
+    bench.pair_rows(tmp_path, "window-3ep:s2-ids,sasrec-id:s2-ids")
     out = capsys.readouterr().out.splitlines()
     for line, (x, y) in zip(out, ((a, b), (base, b))):
         r = paired_test({"ndcg@10": x}, {"ndcg@10": y}, 1000, seed=42)["ndcg@10"]

@@ -104,6 +104,7 @@ MOLORA = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.tuning == "molo
 HISTORY = Applies(lambda c: c.model.name in HISTORY_MODELS and c.loss.name in HISTORY_LOSSES,
                   f"--model {' | '.join(HISTORY_MODELS)} with --loss {' | '.join(HISTORY_LOSSES)}")
 REO_STAGE2 = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.stage == 2, "--model reo-lm --reo-stage 2")
+HISTORY_IDS = Applies(lambda c: REO_STAGE2(c) and c.reolm.history_ids, "--model reo-lm --reo-stage 2 --reo-history-ids")
 ATTRIBUTE_TEXT = Applies(lambda c: c.model.name in LM_MODELS and c.reolm.item_text == "attributes", "--model reo-lm --item-text attributes")
 
 
@@ -223,6 +224,8 @@ class ReoLMConfig:
     history_ids: bool = option(False, "reo-lm --reo-stage 2: add a learned vector per item (zero at the start) to the input embedding "
                                "of that item's tokens in a user's sequence, so the user side reads which items a history holds, not "
                                "only their text (ROMA has none).", flag="reo_history_ids", applies=REO_STAGE2)
+    history_id_dropout: float = option(0.0, "reo-lm --reo-history-ids: dropout on the history ID vectors in training, as SASRec "
+                                       "drops its input embeddings (--dropout).", flag="reo_history_id_dropout", applies=HISTORY_IDS)
 
 
 @dataclass
@@ -461,6 +464,8 @@ class TrainConfig:
             raise ConfigError("--reo-image store needs --store image=PATH (an image store of this dataset)")
         if r.stage not in REO_STAGES:
             raise ConfigError(f"--reo-stage {r.stage}: expected 1 or 2")
+        if not 0.0 <= r.history_id_dropout < 1.0:
+            raise ConfigError(f"--reo-history-id-dropout {r.history_id_dropout}: must be in [0, 1)")
         if r.item_text == "text" and r.item_tokens < 1:
             raise ConfigError("--item-text text needs --item-tokens N >= 1 (the whole text is cut to it)")
         for name in ("attr_tokens", "item_tokens", "user_items", "user_tokens"):

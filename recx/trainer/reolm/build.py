@@ -71,6 +71,7 @@ def build_reolm(cfg: TrainConfig, dataset: SequenceDataset, load_init: bool = Tr
         item_ids=r.item_ids,
         item_id_scale=cfg.loss.temperature if cfg.loss.temperature > 0 else 1.0,
         history_ids=r.history_ids,
+        history_id_dropout=r.history_id_dropout,
     )
     if init and load_init:
         skipped = load_shared_weights(model, init)

@@ -137,7 +137,8 @@ class ReoLM(nn.Module):
             loss temperature as the scale: an ID then adds u.w to a logit, an unscaled dot
             product as in an ID table, not u.w / temperature (at 0.05, 20 times the step).
         history_ids: stage 2 only, add a learned per-item vector [N+1, H] (zero at init, row 0
-            padding) to the input embedding of each token of that item in a packed user.
+            padding) to the input embedding of each token of that item in a packed user;
+            ``history_id_dropout`` drops their elements in training (SASRec's input dropout).
     """
 
     causal = True  # one next-item target per row; the loop's seq2seq batches feed it
@@ -166,6 +167,7 @@ class ReoLM(nn.Module):
         item_ids: bool = False,
         item_id_scale: float = 1.0,
         history_ids: bool = False,
+        history_id_dropout: float = 0.0,
     ):
         super().__init__()
         if pooling not in ("mean", "cls"):
@@ -205,6 +207,7 @@ class ReoLM(nn.Module):
                 raise ValueError("Reo-LM history_ids are read by the user side of stage 2 (frozen_items)")
             self.history_ids = nn.Embedding(tokens.num_items + 1, self.dim, padding_idx=0)
             nn.init.zeros_(self.history_ids.weight)  # stage 2 starts from the users' text alone
+        self.history_id_dropout = nn.Dropout(history_id_dropout)
         self._negatives: torch.Tensor | None = None
         feat_dim = image_dim if image_dim is not None else (None if image_features is None else int(image_features.shape[1]))
         self.has_image = feat_dim is not None
@@ -272,7 +275,7 @@ class ReoLM(nn.Module):
         if self.attribute_type is not None:
             emb = emb + self.attribute_type(batch["token_types"].clamp(max=self.attribute_type.num_embeddings - 1)).to(emb.dtype)
         if self.history_ids is not None:
-            emb = emb + self.history_ids(batch["token_items"]).to(emb.dtype)
+            emb = emb + self.history_id_dropout(self.history_ids(batch["token_items"])).to(emb.dtype)
         return emb
 
     def hidden(self, batch: dict[str, torch.Tensor], input_ids: torch.Tensor | None = None) -> torch.Tensor:

@@ -17,7 +17,7 @@ from recx.trainer.loop import TrainStep, fit, load_trained
 from recx.trainer.losses import FullCrossEntropy, SampledSoftmax
 from recx.trainer.reolm.backbone import load_tokenizer, tokenizer_hash
 from recx.trainer.reolm.build import build_reolm
-from recx.trainer.reolm.packing import Specials, pack, user_token_budget
+from recx.trainer.reolm.packing import Specials, collate, pack, user_token_budget
 from recx.trainer.reolm.tokens import ItemTokens, item_tokens
 
 
@@ -253,6 +253,25 @@ def test_stage_two_history_ids_let_the_user_side_read_its_items(attr_dir, lm_dir
     assert not torch.allclose(moved, plain(_batch().inputs)[:, -1])
     history = [np.array([4, 5]), np.array([6, 7, 8])]
     torch.testing.assert_close(model.user_vectors(history, max_len=6), moved)  # eval and serving read the ids too
+
+
+def test_history_id_dropout_drops_only_in_training(attr_dir, lm_dir, tmp_path):
+    model = build_reolm(reo_config(attr_dir, lm_dir, tmp_path, loss="full_ce", reo_stage=2, reo_history_ids=True,
+                                   reo_history_id_dropout=0.5), SequenceDataset(attr_dir))
+    torch.nn.init.normal_(model.history_ids.weight)
+    batch = {k: torch.from_numpy(v) for k, v in collate(model.pack_users([[4, 5]]), model.specials.pad).items()}
+    ids = model.history_ids(batch["token_items"])  # [1, T, H]
+    plain = model.eval().embed(batch) - ids
+    added = model.train().embed(batch) - plain
+    kept = added.abs() > 1e-4
+    dropped = 1 - kept[batch["token_items"] > 0].float().mean()
+    assert 0.4 < float(dropped) < 0.6  # half of the elements, the rest scaled by 1 / (1 - p)
+    torch.testing.assert_close(added[kept], 2 * ids[kept])
+    model.eval()
+    torch.testing.assert_close(model.embed(batch) - plain, ids)
+    cfg = TrainConfig.from_options(model="reo-lm", reo_stage=2)
+    assert cfg.inapplicable({"reo_history_id_dropout"}) == [
+        "--reo-history-id-dropout applies to --model reo-lm --reo-stage 2 --reo-history-ids, not to --model reo-lm"]
 
 
 @pytest.mark.parametrize("flag", ["reo_item_ids", "reo_history_ids"])
