@@ -207,7 +207,7 @@ class ReoLM(nn.Module):
                 raise ValueError("Reo-LM history_ids are read by the user side of stage 2 (frozen_items)")
             self.history_ids = nn.Embedding(tokens.num_items + 1, self.dim, padding_idx=0)
             nn.init.zeros_(self.history_ids.weight)  # stage 2 starts from the users' text alone
-        self.history_id_dropout = nn.Dropout(history_id_dropout)
+            self.history_id_dropout = nn.Dropout(history_id_dropout)
         self._negatives: torch.Tensor | None = None
         feat_dim = image_dim if image_dim is not None else (None if image_features is None else int(image_features.shape[1]))
         self.has_image = feat_dim is not None
