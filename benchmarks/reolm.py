@@ -77,18 +77,20 @@ OLD = dict(COMMON, item_text="text", item_tokens=16, user_items=0, max_len=8, us
 ATTRIBUTES = dict(OLD, item_text="attributes", attr_tokens=32, item_tokens=0)
 WINDOW = dict(ATTRIBUTES, user_items=9, max_len=9, user_tokens=0)
 S1 = dict(WINDOW, loss="full_ce", schedule="linear", warmup_steps=100)
+S2_WINDOW = dict(S1, reo_stage=2, warm_start="runs/window")
+S2_IDS = dict(S2_WINDOW, epochs=3, reo_item_ids=True)
+S2_BOTH_IDS = dict(S2_IDS, reo_history_ids=True)
 ROWS: dict[str, dict] = {
     "old-recipe": OLD,
     "attributes": ATTRIBUTES,
     "window": WINDOW,
     "s1-catalog": S1,
     "s2-frozen": dict(S1, reo_stage=2, epochs=3, warm_start="runs/s1-catalog"),
-    "s2-window": dict(S1, reo_stage=2, epochs=4, warm_start="runs/window"),
-    "s2-ids": dict(S1, reo_stage=2, epochs=3, warm_start="runs/window", reo_item_ids=True),
-    "s2-both-ids": dict(S1, reo_stage=2, epochs=3, warm_start="runs/window", reo_item_ids=True, reo_history_ids=True),
-    "s2-both-ids-seed7": dict(S1, reo_stage=2, epochs=3, warm_start="runs/window", reo_item_ids=True, reo_history_ids=True, seed=7),
-    "s2-ids-drop": dict(S1, reo_stage=2, epochs=3, warm_start="runs/window", reo_item_ids=True, reo_history_ids=True,
-                        reo_history_id_dropout=0.5),
+    "s2-window": dict(S2_WINDOW, epochs=4),
+    "s2-ids": S2_IDS,
+    "s2-both-ids": S2_BOTH_IDS,
+    "s2-both-ids-seed7": dict(S2_BOTH_IDS, seed=7),
+    "s2-ids-drop": dict(S2_BOTH_IDS, reo_history_id_dropout=0.5),
     "prefix-rows": dict(WINDOW, schedule="linear", warmup_steps=100, prefix_rows=50, valid_per_epoch=2, epochs=2),
     "pretrained": WINDOW,  # with --init: the checkpoint pretrain() writes (main adds it)
 }
